@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Maps shared by both BPF objects. The loader points each at the same pin
+ * path, so when the tracker and the IPv6 blocker are both loaded they use
+ * one `config` and one `stats` map; the blocker alone creates its own.
+ */
+#pragma once
+
+#include "connpid.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CONNPID_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Written by the loader as its last step: a committed ABI version means
+ * everything else is in place; readers check it before trusting pins. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct connpid_meta);
+} meta SEC(".maps");
+
+/* Set by the loader before load: also refuse ::1 when blocking IPv6. */
+const volatile bool block_loopback6 = false;
+
+static __always_inline void stat_inc(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool ip6_is_v4mapped(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
+static __always_inline bool ip6_is_loopback(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == bpf_htonl(1);
+}
+
+/* The one place that decides whether a native IPv6 destination is refused;
+ * the tracker asks it too so refused attempts are never recorded. */
+static __always_inline bool ip6_dst_blocked(const __u32 a[4])
+{
+	__u32 zero = 0, *cfg;
+
+	if (ip6_is_v4mapped(a))
+		return false; /* dual-stack sockets reaching IPv4 */
+	if (ip6_is_loopback(a) && !block_loopback6)
+		return false;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	return cfg && (*cfg & CONNPID_CONFIG_BLOCK_IPV6);
+}

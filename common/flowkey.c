@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+
+#include "flowkey.h"
+#include "macro.h"
+
+int parse_protocol(const char *s, __u8 *ret)
+{
+	if (!strcasecmp(s, "tcp") || streq(s, "6"))
+		*ret = CONNPID_PROTO_TCP;
+	else if (!strcasecmp(s, "udp") || streq(s, "17"))
+		*ret = CONNPID_PROTO_UDP;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int parse_port(const char *s, __u16 *ret)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || !*s || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	if (v < 1 || v > 65535)
+		return -ERANGE;
+	*ret = (__u16)v;
+	return 0;
+}
+
+int parse_ip(const char *s, int *ret_family, __u32 ret_addr[4])
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	memset(ret_addr, 0, 16);
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		*ret_family = AF_INET;
+		ret_addr[0] = a4.s_addr;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			*ret_family = AF_INET;
+			memcpy(&ret_addr[0], &a6.s6_addr[12], 4);
+		} else {
+			*ret_family = AF_INET6;
+			memcpy(ret_addr, &a6, 16);
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int flow_query_parse(const char *dst, const char *sport, const char *dport,
+		     const char *proto, struct flow_query *ret)
+{
+	struct flow_query q = {};
+	int r;
+
+	r = parse_ip(dst, &q.family, q.dst_ip);
+	if (r < 0)
+		return r;
+	r = parse_port(sport, &q.src_port);
+	if (r < 0)
+		return r;
+	r = parse_port(dport, &q.dst_port);
+	if (r < 0)
+		return r;
+	r = parse_protocol(proto ? proto : "tcp", &q.protocol);
+	if (r < 0)
+		return r;
+	*ret = q;
+	return 0;
+}
+
+void flow_query_key_v4(const struct flow_query *q, struct conn_key_v4 *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->dst_ip = q->dst_ip[0];
+	ret->src_port = q->src_port;
+	ret->dst_port = q->dst_port;
+	ret->protocol = q->protocol;
+}
+
+void flow_query_key_v6(const struct flow_query *q, struct conn_key_v6 *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	memcpy(ret->dst_ip, q->dst_ip, sizeof(ret->dst_ip));
+	ret->src_port = q->src_port;
+	ret->dst_port = q->dst_port;
+	ret->protocol = q->protocol;
+}
+
+int flow_query_lookup(const struct flow_query *q, int v4_fd, int v6_fd, __u32 *ret_pid)
+{
+	struct conn_key_v4 k4;
+	struct conn_key_v6 k6;
+	int r;
+
+	if (q->family == AF_INET) {
+		flow_query_key_v4(q, &k4);
+		r = bpf_map_lookup_elem(v4_fd, &k4, ret_pid);
+	} else {
+		flow_query_key_v6(q, &k6);
+		r = bpf_map_lookup_elem(v6_fd, &k6, ret_pid);
+	}
+	if (r == 0)
+		return 1;
+	return errno == ENOENT ? 0 : negative_errno();
+}
+
+const char *protocol_name(__u8 proto)
+{
+	switch (proto) {
+	case CONNPID_PROTO_TCP:
+		return "tcp";
+	case CONNPID_PROTO_UDP:
+		return "udp";
+	default:
+		return "?";
+	}
+}
+
+const char *format_ip(int family, const __u32 addr[4], char *buf, size_t size)
+{
+	if (!inet_ntop(family, addr, buf, size))
+		snprintf(buf, size, "?");
+	return buf;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <linux/types.h>
+
+struct load_opts {
+	const char *pin_dir;
+	const char *cgroup_path;   /* NULL: the cgroup2 mount root */
+	bool tracker;              /* load bpf/connpid.bpf.c */
+	bool blocker;              /* load bpf/ipv6_block.bpf.c */
+	bool ipv6_block;           /* write config[0] = 1 */
+	bool block_loopback6;
+	__u32 v4_entries;
+	__u32 v6_entries;
+	__u32 ringbuf_bytes;
+};
+
+/* Pin directory handling: bpffs checks and the lock that serializes
+ * loaders (xdp-tools' way: flock on the directory itself). */
+int pindir_open_locked(const char *pin_dir, bool create, int *ret_fd, bool *ret_created);
+int pindir_mkdir_sub(const char *pin_dir, const char *sub, bool *ret_created);
+int pindir_remove_all(const char *pin_dir);
+/* Pins present but meta never committed: a loader died midway. */
+int pindir_is_half_loaded(const char *pin_dir, bool *ret);
+
+int loader_load(const struct load_opts *o);
+int loader_unload(const char *pin_dir);
+int loader_status(const char *pin_dir, bool json);
+
+/* Test-only failure injection: CONNPID_TEST_FAIL_AT=<step>. */
+bool test_fail_at(const char *step);
