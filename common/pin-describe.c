@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* What is pinned and attached under a pin dir, as JSON: shared by
+ * `connpid-loader --status` and queryd's `status` op. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/types.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "connpid.h"
+#include "jsonutil.h"
+#include "macro.h"
+#include "pin-describe.h"
+#include "pins.h"
+
+static json_object *describe_map(const char *name, int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), count = 0;
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(name));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+		json_object_object_add(o, "error", json_object_new_string(strerror(errno)));
+		return o;
+	}
+	json_object_object_add(o, "id", json_object_new_int64(info.id));
+	json_object_object_add(o, "type", json_object_new_string(libbpf_bpf_map_type_str(info.type) ?: "?"));
+	json_object_object_add(o, "max_entries", json_object_new_int64(info.max_entries));
+	if ((info.type == BPF_MAP_TYPE_LRU_HASH || info.type == BPF_MAP_TYPE_HASH) &&
+	    connpid_map_count(fd, info.key_size, &count) == 0) {
+		json_object_object_add(o, "entries", json_object_new_int64(count));
+		json_object_object_add(o, "fill_percent",
+				       json_object_new_double(info.max_entries ? 100.0 * count / info.max_entries : 0));
+	}
+	return o;
+}
+
+static json_object *describe_link(const char *name, int fd)
+{
+	struct bpf_link_info info = {};
+	struct bpf_prog_info pinfo = {};
+	__u32 len = sizeof(info), plen = sizeof(pinfo);
+	json_object *o = json_object_new_object();
+	_cleanup_close_ int pfd = -EBADF;
+
+	json_object_object_add(o, "name", json_object_new_string(name));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+		json_object_object_add(o, "error", json_object_new_string(strerror(errno)));
+		return o;
+	}
+	json_object_object_add(o, "id", json_object_new_int64(info.id));
+	json_object_object_add(o, "prog_id", json_object_new_int64(info.prog_id));
+	json_object_object_add(o, "link_type", json_object_new_string(libbpf_bpf_link_type_str(info.type) ?: "?"));
+	if (info.type == BPF_LINK_TYPE_CGROUP) {
+		json_object_object_add(o, "attach_type",
+				       json_object_new_string(libbpf_bpf_attach_type_str(info.cgroup.attach_type) ?: "?"));
+		json_object_object_add(o, "cgroup_id", json_object_new_int64((int64_t)info.cgroup.cgroup_id));
+		/* A detached link keeps its pin but has no cgroup any more. */
+		json_object_object_add(o, "attached", json_object_new_boolean(info.cgroup.cgroup_id != 0));
+	}
+	pfd = bpf_prog_get_fd_by_id(info.prog_id);
+	if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &pinfo, &plen) == 0) {
+		json_object_object_add(o, "prog_name", json_object_new_string(pinfo.name));
+		json_object_object_add(o, "prog_type",
+				       json_object_new_string(libbpf_bpf_prog_type_str(pinfo.type) ?: "?"));
+	}
+	return o;
+}
+
+/* Walk one directory of pins, describing each with fn. */
+static int list_pins(const char *dir, json_object *arr, json_object *(*fn)(const char *, int))
+{
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return errno == ENOENT ? 0 : negative_errno();
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+		_cleanup_close_ int fd = -EBADF;
+
+		if (de->d_type == DT_DIR || de->d_name[0] == '.')
+			continue;
+		if (pin_path(path, sizeof(path), dir, NULL, de->d_name) < 0)
+			continue;
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "name", json_object_new_string(de->d_name));
+			json_object_object_add(o, "error", json_object_new_string(strerror(errno)));
+			json_object_array_add(arr, o);
+			continue;
+		}
+		json_object_array_add(arr, fn(de->d_name, fd));
+	}
+	return 0;
+}
+
+static json_object *describe_prog(const char *name, int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(name));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+		json_object_object_add(o, "id", json_object_new_int64(info.id));
+		json_object_object_add(o, "type", json_object_new_string(libbpf_bpf_prog_type_str(info.type) ?: "?"));
+	}
+	return o;
+}
+
+int pins_describe(const char *pin_dir, json_object **ret)
+{
+	_cleanup_json_ json_object *st = json_object_new_object();
+	json_object *maps = json_object_new_array(), *links = json_object_new_array(),
+		    *progs = json_object_new_array();
+	char sub[PATH_MAX];
+	struct connpid_maps m;
+	char err[512] = "";
+	int r;
+
+	json_object_object_add(st, "pin_dir", json_object_new_string(pin_dir));
+	json_object_object_add(st, "maps", maps);
+	json_object_object_add(st, "links", links);
+	json_object_object_add(st, "programs", progs);
+
+	connpid_maps_init(&m);
+	r = connpid_maps_open(pin_dir, &m, false, err, sizeof(err));
+	json_object_object_add(st, "loaded", json_object_new_boolean(r == 0));
+	if (r == 0) {
+		__u32 zero = 0, cfg = 0;
+
+		json_object_object_add(st, "abi_version", json_object_new_int64(m.meta.abi_version));
+		json_object_object_add(st, "version", json_object_new_string(m.meta.version));
+		if (bpf_map_lookup_elem(m.config_fd, &zero, &cfg) == 0)
+			json_object_object_add(st, "ipv6_block",
+					       json_object_new_boolean(cfg & CONNPID_CONFIG_BLOCK_IPV6));
+		json_object_object_add(st, "blocker_loaded",
+				       json_object_new_boolean(m.meta.flags & CONNPID_META_F_IPV6_BLOCKER));
+	} else {
+		json_object_object_add(st, "problem", json_object_new_string(err));
+	}
+	connpid_maps_close(&m);
+
+	r = list_pins(pin_dir, maps, describe_map);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	(void)pin_path(sub, sizeof(sub), pin_dir, NULL, CONNPID_LINKS_SUBDIR);
+	(void)list_pins(sub, links, describe_link);
+	(void)pin_path(sub, sizeof(sub), pin_dir, NULL, CONNPID_PROGS_SUBDIR);
+	(void)list_pins(sub, progs, describe_prog);
+
+	*ret = TAKE_PTR(st);
+	return 0;
+}

@@ -1,0 +1,628 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* connpidctl: ask connpid-queryd (or, with --direct, the pinned maps). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/types.h>
+#include <bpf/bpf.h>
+
+#include "connpid.h"
+#include "flowkey.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "macro.h"
+#include "pins.h"
+#include "procinfo.h"
+
+#define EXIT_FOUND 0
+#define EXIT_NOT_FOUND 1
+#define EXIT_ERROR 2
+#define DEFAULT_SOCKET "/run/connpid.sock"
+
+struct ctl {
+	const char *socket_path;
+	const char *pin_dir;
+	const char *protocol;
+	bool json;
+	bool direct;
+	long limit;
+	json_object *filter;
+};
+
+static void help(void)
+{
+	printf("Usage: connpidctl [OPTIONS] COMMAND ...\n\n"
+	       "Commands:\n"
+	       "  lookup DST_IP SPORT DPORT   who owns SPORT -> DST_IP:DPORT\n"
+	       "  watch                       new flows as they happen\n"
+	       "  recent                      the newest flows in the daemon's index\n"
+	       "  stats                       counters (events, drops, map fill, clients)\n"
+	       "  status                      pins, attachments, versions\n"
+	       "  ping                        is the daemon there\n"
+	       "  ipv6-block on|off           refuse or allow native IPv6 (root only)\n\n"
+	       "Options:\n"
+	       "  --protocol tcp|udp   for lookup (default tcp)\n"
+	       "  --direct             read the pinned maps, no daemon\n"
+	       "  --json               print JSON (the daemon's answer as is)\n"
+	       "  --limit N            for recent (default 20)\n"
+	       "  --pid N, --comm NAME, --dport N, --dst IP, --proto tcp|udp\n"
+	       "                       filters for watch and recent\n"
+	       "  --socket PATH        daemon socket (default %s)\n"
+	       "  --pin-dir DIR        pin dir for --direct (default %s)\n\n"
+	       "Exit status: 0 found/ok, 1 not found, 2 error.\n",
+	       DEFAULT_SOCKET, CONNPID_DEFAULT_PIN_DIR);
+}
+
+static int connect_daemon(const char *path, int *ret_fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -EBADF;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return negative_errno();
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int send_request(int fd, json_object *req)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(req, JSON_LINE_FLAGS, &len);
+	_cleanup_free_ char *line = malloc(len + 1);
+	size_t off = 0;
+
+	if (!line)
+		return -ENOMEM;
+	memcpy(line, s, len);
+	line[len++] = '\n';
+	while (off < len) {
+		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* One answer line; buffered reader so watch can call it repeatedly. */
+struct line_reader {
+	char buf[128 * 1024];
+	size_t len;
+};
+
+static int read_answer(int fd, struct line_reader *lr, json_object **ret)
+{
+	for (;;) {
+		char *nl = memchr(lr->buf, '\n', lr->len);
+		ssize_t n;
+
+		if (nl) {
+			size_t used = (size_t)(nl + 1 - lr->buf);
+			json_object *o;
+
+			*nl = '\0';
+			o = json_tokener_parse(lr->buf);
+			memmove(lr->buf, lr->buf + used, lr->len - used);
+			lr->len -= used;
+			if (!o)
+				return -EBADMSG;
+			*ret = o;
+			return 0;
+		}
+		if (lr->len == sizeof(lr->buf))
+			return -EMSGSIZE;
+		n = recv(fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		lr->len += n;
+	}
+}
+
+static const char *jget_str(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null))
+		return "-";
+	return json_object_get_string(v);
+}
+
+static bool jget_bool(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
+}
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_LINE_FLAGS));
+}
+
+static int answer_error(json_object *ans)
+{
+	json_object *e, *msg, *code;
+
+	if (jget_bool(ans, "ok"))
+		return 0;
+	if (json_object_object_get_ex(ans, "error", &e) &&
+	    json_object_object_get_ex(e, "message", &msg) && json_object_object_get_ex(e, "code", &code))
+		log_error("%s (%s)", json_object_get_string(msg), json_object_get_string(code));
+	else
+		log_error("The daemon answered with an error");
+	return -EREMOTEIO;
+}
+
+static void print_flow_row_header(void)
+{
+	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %s\n",
+	       "PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "EXE");
+}
+
+static void print_flow_row(json_object *f)
+{
+	char dst[80];
+
+	snprintf(dst, sizeof(dst), "%s", jget_str(f, "dst"));
+	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %s\n", jget_str(f, "pid"), jget_str(f, "comm"),
+	       jget_str(f, "proto"), dst, jget_str(f, "sport"), jget_str(f, "dport"),
+	       jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited"),
+	       jget_str(f, "exe"));
+}
+
+static int lookup_direct(const struct ctl *c, const struct flow_query *q)
+{
+	struct connpid_maps maps;
+	struct procinfo p;
+	char err[512] = "", dst[64];
+	__u32 pid = 0;
+	bool alive;
+	int r;
+
+	connpid_maps_init(&maps);
+	r = connpid_maps_open(c->pin_dir, &maps, false, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		return EXIT_ERROR;
+	}
+	r = flow_query_lookup(q, maps.v4_fd, maps.v6_fd, &pid);
+	connpid_maps_close(&maps);
+	if (r < 0) {
+		log_error_errno(r, "Map lookup failed: %m");
+		return EXIT_ERROR;
+	}
+	format_ip(q->family, q->dst_ip, dst, sizeof(dst));
+	if (r == 0) {
+		if (c->json)
+			printf("{\"ok\":true,\"found\":false}\n");
+		else
+			printf("not found: %s %u -> %s:%u\n", protocol_name(q->protocol), q->src_port, dst, q->dst_port);
+		return EXIT_NOT_FOUND;
+	}
+	alive = procinfo_read((pid_t)pid, &p) == 0;
+	if (c->json) {
+		_cleanup_json_ json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "ok", json_object_new_boolean(true));
+		json_object_object_add(o, "found", json_object_new_boolean(true));
+		json_object_object_add(o, "pid", json_object_new_int64(pid));
+		json_object_object_add(o, "comm", alive ? json_object_new_string(p.comm) : NULL);
+		json_object_object_add(o, "exe", alive && p.exe[0] ? json_object_new_string(p.exe) : NULL);
+		json_object_object_add(o, "alive", json_object_new_boolean(alive));
+		json_object_object_add(o, "seen", json_object_new_string("map"));
+		print_json(o);
+	} else {
+		printf("%-8s %-16s %-8s %s\n", "PID", "COMM", "ALIVE", "EXE");
+		printf("%-8u %-16s %-8s %s\n", pid, alive ? p.comm : "-", alive ? "yes" : "exited",
+		       alive && p.exe[0] ? p.exe : "-");
+	}
+	return EXIT_FOUND;
+}
+
+static int cmd_lookup(const struct ctl *c, char **args, int n)
+{
+	_cleanup_json_ json_object *req = NULL, *ans = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct line_reader *lr = NULL;
+	struct flow_query q;
+	json_object *flow;
+	int r;
+
+	if (n != 3) {
+		log_error("lookup takes DST_IP SPORT DPORT (see --help)");
+		return EXIT_ERROR;
+	}
+	r = flow_query_parse(args[0], args[1], args[2], c->protocol, &q);
+	if (r < 0) {
+		int fam;
+		__u32 a[4];
+		__u16 port;
+		__u8 proto;
+
+		if (parse_ip(args[0], &fam, a) < 0)
+			log_error("Invalid destination IP '%s'", args[0]);
+		else if (parse_port(args[1], &port) < 0)
+			log_error("Invalid source port '%s': expected 1-65535", args[1]);
+		else if (parse_port(args[2], &port) < 0)
+			log_error("Invalid destination port '%s': expected 1-65535", args[2]);
+		else if (parse_protocol(c->protocol, &proto) < 0)
+			log_error("Invalid protocol '%s': expected tcp or udp", c->protocol);
+		return EXIT_ERROR;
+	}
+	if (c->direct)
+		return lookup_direct(c, &q);
+
+	r = connect_daemon(c->socket_path, &fd);
+	if (r < 0) {
+		log_warning_errno(r, "connpid-queryd is not reachable at %s (%m); reading the pinned maps directly",
+				  c->socket_path);
+		return lookup_direct(c, &q);
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "op", json_object_new_string("lookup"));
+	json_object_object_add(req, "proto", json_object_new_string(protocol_name(q.protocol)));
+	json_object_object_add(req, "dst", json_object_new_string(args[0]));
+	json_object_object_add(req, "sport", json_object_new_int(q.src_port));
+	json_object_object_add(req, "dport", json_object_new_int(q.dst_port));
+	lr = calloc(1, sizeof(*lr));
+	if (!lr)
+		return EXIT_ERROR;
+	r = send_request(fd, req);
+	if (r >= 0)
+		r = read_answer(fd, lr, &ans);
+	free(lr);
+	if (r < 0) {
+		log_error_errno(r, "No answer from connpid-queryd: %m");
+		return EXIT_ERROR;
+	}
+	if (c->json)
+		print_json(ans);
+	if (answer_error(ans) < 0)
+		return EXIT_ERROR;
+	if (!jget_bool(ans, "found")) {
+		if (!c->json)
+			printf("not found: %s %s -> %s:%s\n", protocol_name(q.protocol), args[1], args[0], args[2]);
+		return EXIT_NOT_FOUND;
+	}
+	if (!c->json && json_object_object_get_ex(ans, "flow", &flow)) {
+		print_flow_row_header();
+		print_flow_row(flow);
+	}
+	return EXIT_FOUND;
+}
+
+/* Request/answer for ops that print their object. */
+static int simple_op(const struct ctl *c, const char *op, json_object *extra, json_object **ret_ans)
+{
+	_cleanup_json_ json_object *req = json_object_new_object();
+	_cleanup_close_ int fd = -EBADF;
+	struct line_reader *lr;
+	int r;
+
+	json_object_object_add(req, "op", json_object_new_string(op));
+	if (extra) {
+		json_object_object_foreach(extra, k, v)
+			json_object_object_add(req, k, json_object_get(v));
+	}
+	r = connect_daemon(c->socket_path, &fd);
+	if (r < 0)
+		return log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
+	lr = calloc(1, sizeof(*lr));
+	if (!lr)
+		return -ENOMEM;
+	r = send_request(fd, req);
+	if (r >= 0)
+		r = read_answer(fd, lr, ret_ans);
+	free(lr);
+	if (r < 0)
+		return log_error_errno(r, "No answer from connpid-queryd: %m");
+	return 0;
+}
+
+static void print_object_flat(const char *prefix, json_object *o)
+{
+	json_object_object_foreach(o, k, v) {
+		char key[128];
+
+		snprintf(key, sizeof(key), "%s%s", prefix, k);
+		if (json_object_is_type(v, json_type_object)) {
+			char sub[130];
+
+			snprintf(sub, sizeof(sub), "%s.", key);
+			print_object_flat(sub, v);
+		} else if (json_object_is_type(v, json_type_array)) {
+			printf("%-32s %zu items\n", key, json_object_array_length(v));
+		} else {
+			printf("%-32s %s\n", key, v ? json_object_get_string(v) : "-");
+		}
+	}
+}
+
+static int cmd_show(const struct ctl *c, const char *op, const char *member)
+{
+	_cleanup_json_ json_object *ans = NULL;
+	json_object *body;
+
+	if (simple_op(c, op, NULL, &ans) < 0)
+		return EXIT_ERROR;
+	if (c->json)
+		print_json(ans);
+	if (answer_error(ans) < 0)
+		return EXIT_ERROR;
+	if (!c->json) {
+		if (member && json_object_object_get_ex(ans, member, &body))
+			print_object_flat("", body);
+		else
+			print_object_flat("", ans);
+	}
+	return EXIT_FOUND;
+}
+
+static int cmd_recent(const struct ctl *c)
+{
+	_cleanup_json_ json_object *ans = NULL, *extra = json_object_new_object();
+	json_object *flows;
+
+	json_object_object_add(extra, "limit", json_object_new_int64(c->limit));
+	if (c->filter)
+		json_object_object_add(extra, "filter", json_object_get(c->filter));
+	if (simple_op(c, "recent", extra, &ans) < 0)
+		return EXIT_ERROR;
+	if (c->json)
+		print_json(ans);
+	if (answer_error(ans) < 0)
+		return EXIT_ERROR;
+	if (!c->json && json_object_object_get_ex(ans, "flows", &flows)) {
+		print_flow_row_header();
+		for (size_t i = 0; i < json_object_array_length(flows); i++)
+			print_flow_row(json_object_array_get_idx(flows, i));
+	}
+	return EXIT_FOUND;
+}
+
+static int cmd_watch(const struct ctl *c)
+{
+	_cleanup_json_ json_object *req = json_object_new_object();
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ struct line_reader *lr = calloc(1, sizeof(*lr));
+	int r;
+
+	if (!lr)
+		return EXIT_ERROR;
+	json_object_object_add(req, "op", json_object_new_string("watch"));
+	if (c->filter)
+		json_object_object_add(req, "filter", json_object_get(c->filter));
+	r = connect_daemon(c->socket_path, &fd);
+	if (r < 0) {
+		log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
+		return EXIT_ERROR;
+	}
+	r = send_request(fd, req);
+	if (r < 0) {
+		log_error_errno(r, "Cannot send: %m");
+		return EXIT_ERROR;
+	}
+	if (!c->json) {
+		printf("%-8s %-5s %-6s %-28s %-8s %-16s %s\n", "TIME", "PROTO", "SPORT", "DST", "PID", "COMM", "EXE");
+		fflush(stdout);
+	}
+	for (;;) {
+		_cleanup_json_ json_object *o = NULL;
+		json_object *f;
+
+		r = read_answer(fd, lr, &o);
+		if (r < 0) {
+			if (r == -ECONNRESET)
+				return EXIT_FOUND; /* daemon went away: the watch is over */
+			log_error_errno(r, "Watch ended: %m");
+			return EXIT_ERROR;
+		}
+		if (c->json) {
+			print_json(o);
+		} else if (json_object_object_get_ex(o, "flow", &f)) {
+			json_object *ts;
+			char when[16] = "-", dst[96];
+			time_t t;
+			struct tm tm;
+
+			if (json_object_object_get_ex(f, "first_seen", &ts)) {
+				t = (time_t)json_object_get_double(ts);
+				if (localtime_r(&t, &tm))
+					strftime(when, sizeof(when), "%H:%M:%S", &tm);
+			}
+			snprintf(dst, sizeof(dst), "%s:%s", jget_str(f, "dst"), jget_str(f, "dport"));
+			printf("%-8s %-5s %-6s %-28s %-8s %-16s %s\n", when, jget_str(f, "proto"),
+			       jget_str(f, "sport"), dst, jget_str(f, "pid"), jget_str(f, "comm"), jget_str(f, "exe"));
+		} else if (answer_error(o) < 0) {
+			return EXIT_ERROR;
+		}
+		fflush(stdout);
+	}
+}
+
+static int cmd_ipv6_block(const struct ctl *c, char **args, int n)
+{
+	struct connpid_maps maps;
+	char err[512] = "";
+	__u32 zero = 0, val;
+	int r, ret = EXIT_FOUND;
+
+	if (n != 1 || (!streq(args[0], "on") && !streq(args[0], "off"))) {
+		log_error("ipv6-block takes 'on' or 'off'");
+		return EXIT_ERROR;
+	}
+	if (geteuid() != 0) {
+		log_error("ipv6-block changes what this host may connect to: root only");
+		return EXIT_ERROR;
+	}
+	connpid_maps_init(&maps);
+	r = connpid_maps_open(c->pin_dir, &maps, false, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		return EXIT_ERROR;
+	}
+	if (!(maps.meta.flags & CONNPID_META_F_IPV6_BLOCKER))
+		log_warning("The IPv6 blocker is not loaded (--no-ipv6-blocker): the setting has no effect");
+	val = streq(args[0], "on") ? CONNPID_CONFIG_BLOCK_IPV6 : 0;
+	if (bpf_map_update_elem(maps.config_fd, &zero, &val, BPF_ANY) < 0) {
+		log_error_errno(negative_errno(), "Cannot write %s/config: %m", c->pin_dir);
+		ret = EXIT_ERROR;
+	} else {
+		printf("ipv6-block %s\n", args[0]);
+	}
+	connpid_maps_close(&maps);
+	return ret;
+}
+
+static int add_filter(struct ctl *c, const char *key, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (!c->filter)
+		c->filter = json_object_new_object();
+	json_object_object_add(c->filter, key, v);
+	return 0;
+}
+
+static int parse_num_filter(struct ctl *c, const char *key, const char *s, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < 1 || v > max)
+		return log_error_errno(-EINVAL, "Invalid --%s '%s'", key, s);
+	return add_filter(c, key, json_object_new_int64(v));
+}
+
+int main(int argc, char **argv)
+{
+	enum { ARG_PROTOCOL = 0x100, ARG_DIRECT, ARG_JSON, ARG_SOCKET, ARG_PIN_DIR, ARG_LIMIT,
+	       ARG_PID, ARG_COMM, ARG_DPORT, ARG_DST, ARG_PROTO };
+	static const struct option options[] = {
+		{ "protocol", required_argument, NULL, ARG_PROTOCOL },
+		{ "direct", no_argument, NULL, ARG_DIRECT },
+		{ "json", no_argument, NULL, ARG_JSON },
+		{ "socket", required_argument, NULL, ARG_SOCKET },
+		{ "pin-dir", required_argument, NULL, ARG_PIN_DIR },
+		{ "limit", required_argument, NULL, ARG_LIMIT },
+		{ "pid", required_argument, NULL, ARG_PID },
+		{ "comm", required_argument, NULL, ARG_COMM },
+		{ "dport", required_argument, NULL, ARG_DPORT },
+		{ "dst", required_argument, NULL, ARG_DST },
+		{ "proto", required_argument, NULL, ARG_PROTO },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct ctl c = {
+		.socket_path = DEFAULT_SOCKET,
+		.pin_dir = CONNPID_DEFAULT_PIN_DIR,
+		.protocol = "tcp",
+		.limit = 20,
+	};
+	const char *cmd;
+	char *end;
+	int opt, ret = EXIT_ERROR;
+
+	log_set_program("connpidctl");
+	log_setup_libbpf(false);
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (opt) {
+		case ARG_PROTOCOL:
+			c.protocol = optarg;
+			break;
+		case ARG_DIRECT:
+			c.direct = true;
+			break;
+		case ARG_JSON:
+			c.json = true;
+			break;
+		case ARG_SOCKET:
+			c.socket_path = optarg;
+			break;
+		case ARG_PIN_DIR:
+			c.pin_dir = optarg;
+			break;
+		case ARG_LIMIT:
+			errno = 0;
+			c.limit = strtol(optarg, &end, 10);
+			if (errno || *end || c.limit < 1 || c.limit > 10000) {
+				log_error("Invalid --limit '%s': expected 1-10000", optarg);
+				goto out;
+			}
+			break;
+		case ARG_PID:
+			if (parse_num_filter(&c, "pid", optarg, 1L << 30) < 0)
+				goto out;
+			break;
+		case ARG_DPORT:
+			if (parse_num_filter(&c, "dport", optarg, 65535) < 0)
+				goto out;
+			break;
+		case ARG_COMM:
+			add_filter(&c, "comm", json_object_new_string(optarg));
+			break;
+		case ARG_DST:
+			add_filter(&c, "dst", json_object_new_string(optarg));
+			break;
+		case ARG_PROTO:
+			add_filter(&c, "proto", json_object_new_string(optarg));
+			break;
+		case 'h':
+			help();
+			ret = EXIT_FOUND;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		log_error("Missing command (see --help)");
+		goto out;
+	}
+	cmd = argv[optind];
+	if (streq(cmd, "lookup"))
+		ret = cmd_lookup(&c, argv + optind + 1, argc - optind - 1);
+	else if (optind + 1 < argc && !streq(cmd, "ipv6-block")) {
+		log_error("'%s' takes no arguments", cmd);
+	} else if (streq(cmd, "watch"))
+		ret = cmd_watch(&c);
+	else if (streq(cmd, "recent"))
+		ret = cmd_recent(&c);
+	else if (streq(cmd, "stats"))
+		ret = cmd_show(&c, "stats", "stats");
+	else if (streq(cmd, "status"))
+		ret = cmd_show(&c, "status", "status");
+	else if (streq(cmd, "ping"))
+		ret = cmd_show(&c, "ping", NULL);
+	else if (streq(cmd, "ipv6-block"))
+		ret = cmd_ipv6_block(&c, argv + optind + 1, argc - optind - 1);
+	else
+		log_error("Unknown command '%s' (see --help)", cmd);
+out:
+	json_object_put(c.filter);
+	return ret;
+}

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "flow-index.h"
+#include "macro.h"
+#include "procinfo.h"
+
+struct flow_index {
+	struct flow **buckets;
+	size_t n_buckets;   /* power of two */
+	size_t n;
+	size_t max;
+	struct flow *newest, *oldest;
+	struct proc_cache *procs;
+	__u64 evictions;
+};
+
+int flow_index_new(size_t max_flows, struct proc_cache *procs, struct flow_index **ret)
+{
+	struct flow_index *x;
+
+	if (max_flows < 1)
+		return -EINVAL;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->n_buckets = 1024;
+	while (x->n_buckets < max_flows)
+		x->n_buckets <<= 1;
+	x->buckets = calloc(x->n_buckets, sizeof(*x->buckets));
+	if (!x->buckets) {
+		free(x);
+		return -ENOMEM;
+	}
+	x->max = max_flows;
+	x->procs = procs;
+	*ret = x;
+	return 0;
+}
+
+struct flow_index *flow_index_free(struct flow_index *x)
+{
+	if (!x)
+		return NULL;
+	for (struct flow *f = x->newest, *next; f; f = next) {
+		next = f->older;
+		proc_entry_unref(x->procs, f->proc);
+		free(f);
+	}
+	free(x->buckets);
+	free(x);
+	return NULL;
+}
+
+void flow_key_from_event(const struct connpid_event *e, struct flow_key *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->family = e->family;
+	ret->protocol = e->protocol;
+	ret->src_port = e->src_port;
+	ret->dst_port = e->dst_port;
+	if (e->family == AF_INET)
+		ret->dst_ip[0] = e->dst_ip[0];
+	else
+		memcpy(ret->dst_ip, e->dst_ip, sizeof(ret->dst_ip));
+}
+
+static size_t hash_key(const struct flow_key *k, size_t n_buckets)
+{
+	/* FNV-1a over the packed key: cheap and good enough for ports+IPs. */
+	const unsigned char *p = (const unsigned char *)k;
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < sizeof(*k); i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return (size_t)(h ^ (h >> 29)) & (n_buckets - 1);
+}
+
+static struct flow **slot_of(struct flow_index *x, const struct flow_key *k)
+{
+	struct flow **pp = &x->buckets[hash_key(k, x->n_buckets)];
+
+	while (*pp && memcmp(&(*pp)->key, k, sizeof(*k)) != 0)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void list_unlink(struct flow_index *x, struct flow *f)
+{
+	if (f->newer)
+		f->newer->older = f->older;
+	else
+		x->newest = f->older;
+	if (f->older)
+		f->older->newer = f->newer;
+	else
+		x->oldest = f->newer;
+	f->newer = f->older = NULL;
+}
+
+static void list_push_newest(struct flow_index *x, struct flow *f)
+{
+	f->older = x->newest;
+	f->newer = NULL;
+	if (x->newest)
+		x->newest->newer = f;
+	x->newest = f;
+	if (!x->oldest)
+		x->oldest = f;
+}
+
+static void evict_oldest(struct flow_index *x)
+{
+	struct flow *f = x->oldest, **pp;
+
+	if (!f)
+		return;
+	pp = slot_of(x, &f->key);
+	if (*pp == f)
+		*pp = f->hnext;
+	list_unlink(x, f);
+	proc_entry_unref(x->procs, f->proc);
+	free(f);
+	x->n--;
+	x->evictions++;
+}
+
+struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e, double now)
+{
+	struct flow_key k;
+	struct flow **pp, *f;
+	struct proc_entry *proc;
+
+	flow_key_from_event(e, &k);
+	proc = proc_cache_get(x->procs, (pid_t)e->pid, boottime_ns_to_ticks(e->start_boottime_ns));
+	pp = slot_of(x, &k);
+	f = *pp;
+	if (f) {
+		/* Same key, maybe a new owner: the newest event wins. */
+		proc_entry_unref(x->procs, f->proc);
+		list_unlink(x, f);
+		if (f->ev.pid != e->pid || f->ev.socket_cookie != e->socket_cookie)
+			f->first_seen = now;
+	} else {
+		if (x->n >= x->max) {
+			evict_oldest(x);
+			pp = slot_of(x, &k);
+		}
+		f = calloc(1, sizeof(*f));
+		if (!f) {
+			proc_entry_unref(x->procs, proc);
+			return NULL;
+		}
+		f->key = k;
+		f->first_seen = now;
+		*pp = f;
+		x->n++;
+	}
+	f->ev = *e;
+	f->proc = proc;
+	f->last_seen = now;
+	list_push_newest(x, f);
+	return f;
+}
+
+struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k)
+{
+	return *slot_of(x, k);
+}
+
+struct flow *flow_index_newest(struct flow_index *x)
+{
+	return x->newest;
+}
+
+size_t flow_index_size(const struct flow_index *x)
+{
+	return x->n;
+}
+
+size_t flow_index_capacity(const struct flow_index *x)
+{
+	return x->max;
+}
+
+__u64 flow_index_evictions(const struct flow_index *x)
+{
+	return x->evictions;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The in-memory flow index: what the ring buffer told us, keyed exactly
+ * like the pinned maps, bounded, least recently seen evicted first. The
+ * newest-first list doubles as the `recent` view.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "connpid.h"
+#include "proc-cache.h"
+
+struct flow_key {
+	__u32 dst_ip[4];  /* network order; v4 in [0] */
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 family;      /* AF_INET / AF_INET6 */
+	__u8 protocol;
+	__u8 pad[2];
+};
+
+struct flow {
+	struct flow_key key;
+	struct flow *hnext;
+	struct flow *newer, *older;  /* recency list */
+	struct connpid_event ev;     /* what the kernel said, copied out */
+	struct proc_entry *proc;     /* shared; may be unenriched */
+	double first_seen;           /* unix time */
+	double last_seen;
+};
+
+struct flow_index;
+
+int flow_index_new(size_t max_flows, struct proc_cache *procs, struct flow_index **ret);
+struct flow_index *flow_index_free(struct flow_index *x);
+
+void flow_key_from_event(const struct connpid_event *e, struct flow_key *ret);
+
+/* Insert or refresh from an event; evicts the oldest when full. */
+struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e, double now);
+struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k);
+
+/* Newest first; NULL at the end. */
+struct flow *flow_index_newest(struct flow_index *x);
+static inline struct flow *flow_older(const struct flow *f)
+{
+	return f->older;
+}
+
+size_t flow_index_size(const struct flow_index *x);
+size_t flow_index_capacity(const struct flow_index *x);
+__u64 flow_index_evictions(const struct flow_index *x);

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "flow-json.h"
+#include "macro.h"
+#include "manager.h"
+#include "procinfo.h"
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static void add_int(json_object *o, const char *k, int64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+static json_object *cmdline_array(const char *cmd, size_t len)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; cmd && i < len;) {
+		size_t n = strnlen(cmd + i, len - i);
+
+		json_object_array_add(a, json_object_new_string_len(cmd + i, (int)n));
+		i += n + 1;
+	}
+	return a;
+}
+
+static void add_user(json_object *o, uid_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		add_str(o, "user", res->pw_name);
+	else
+		json_object_object_add(o, "user", NULL);
+}
+
+/* Alive means the pid still runs the process we captured: same start time. */
+static void add_liveness(json_object *o, pid_t pid, __u64 start_ticks)
+{
+	__u64 now_ticks = 0;
+	int r = procinfo_start_ticks(pid, &now_ticks);
+	bool alive = r == 0 && now_ticks == start_ticks;
+
+	json_object_object_add(o, "alive", json_object_new_boolean(alive));
+	json_object_object_add(o, "pid_reused", json_object_new_boolean(r == 0 && !alive));
+}
+
+json_object *flow_to_json(struct manager *m, const struct flow *f)
+{
+	const struct connpid_event *e = &f->ev;
+	json_object *o = json_object_new_object();
+	char src[64], dst[64];
+	__u64 start = boottime_ns_to_ticks(e->start_boottime_ns);
+
+	add_str(o, "proto", protocol_name(e->protocol));
+	add_str(o, "family", e->family == AF_INET ? "ipv4" : "ipv6");
+	add_str(o, "src", format_ip(e->family, e->src_ip, src, sizeof(src)));
+	add_int(o, "sport", e->src_port);
+	add_str(o, "dst", format_ip(e->family, e->dst_ip, dst, sizeof(dst)));
+	add_int(o, "dport", e->dst_port);
+	add_int(o, "pid", e->pid);
+	add_int(o, "tid", e->tid);
+	add_int(o, "uid", e->uid);
+	add_int(o, "gid", e->gid);
+	add_user(o, e->uid);
+	json_object_object_add(o, "comm", json_object_new_string_len(e->comm, (int)strnlen(e->comm, sizeof(e->comm))));
+	add_str(o, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
+	json_object_object_add(o, "cmdline", cmdline_array(f->proc ? f->proc->cmdline : NULL,
+							   f->proc ? f->proc->cmdline_len : 0));
+	if (f->proc && f->proc->enriched)
+		add_int(o, "ppid", f->proc->ppid);
+	add_int(o, "cgroup_id", (int64_t)e->cgroup_id);
+	add_int(o, "netns", (int64_t)e->netns_ino);
+	add_int(o, "socket_cookie", (int64_t)e->socket_cookie);
+	add_int(o, "start_time", (int64_t)start);
+	json_object_object_add(o, "first_seen", json_object_new_double(f->first_seen));
+	json_object_object_add(o, "last_seen", json_object_new_double(f->last_seen));
+	add_liveness(o, (pid_t)e->pid, start);
+	if (e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
+		add_int(o, "previous_pid", e->prev_pid);
+	add_str(o, "seen", "event");
+	return o;
+}
+
+json_object *map_hit_to_json(const struct flow_query *q, __u32 pid)
+{
+	json_object *o = json_object_new_object();
+	struct procinfo p;
+	char dst[64];
+
+	add_str(o, "proto", protocol_name(q->protocol));
+	add_str(o, "family", q->family == AF_INET ? "ipv4" : "ipv6");
+	add_int(o, "sport", q->src_port);
+	add_str(o, "dst", format_ip(q->family, q->dst_ip, dst, sizeof(dst)));
+	add_int(o, "dport", q->dst_port);
+	add_int(o, "pid", pid);
+	/* No event tells us which process it was: what /proc says now is all
+	 * we know, and we cannot tell a reused pid. */
+	if (procinfo_read((pid_t)pid, &p) == 0) {
+		add_str(o, "comm", p.comm);
+		add_str(o, "exe", p.exe[0] ? p.exe : NULL);
+		json_object_object_add(o, "cmdline", cmdline_array(p.cmdline, p.cmdline_len));
+		add_int(o, "uid", p.uid);
+		add_user(o, p.uid);
+		add_int(o, "ppid", p.ppid);
+		add_int(o, "start_time", (int64_t)p.start_ticks);
+		json_object_object_add(o, "alive", json_object_new_boolean(true));
+	} else {
+		json_object_object_add(o, "alive", json_object_new_boolean(false));
+	}
+	add_str(o, "seen", "map");
+	return o;
+}
+
+bool watch_filter_match(const struct watch_filter *w, const struct flow *f)
+{
+	const struct connpid_event *e = &f->ev;
+
+	if (w->has_pid && e->pid != w->pid)
+		return false;
+	if (w->has_comm && strncmp(e->comm, w->comm, sizeof(e->comm)) != 0)
+		return false;
+	if (w->has_proto && e->protocol != w->proto)
+		return false;
+	if (w->has_dport && e->dst_port != w->dport)
+		return false;
+	if (w->has_dst && (f->key.family != w->dst_family ||
+			   memcmp(f->key.dst_ip, w->dst, w->dst_family == AF_INET ? 4 : 16) != 0))
+		return false;
+	return true;
+}
+
+int watch_filter_parse(json_object *o, struct watch_filter *ret, char *err, size_t errlen)
+{
+	struct watch_filter w = {};
+
+	if (!o) {
+		*ret = w;
+		return 0;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "\"filter\" must be an object");
+		return -EINVAL;
+	}
+	json_object_object_foreach(o, key, val) {
+		if (streq(key, "pid")) {
+			if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
+			    json_object_get_int64(val) > UINT32_MAX)
+				goto bad;
+			w.has_pid = true;
+			w.pid = (__u32)json_object_get_int64(val);
+		} else if (streq(key, "comm")) {
+			if (!json_object_is_type(val, json_type_string))
+				goto bad;
+			w.has_comm = true;
+			snprintf(w.comm, sizeof(w.comm), "%s", json_object_get_string(val));
+		} else if (streq(key, "proto")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    parse_protocol(json_object_get_string(val), &w.proto) < 0)
+				goto bad;
+			w.has_proto = true;
+		} else if (streq(key, "dst")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    parse_ip(json_object_get_string(val), &w.dst_family, w.dst) < 0)
+				goto bad;
+			w.has_dst = true;
+		} else if (streq(key, "dport")) {
+			if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 1 ||
+			    json_object_get_int64(val) > 65535)
+				goto bad;
+			w.has_dport = true;
+			w.dport = (__u16)json_object_get_int64(val);
+		} else {
+			snprintf(err, errlen, "unknown filter \"%s\" (pid, comm, proto, dst, dport)", key);
+			return -EINVAL;
+		}
+		continue;
+bad:
+		snprintf(err, errlen, "invalid value for filter \"%s\"", key);
+		return -EINVAL;
+	}
+	*ret = w;
+	return 0;
+}

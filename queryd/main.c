@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* connpid-queryd: drain, enrich, index and answer; never detaches. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+#define DEFAULT_SOCKET "/run/connpid.sock"
+#define DEFAULT_MAX_FLOWS 131072
+
+enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
+       ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION };
+
+static void help(void)
+{
+	printf("Usage: connpid-queryd [OPTIONS]\n\n"
+	       "Drain connpid's ring buffer, keep an index of flows with their processes,\n"
+	       "and answer JSON-lines queries on a Unix socket (see connpid(7)).\n\n"
+	       "  --pin-dir DIR       pins made by connpid-loader (default %s)\n"
+	       "  --socket PATH       socket to bind when not socket-activated (default %s)\n"
+	       "  --max-flows N       flows kept in the index (default %d)\n"
+	       "  --max-clients N     concurrent clients (default 1024)\n"
+	       "  --no-tcp            do not report TCP flows\n"
+	       "  --no-dns            no DNS attribution (accepted; none in this version)\n"
+	       "  --no-docker         no Docker enrichment (accepted; none in this version)\n"
+	       "  --db PATH           history database (accepted; no storage in this version)\n"
+	       "  --no-store          run without a history database\n"
+	       "  -v, --verbose       debug logging\n"
+	       "  -h, --help          this text\n",
+	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "pin-dir", required_argument, NULL, ARG_PIN_DIR },
+		{ "socket", required_argument, NULL, ARG_SOCKET },
+		{ "no-tcp", no_argument, NULL, ARG_NO_TCP },
+		{ "no-dns", no_argument, NULL, ARG_NO_DNS },
+		{ "no-docker", no_argument, NULL, ARG_NO_DOCKER },
+		{ "db", required_argument, NULL, ARG_DB },
+		{ "no-store", no_argument, NULL, ARG_NO_STORE },
+		{ "max-flows", required_argument, NULL, ARG_MAX_FLOWS },
+		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct manager_config cfg = {
+		.pin_dir = CONNPID_DEFAULT_PIN_DIR,
+		.socket_path = DEFAULT_SOCKET,
+		.max_flows = DEFAULT_MAX_FLOWS,
+		.max_clients = 1024,
+	};
+	struct manager *m = NULL;
+	bool verbose = false;
+	char *end;
+	int c, r;
+
+	log_set_program("connpid-queryd");
+	/* Under systemd stderr is the journal: give it levels, not a name. */
+	if (getenv("JOURNAL_STREAM")) {
+		log_set_program(NULL);
+		log_set_prefix_levels(true);
+	}
+	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
+		switch (c) {
+		case ARG_PIN_DIR:
+			cfg.pin_dir = optarg;
+			break;
+		case ARG_SOCKET:
+			cfg.socket_path = optarg;
+			break;
+		case ARG_NO_TCP:
+			cfg.no_tcp = true;
+			break;
+		case ARG_NO_DNS:
+		case ARG_NO_DOCKER:
+		case ARG_DB:
+		case ARG_NO_STORE:
+			break;
+		case ARG_MAX_FLOWS:
+		case ARG_MAX_CLIENTS: {
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || v < 1 || v > (1UL << 24)) {
+				log_error("Invalid %s '%s'", c == ARG_MAX_FLOWS ? "--max-flows" : "--max-clients", optarg);
+				return EXIT_FAILURE;
+			}
+			if (c == ARG_MAX_FLOWS)
+				cfg.max_flows = v;
+			else
+				cfg.max_clients = v;
+			break;
+		}
+		case 'v':
+			verbose = true;
+			break;
+		case ARG_VERSION:
+			printf("connpid-queryd %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
+			return EXIT_SUCCESS;
+		case 'h':
+			help();
+			return EXIT_SUCCESS;
+		default:
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		log_error("Unexpected argument '%s' (see --help)", argv[optind]);
+		return EXIT_FAILURE;
+	}
+	log_setup_libbpf(verbose);
+
+	r = manager_new(&cfg, &m);
+	if (r < 0) {
+		log_error_errno(r, "Cannot set up: %m");
+		return EXIT_FAILURE;
+	}
+	r = manager_startup(m);
+	if (r >= 0)
+		r = manager_run(m);
+	manager_free(m);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+#define STATUS_USEC (5 * 1000 * 1000ULL)
+
+int manager_watch_pins(struct manager *m);
+
+double now_realtime(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int manager_new(const struct manager_config *cfg, struct manager **ret)
+{
+	struct manager *m;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->cfg = *cfg;
+	m->listen_fd = -EBADF;
+	connpid_maps_init(&m->maps);
+	r = proc_cache_new(&m->procs);
+	if (r < 0)
+		goto fail;
+	r = flow_index_new(cfg->max_flows, m->procs, &m->flows);
+	if (r < 0)
+		goto fail;
+	r = sd_event_default(&m->event);
+	if (r < 0)
+		goto fail;
+	*ret = m;
+	return 0;
+fail:
+	manager_free(m);
+	return r;
+}
+
+struct manager *manager_free(struct manager *m)
+{
+	if (!m)
+		return NULL;
+	manager_close_clients(m);
+	m->listen_io = sd_event_source_disable_unref(m->listen_io);
+	m->pins_timer = sd_event_source_disable_unref(m->pins_timer);
+	m->status_timer = sd_event_source_disable_unref(m->status_timer);
+	manager_close_pins(m);
+	/* An activated socket belongs to systemd; our own one we remove. */
+	if (m->listen_fd >= 0 && !m->listen_fd_activated && m->cfg.socket_path)
+		(void)unlink(m->cfg.socket_path);
+	m->listen_fd = safe_close(m->listen_fd);
+	flow_index_free(m->flows);
+	proc_cache_free(m->procs);
+	sd_event_unref(m->event);
+	free(m);
+	return NULL;
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+
+	(void)sd_notifyf(false, "STATUS=%s: %llu events, %zu flows indexed, %zu clients, %llu lookups",
+			 m->maps_open ? "Serving" : "Waiting for pins",
+			 (unsigned long long)m->events_received, flow_index_size(m->flows),
+			 m->n_clients, (unsigned long long)m->lookups);
+	return sd_event_source_set_time(s, usec + STATUS_USEC);
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct manager *m = userdata;
+
+	(void)sd_notify(false, "STOPPING=1");
+	log_info("Stopping on signal %u", si->ssi_signo);
+	return sd_event_exit(m->event, 0);
+}
+
+int manager_startup(struct manager *m)
+{
+	sigset_t mask;
+	int r;
+
+	m->started_at = now_realtime();
+	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono_us);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(negative_errno(), "sigprocmask(): %m");
+	signal(SIGPIPE, SIG_IGN);
+	r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
+	if (r < 0)
+		return log_error_errno(r, "Cannot watch signals: %m");
+	/* Sends WATCHDOG=1 at half of WATCHDOG_USEC when the unit asks for it. */
+	r = sd_event_set_watchdog(m->event, true);
+	if (r < 0)
+		return log_error_errno(r, "Cannot enable the watchdog: %m");
+
+	r = manager_listen(m);
+	if (r < 0)
+		return r;
+	/* Not loaded yet is not fatal: we keep serving and say why. */
+	(void)manager_open_pins(m);
+	r = manager_watch_pins(m);
+	if (r < 0)
+		return r;
+	r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0,
+				       on_status_timer, m);
+	if (r < 0)
+		return log_error_errno(r, "Cannot add status timer: %m");
+	r = sd_event_source_set_enabled(m->status_timer, SD_EVENT_ON);
+	if (r < 0)
+		return log_error_errno(r, "Cannot enable status timer: %m");
+	(void)sd_notify(false, "READY=1");
+	return 0;
+}
+
+int manager_run(struct manager *m)
+{
+	int r = sd_event_loop(m->event);
+
+	if (r < 0)
+		return log_error_errno(r, "Event loop failed: %m");
+	return 0;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The daemon's context: the only long-lived state connpid-queryd has. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include <systemd/sd-event.h>
+
+#include "flow-index.h"
+#include "pins.h"
+#include "proc-cache.h"
+
+struct client;
+struct ring_buffer;
+
+struct manager_config {
+	const char *pin_dir;
+	const char *socket_path;
+	size_t max_flows;
+	bool no_tcp;      /* do not report TCP flows (Lanthorn's flag) */
+	size_t max_clients;
+};
+
+struct manager {
+	struct manager_config cfg;
+	sd_event *event;
+
+	/* Pins: reopened when the loader replaces them. */
+	struct connpid_maps maps;
+	bool maps_open;
+	__u32 meta_map_id;
+	char maps_problem[512];
+	struct ring_buffer *rb;
+	sd_event_source *rb_io;
+	sd_event_source *rb_timer;
+	sd_event_source *pins_timer;
+	sd_event_source *status_timer;
+
+	struct proc_cache *procs;
+	struct flow_index *flows;
+
+	int listen_fd;
+	bool listen_fd_activated;
+	sd_event_source *listen_io;
+	struct client *clients;
+	size_t n_clients;
+	size_t n_watchers;
+
+	/* counters for `stats` */
+	__u64 events_received;
+	__u64 lookups;
+	__u64 lookups_found;
+	__u64 requests;
+	__u64 request_errors;
+	__u64 clients_total;
+	__u64 clients_dropped_slow;
+	__u64 watch_events_dropped;
+	double started_at;
+	uint64_t started_mono_us;
+};
+
+int manager_new(const struct manager_config *cfg, struct manager **ret);
+struct manager *manager_free(struct manager *m);
+int manager_startup(struct manager *m);
+int manager_run(struct manager *m);
+
+double now_realtime(void);
+
+/* pins.c in queryd: open pins, watch for the loader replacing them */
+int manager_open_pins(struct manager *m);
+void manager_close_pins(struct manager *m);
+
+/* ringbuf.c */
+int manager_ringbuf_attach(struct manager *m);
+void manager_ringbuf_detach(struct manager *m);
+/* Drain what is waiting now; used before answering a map hit the index
+ * has not seen yet. */
+int manager_ringbuf_drain(struct manager *m);
+
+/* server.c */
+int manager_listen(struct manager *m);
+void manager_broadcast_flow(struct manager *m, const struct flow *f);
+void manager_close_clients(struct manager *m);

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Opening the loader's pins, and noticing when they change: queryd may
+ * start before the loader, and a reload replaces every map. Checked once a
+ * second against the id of the pinned meta map.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+#define PINS_CHECK_USEC (1000 * 1000ULL)
+
+static int pinned_meta_id(const char *pin_dir, __u32 *ret)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	_cleanup_close_ int fd = -EBADF;
+	char path[PATH_MAX];
+	int r;
+
+	r = pin_path(path, sizeof(path), pin_dir, NULL, "meta");
+	if (r < 0)
+		return r;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return negative_errno();
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return negative_errno();
+	*ret = info.id;
+	return 0;
+}
+
+void manager_close_pins(struct manager *m)
+{
+	manager_ringbuf_detach(m);
+	connpid_maps_close(&m->maps);
+	m->maps_open = false;
+	m->meta_map_id = 0;
+}
+
+int manager_open_pins(struct manager *m)
+{
+	char err[512] = "";
+	__u32 id = 0;
+	int r;
+
+	connpid_maps_init(&m->maps);
+	r = connpid_maps_open(m->cfg.pin_dir, &m->maps, true, err, sizeof(err));
+	if (r < 0) {
+		/* Said once per change of reason, not once a second. */
+		if (strcmp(err, m->maps_problem) != 0)
+			log_warning("Pins not usable yet: %s", err);
+		snprintf(m->maps_problem, sizeof(m->maps_problem), "%s", err);
+		return r;
+	}
+	r = pinned_meta_id(m->cfg.pin_dir, &id);
+	if (r < 0) {
+		connpid_maps_close(&m->maps);
+		return r;
+	}
+	r = manager_ringbuf_attach(m);
+	if (r < 0) {
+		connpid_maps_close(&m->maps);
+		snprintf(m->maps_problem, sizeof(m->maps_problem),
+			 "cannot consume the events ring buffer: %s", strerror(-r));
+		return log_error_errno(r, "Cannot consume %s/events: %m", m->cfg.pin_dir);
+	}
+	m->maps_open = true;
+	m->meta_map_id = id;
+	m->maps_problem[0] = '\0';
+	log_info("Using pins in %s (ABI %u, loader %s)", m->cfg.pin_dir,
+		 m->maps.meta.abi_version, m->maps.meta.version);
+	return 0;
+}
+
+static int on_pins_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+	__u32 id = 0;
+	int r;
+
+	r = pinned_meta_id(m->cfg.pin_dir, &id);
+	if (m->maps_open && (r < 0 || id != m->meta_map_id)) {
+		log_warning("Pins in %s were %s; reopening", m->cfg.pin_dir,
+			    r < 0 ? "removed" : "replaced by a new load");
+		/* What is still waiting in the old ring belongs to flows we want. */
+		(void)manager_ringbuf_drain(m);
+		manager_close_pins(m);
+		snprintf(m->maps_problem, sizeof(m->maps_problem),
+			 "connpid is not loaded in %s", m->cfg.pin_dir);
+	}
+	if (!m->maps_open)
+		(void)manager_open_pins(m);
+	return sd_event_source_set_time(s, usec + PINS_CHECK_USEC);
+}
+
+int manager_watch_pins(struct manager *m);
+int manager_watch_pins(struct manager *m)
+{
+	int r;
+
+	r = sd_event_add_time_relative(m->event, &m->pins_timer, CLOCK_MONOTONIC,
+				       PINS_CHECK_USEC, 100 * 1000, on_pins_timer, m);
+	if (r < 0)
+		return log_error_errno(r, "Cannot add pins timer: %m");
+	return sd_event_source_set_enabled(m->pins_timer, SD_EVENT_ON);
+}

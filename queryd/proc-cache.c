@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "proc-cache.h"
+#include "procinfo.h"
+
+#define PROC_BUCKETS 4096
+
+struct proc_cache {
+	struct proc_entry *buckets[PROC_BUCKETS];
+	size_t n;
+	__u64 reads;
+};
+
+int proc_cache_new(struct proc_cache **ret)
+{
+	struct proc_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	*ret = c;
+	return 0;
+}
+
+static void entry_free(struct proc_entry *e)
+{
+	free(e->exe);
+	free(e->cmdline);
+	free(e);
+}
+
+struct proc_cache *proc_cache_free(struct proc_cache *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < PROC_BUCKETS; i++)
+		for (struct proc_entry *e = c->buckets[i], *next; e; e = next) {
+			next = e->hnext;
+			entry_free(e);
+		}
+	free(c);
+	return NULL;
+}
+
+static size_t bucket_of(pid_t pid, __u64 start)
+{
+	__u64 h = ((__u64)pid * 0x9E3779B97F4A7C15ULL) ^ (start * 0xC2B2AE3D27D4EB4FULL);
+
+	return (size_t)(h >> 32) % PROC_BUCKETS;
+}
+
+static void enrich(struct proc_cache *c, struct proc_entry *e)
+{
+	struct procinfo p;
+
+	c->reads++;
+	if (procinfo_read(e->pid, &p) < 0)
+		return; /* exited before we looked: the event's comm is all we have */
+	if (p.start_ticks != e->start_ticks)
+		return; /* pid already reused: this is another process */
+	e->ppid = p.ppid;
+	if (p.exe[0])
+		e->exe = strdup(p.exe);
+	if (p.cmdline_len) {
+		e->cmdline = malloc(p.cmdline_len + 1);
+		if (e->cmdline) {
+			memcpy(e->cmdline, p.cmdline, p.cmdline_len);
+			e->cmdline[p.cmdline_len] = '\0';
+			e->cmdline_len = p.cmdline_len;
+		}
+	}
+	e->enriched = true;
+}
+
+struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_ticks)
+{
+	size_t b = bucket_of(pid, start_ticks);
+	struct proc_entry *e;
+
+	for (e = c->buckets[b]; e; e = e->hnext)
+		if (e->pid == pid && e->start_ticks == start_ticks) {
+			e->refs++;
+			return e;
+		}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->pid = pid;
+	e->start_ticks = start_ticks;
+	e->refs = 1;
+	enrich(c, e);
+	e->hnext = c->buckets[b];
+	c->buckets[b] = e;
+	c->n++;
+	return e;
+}
+
+void proc_entry_unref(struct proc_cache *c, struct proc_entry *e)
+{
+	struct proc_entry **pp;
+
+	if (!e || --e->refs > 0)
+		return;
+	for (pp = &c->buckets[bucket_of(e->pid, e->start_ticks)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == e) {
+			*pp = e->hnext;
+			break;
+		}
+	c->n--;
+	entry_free(e);
+}
+
+size_t proc_cache_size(const struct proc_cache *c)
+{
+	return c->n;
+}
+
+__u64 proc_cache_reads(const struct proc_cache *c)
+{
+	return c->reads;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Processes behind live flows, read from /proc once per process (pid +
+ * start time) and shared by every flow of that process. Entries live as
+ * long as a flow holds them, so exe and cmdline outlive the process.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+struct proc_entry {
+	struct proc_entry *hnext;
+	unsigned refs;
+	pid_t pid;
+	pid_t ppid;
+	__u64 start_ticks;
+	bool enriched;        /* /proc was read while it lived */
+	char *exe;            /* NULL when unknown */
+	char *cmdline;        /* NUL-separated args */
+	size_t cmdline_len;
+};
+
+struct proc_cache;
+
+int proc_cache_new(struct proc_cache **ret);
+struct proc_cache *proc_cache_free(struct proc_cache *c);
+
+/* A reference to the entry for (pid, start); reads /proc on first sight.
+ * Never fails for lack of /proc data: the entry is then not enriched. */
+struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_ticks);
+void proc_entry_unref(struct proc_cache *c, struct proc_entry *e);
+size_t proc_cache_size(const struct proc_cache *c);
+/* /proc reads done since start (each a new process). */
+__u64 proc_cache_reads(const struct proc_cache *c);

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Requests on the query socket (grammar in man/connpid.7). Every request
+ * gets exactly one answer line, in order; an error answers that request
+ * only and never closes the connection (a line over 64 KiB aside).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include "client.h"
+#include "flow-json.h"
+#include "flowkey.h"
+#include "jsonutil.h"
+#include "macro.h"
+#include "manager.h"
+#include "pin-describe.h"
+
+#define RECENT_DEFAULT 50
+#define RECENT_MAX 10000
+
+json_object *protocol_error(const char *code, const char *fmt, ...)
+{
+	json_object *o = json_object_new_object(), *e = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "ok", json_object_new_boolean(false));
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	return o;
+}
+
+static json_object *ok_answer(void)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	return o;
+}
+
+/* Ports and protocol may come as numbers or strings ("443", "tcp"). */
+static int get_port(json_object *req, const char *key, char *buf, size_t size)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v))
+		return -ENOENT;
+	if (json_object_is_type(v, json_type_int))
+		snprintf(buf, size, "%lld", (long long)json_object_get_int64(v));
+	else if (json_object_is_type(v, json_type_string))
+		snprintf(buf, size, "%s", json_object_get_string(v));
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static json_object *op_lookup(struct manager *m, json_object *req)
+{
+	json_object *vdst, *vproto, *ans;
+	char sport[32], dport[32], proto[16] = "tcp";
+	struct flow_query q;
+	struct flow_key k = {};
+	struct flow *f;
+	__u32 pid = 0;
+	int r, in_map;
+
+	if (!json_object_object_get_ex(req, "dst", &vdst) || !json_object_is_type(vdst, json_type_string))
+		return protocol_error("invalid_argument", "lookup needs \"dst\": an IP address string");
+	if (get_port(req, "sport", sport, sizeof(sport)) < 0 || get_port(req, "dport", dport, sizeof(dport)) < 0)
+		return protocol_error("invalid_argument", "lookup needs \"sport\" and \"dport\": ports 1-65535");
+	if (json_object_object_get_ex(req, "proto", &vproto)) {
+		if (json_object_is_type(vproto, json_type_string))
+			snprintf(proto, sizeof(proto), "%s", json_object_get_string(vproto));
+		else if (json_object_is_type(vproto, json_type_int))
+			snprintf(proto, sizeof(proto), "%d", json_object_get_int(vproto));
+		else
+			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\"");
+	}
+	r = flow_query_parse(json_object_get_string(vdst), sport, dport, proto, &q);
+	if (r < 0) {
+		if (parse_protocol(proto, &q.protocol) < 0)
+			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\", not \"%s\"", proto);
+		if (parse_ip(json_object_get_string(vdst), &q.family, q.dst_ip) < 0)
+			return protocol_error("invalid_argument", "\"dst\" is not an IP address: \"%s\"",
+					      json_object_get_string(vdst));
+		return protocol_error("invalid_argument", "ports must be 1-65535 (sport \"%s\", dport \"%s\")",
+				      sport, dport);
+	}
+	if (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP)
+		return protocol_error("unavailable", "TCP reporting is off (--no-tcp)");
+	if (!m->maps_open)
+		return protocol_error("unavailable", "%s", m->maps_problem[0] ? m->maps_problem : "connpid is not loaded");
+
+	m->lookups++;
+	/* The map is written in the connect()/send() path: it is the truth
+	 * about the current owner even before its event has been drained. */
+	in_map = flow_query_lookup(&q, m->maps.v4_fd, m->maps.v6_fd, &pid);
+	if (in_map < 0)
+		return protocol_error("internal", "map lookup failed: %s", strerror(-in_map));
+	k.family = (__u8)q.family;
+	k.protocol = q.protocol;
+	k.src_port = q.src_port;
+	k.dst_port = q.dst_port;
+	memcpy(k.dst_ip, q.dst_ip, q.family == AF_INET ? 4 : 16);
+	f = flow_index_find(m->flows, &k);
+	if (in_map && (!f || f->ev.pid != pid)) {
+		(void)manager_ringbuf_drain(m);
+		f = flow_index_find(m->flows, &k);
+	}
+
+	ans = ok_answer();
+	if (in_map && f && f->ev.pid == pid) {
+		json_object *fj = flow_to_json(m, f);
+
+		json_object_object_add(fj, "in_map", json_object_new_boolean(true));
+		json_object_object_add(ans, "found", json_object_new_boolean(true));
+		json_object_object_add(ans, "flow", fj);
+	} else if (in_map) {
+		json_object_object_add(ans, "found", json_object_new_boolean(true));
+		json_object_object_add(ans, "flow", map_hit_to_json(&q, pid));
+	} else if (f) {
+		/* Evicted from the LRU map, still described by its event. */
+		json_object *fj = flow_to_json(m, f);
+
+		json_object_object_add(fj, "in_map", json_object_new_boolean(false));
+		json_object_object_add(ans, "found", json_object_new_boolean(true));
+		json_object_object_add(ans, "flow", fj);
+	} else {
+		json_object_object_add(ans, "found", json_object_new_boolean(false));
+		return ans;
+	}
+	m->lookups_found++;
+	return ans;
+}
+
+static json_object *op_recent(struct manager *m, json_object *req)
+{
+	struct watch_filter w;
+	json_object *v, *arr, *ans;
+	int64_t limit = RECENT_DEFAULT, n = 0;
+	char err[256];
+
+	if (json_object_object_get_ex(req, "limit", &v)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+		    json_object_get_int64(v) > RECENT_MAX)
+			return protocol_error("invalid_argument", "\"limit\" must be 1-%d", RECENT_MAX);
+		limit = json_object_get_int64(v);
+	}
+	if (watch_filter_parse(json_object_object_get_ex(req, "filter", &v) ? v : NULL, &w, err, sizeof(err)) < 0)
+		return protocol_error("invalid_argument", "%s", err);
+	(void)manager_ringbuf_drain(m);
+	ans = ok_answer();
+	arr = json_object_new_array();
+	for (struct flow *f = flow_index_newest(m->flows); f && n < limit; f = flow_older(f))
+		if (watch_filter_match(&w, f)) {
+			json_object_array_add(arr, flow_to_json(m, f));
+			n++;
+		}
+	json_object_object_add(ans, "flows", arr);
+	return ans;
+}
+
+static json_object *op_watch(struct manager *m, struct client *c, json_object *req)
+{
+	struct watch_filter w;
+	json_object *v, *ans;
+	char err[256];
+
+	if (watch_filter_parse(json_object_object_get_ex(req, "filter", &v) ? v : NULL, &w, err, sizeof(err)) < 0)
+		return protocol_error("invalid_argument", "%s", err);
+	if (!c->watching)
+		m->n_watchers++;
+	c->watching = true;
+	c->filter = w;
+	ans = ok_answer();
+	json_object_object_add(ans, "watching", json_object_new_boolean(true));
+	return ans;
+}
+
+static void add_u64(json_object *o, const char *k, __u64 v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static json_object *op_stats(struct manager *m)
+{
+	json_object *ans = ok_answer(), *s = json_object_new_object(), *k = json_object_new_object();
+	static const char *const names[CONNPID_STAT_MAX] = {
+		[CONNPID_STAT_EVENTS] = "events",
+		[CONNPID_STAT_RINGBUF_DROPS] = "ringbuf_drops",
+		[CONNPID_STAT_MAP_UPDATE_ERRORS] = "map_update_errors",
+		[CONNPID_STAT_FLOWS_V4] = "flows_v4",
+		[CONNPID_STAT_FLOWS_V6] = "flows_v6",
+		[CONNPID_STAT_REPEATS] = "repeats",
+		[CONNPID_STAT_BLOCKED_V6] = "blocked_v6",
+	};
+	uint64_t mono_now = 0;
+
+	(void)manager_ringbuf_drain(m);
+	add_u64(s, "events_received", m->events_received);
+	add_u64(s, "lookups", m->lookups);
+	add_u64(s, "lookups_found", m->lookups_found);
+	add_u64(s, "requests", m->requests);
+	add_u64(s, "request_errors", m->request_errors);
+	add_u64(s, "clients", m->n_clients);
+	add_u64(s, "clients_total", m->clients_total);
+	add_u64(s, "watchers", m->n_watchers);
+	add_u64(s, "clients_dropped_slow", m->clients_dropped_slow);
+	add_u64(s, "index_flows", flow_index_size(m->flows));
+	add_u64(s, "index_capacity", flow_index_capacity(m->flows));
+	add_u64(s, "index_evictions", flow_index_evictions(m->flows));
+	add_u64(s, "processes", proc_cache_size(m->procs));
+	add_u64(s, "proc_reads", proc_cache_reads(m->procs));
+	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &mono_now);
+	json_object_object_add(s, "uptime_seconds",
+			       json_object_new_double((double)(mono_now - m->started_mono_us) / 1e6));
+	json_object_object_add(s, "loaded", json_object_new_boolean(m->maps_open));
+	if (m->maps_open) {
+		__u32 n4 = 0, n6 = 0;
+
+		for (__u32 i = 0; i < CONNPID_STAT_MAX; i++) {
+			__u64 v = 0;
+
+			if (connpid_stats_read(m->maps.stats_fd, i, &v) == 0)
+				add_u64(k, names[i], v);
+		}
+		if (connpid_map_count(m->maps.v4_fd, sizeof(struct conn_key_v4), &n4) == 0) {
+			add_u64(s, "map_v4_entries", n4);
+			json_object_object_add(s, "map_v4_fill_percent",
+					       json_object_new_double(100.0 * n4 / m->maps.v4_max_entries));
+		}
+		if (connpid_map_count(m->maps.v6_fd, sizeof(struct conn_key_v6), &n6) == 0) {
+			add_u64(s, "map_v6_entries", n6);
+			json_object_object_add(s, "map_v6_fill_percent",
+					       json_object_new_double(100.0 * n6 / m->maps.v6_max_entries));
+		}
+	}
+	json_object_object_add(s, "kernel", k);
+	json_object_object_add(ans, "stats", s);
+	return ans;
+}
+
+static json_object *op_status(struct manager *m)
+{
+	json_object *ans = ok_answer(), *st = NULL, *q = json_object_new_object();
+	int r;
+
+	r = pins_describe(m->cfg.pin_dir, &st);
+	if (r < 0) {
+		st = json_object_new_object();
+		json_object_object_add(st, "error", json_object_new_string(strerror(-r)));
+	}
+	json_object_object_add(q, "version", json_object_new_string(CONNPID_VERSION));
+	json_object_object_add(q, "abi_version", json_object_new_int(CONNPID_ABI_VERSION));
+	json_object_object_add(q, "socket", json_object_new_string(m->cfg.socket_path));
+	json_object_object_add(q, "socket_activated", json_object_new_boolean(m->listen_fd_activated));
+	json_object_object_add(q, "pins_in_use", json_object_new_boolean(m->maps_open));
+	if (!m->maps_open)
+		json_object_object_add(q, "problem", json_object_new_string(m->maps_problem));
+	json_object_object_add(st, "queryd", q);
+	json_object_object_add(ans, "status", st);
+	return ans;
+}
+
+void protocol_handle_line(struct manager *m, struct client *c, char *line, size_t len)
+{
+	_cleanup_json_ json_object *req = NULL, *ans = NULL;
+	json_object *vop, *vid = NULL;
+	enum json_tokener_error jerr;
+	const char *op;
+
+	/* Tolerate CRLF and blank keep-alive lines. */
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (len == 0)
+		return;
+	m->requests++;
+
+	req = json_tokener_parse_verbose(line, &jerr);
+	if (!req) {
+		ans = protocol_error("bad_json", "request is not valid JSON: %s", json_tokener_error_desc(jerr));
+		goto out;
+	}
+	if (!json_object_is_type(req, json_type_object)) {
+		ans = protocol_error("bad_request", "request must be a JSON object");
+		goto out;
+	}
+	json_object_object_get_ex(req, "id", &vid);
+	if (!json_object_object_get_ex(req, "op", &vop) || !json_object_is_type(vop, json_type_string)) {
+		ans = protocol_error("bad_request", "request needs \"op\": a string");
+		goto out;
+	}
+	op = json_object_get_string(vop);
+	if (streq(op, "ping")) {
+		ans = ok_answer();
+		json_object_object_add(ans, "pong", json_object_new_boolean(true));
+		json_object_object_add(ans, "version", json_object_new_string(CONNPID_VERSION));
+	} else if (streq(op, "lookup"))
+		ans = op_lookup(m, req);
+	else if (streq(op, "recent") || streq(op, "history"))
+		ans = op_recent(m, req);
+	else if (streq(op, "watch"))
+		ans = op_watch(m, c, req);
+	else if (streq(op, "stats"))
+		ans = op_stats(m);
+	else if (streq(op, "status"))
+		ans = op_status(m);
+	else
+		ans = protocol_error("unknown_op", "unknown op \"%.64s\" (lookup, recent, watch, stats, status, ping)", op);
+out:
+	if (vid)
+		json_object_object_add(ans, "id", json_object_get(vid));
+	{
+		json_object *ok;
+
+		if (json_object_object_get_ex(ans, "ok", &ok) && !json_object_get_boolean(ok))
+			m->request_errors++;
+	}
+	(void)client_send(c, ans);
+}
