@@ -1,0 +1,39 @@
+#!/bin/bash
+# Fresh machine to test verdict: install, build (plain and ASan/UBSan),
+# run every meson test against the sanitized binaries, and print one line
+# "N passed, N failed" from meson's testlog. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $(id -u) -eq 0 ]] || { echo "run-all.sh: must run as root (tests load BPF programs)" >&2; exit 2; }
+
+tests/install-deps.sh
+
+# The plain build proves -Werror with optimisation; the sanitized one runs.
+meson setup --reconfigure build-ci >/dev/null 2>&1 || meson setup build-ci >/dev/null
+meson compile -C build-ci
+meson setup --reconfigure build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+  >/dev/null 2>&1 || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+meson compile -C build-asan
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+rc=0
+meson test -C build-asan --print-errorlogs --num-processes 2 "$@" || rc=$?
+
+python3 - build-asan/meson-logs/testlog.json <<'PY' || rc=1
+import json, sys
+passed = failed = skipped = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r == "OK":
+        passed += 1
+    elif r == "SKIP":
+        skipped += 1
+    elif r == "EXPECTEDFAIL":
+        passed += 1
+    else:
+        failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed or passed == 0 else 0)
+PY
+exit $rc
