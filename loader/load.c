@@ -8,7 +8,9 @@
  * the pins as complete.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
@@ -326,6 +328,54 @@ static int check_existing_abi(const char *pin_dir)
 	return 0;
 }
 
+/* Let the daemon's group reach the pins (it runs unprivileged but for
+ * CAP_BPF): group-owned, rw for the group. */
+static int share_pins_with_group(const char *dir, gid_t gid)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r;
+
+	if (chown(dir, (uid_t)-1, gid) < 0 || chmod(dir, 0750) < 0)
+		return negative_errno();
+	d = opendir(dir);
+	if (!d)
+		return negative_errno();
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (de->d_name[0] == '.')
+			continue;
+		r = pin_path(path, sizeof(path), dir, NULL, de->d_name);
+		if (r < 0)
+			return r;
+		if (de->d_type == DT_DIR) {
+			r = share_pins_with_group(path, gid);
+			if (r < 0)
+				return r;
+		} else if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0) {
+			return negative_errno();
+		}
+	}
+	return 0;
+}
+
+static int resolve_group(const char *name, bool explicit, gid_t *ret)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int r;
+
+	r = getgrnam_r(name, &gr, buf, sizeof(buf), &res);
+	if (r != 0 || !res) {
+		if (explicit)
+			return log_error_errno(r ? -r : -ENOENT, "Group '%s' for the pins does not exist", name);
+		return 0; /* the default group is optional: root-only pins */
+	}
+	*ret = res->gr_gid;
+	return 1;
+}
+
 int loader_load(const struct load_opts *o)
 {
 	_cleanup_(connpid_bpf__destroyp) struct connpid_bpf *tracker = NULL;
@@ -338,11 +388,15 @@ int loader_load(const struct load_opts *o)
 	struct bpf_program *prog;
 	struct bpf_object *objs[2] = {};
 	size_t n_objs = 0;
-	int r;
+	gid_t pins_gid = 0;
+	int gid_found, r;
 
 	if (geteuid() != 0)
 		return log_error_errno(-EPERM, "connpid-loader must run as root "
 				       "(it loads BPF programs and attaches them to a cgroup)");
+	gid_found = resolve_group(o->pin_group, o->pin_group_explicit, &pins_gid);
+	if (gid_found < 0)
+		return gid_found;
 	if (access(BTF_PATH, R_OK) < 0)
 		return log_error_errno(negative_errno(), "Kernel BTF %s is not readable: %m "
 				       "(connpid needs a kernel built with CONFIG_DEBUG_INFO_BTF)", BTF_PATH);
@@ -450,6 +504,13 @@ int loader_load(const struct load_opts *o)
 	r = write_meta_and_config(objs[0], o);
 	if (r < 0)
 		goto fail;
+	if (gid_found > 0) {
+		r = share_pins_with_group(o->pin_dir, pins_gid);
+		if (r < 0) {
+			log_error_errno(r, "Cannot give group %s access to %s: %m", o->pin_group, o->pin_dir);
+			goto fail;
+		}
+	}
 
 	if (attached == 0)
 		log_info("Already loaded: %u programs attached to %s, pins in %s", total, cgroup_path, o->pin_dir);

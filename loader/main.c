@@ -16,7 +16,7 @@
 enum {
 	ARG_UNLOAD = 0x100, ARG_STATUS, ARG_JSON, ARG_PIN_DIR, ARG_CGROUP, ARG_IPV6_BLOCK,
 	ARG_BLOCK_LOOPBACK6, ARG_NO_BLOCKER, ARG_BLOCKER_ONLY, ARG_NO_DNS, ARG_V4, ARG_V6,
-	ARG_RINGBUF, ARG_VERSION,
+	ARG_RINGBUF, ARG_VERSION, ARG_GROUP,
 };
 
 static void help(void)
@@ -35,6 +35,8 @@ static void help(void)
 	       "  --map-entries-v4 N    conn_to_pid_v4 size (default %u)\n"
 	       "  --map-entries-v6 N    conn_to_pid_v6 size (default %u)\n"
 	       "  --ringbuf-bytes N     event ring size, a power of two (default %u)\n"
+	       "  --group NAME          group given read-write access to the pins\n"
+	       "                        (default: connpid, when that group exists)\n"
 	       "  --no-dns              do not load DNS programs\n"
 	       "  --unload              detach everything and remove every pin\n"
 	       "  --status              show what is pinned and attached\n"
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
 		{ "map-entries-v4", required_argument, NULL, ARG_V4 },
 		{ "map-entries-v6", required_argument, NULL, ARG_V6 },
 		{ "ringbuf-bytes", required_argument, NULL, ARG_RINGBUF },
+		{ "group", required_argument, NULL, ARG_GROUP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -86,6 +89,7 @@ int main(int argc, char **argv)
 		.v4_entries = CONNPID_MAP_V4_ENTRIES,
 		.v6_entries = CONNPID_MAP_V6_ENTRIES,
 		.ringbuf_bytes = CONNPID_RINGBUF_BYTES,
+		.pin_group = "connpid",
 	};
 	bool unload = false, status = false, json = false, verbose = false;
 	int c, r;
@@ -137,6 +141,10 @@ int main(int argc, char **argv)
 				log_error("--ringbuf-bytes must be a power of two, not %u", o.ringbuf_bytes);
 				return EXIT_FAILURE;
 			}
+			break;
+		case ARG_GROUP:
+			o.pin_group = optarg;
+			o.pin_group_explicit = true;
 			break;
 		case 'v':
 			verbose = true;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <bpf/libbpf.h>
 
@@ -14,6 +15,18 @@
 #include "manager.h"
 
 #define RB_POLL_USEC (20 * 1000ULL)
+
+/* bpf_ktime_get_ns() is CLOCK_MONOTONIC: place the event on the wall clock
+ * by its age, so flows drained late keep the time they were made. */
+static double event_realtime(__u64 ts_ns)
+{
+	struct timespec mono;
+	double age;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	age = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec - (double)ts_ns) / 1e9;
+	return now_realtime() - (age > 0 ? age : 0);
+}
 
 static int on_event(void *ctx, void *data, size_t size)
 {
@@ -28,7 +41,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	m->events_received++;
 	if (m->cfg.no_tcp && e.protocol == CONNPID_PROTO_TCP)
 		return 0;
-	f = flow_index_add(m->flows, &e, now_realtime());
+	f = flow_index_add(m->flows, &e, event_realtime(e.ts_ns));
 	if (f)
 		manager_broadcast_flow(m, f);
 	return 0;
