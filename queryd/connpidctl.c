@@ -34,6 +34,9 @@ struct ctl {
 	bool direct;
 	long limit;
 	json_object *filter;
+	const char *order;
+	bool has_at;
+	double at;
 };
 
 static void help(void)
@@ -43,6 +46,7 @@ static void help(void)
 	       "  lookup DST_IP SPORT DPORT   who owns SPORT -> DST_IP:DPORT\n"
 	       "  watch                       new flows as they happen\n"
 	       "  recent                      the newest flows in the daemon's index\n"
+	       "  history                     flows from the on-disk history (filters below)\n"
 	       "  stats                       counters (events, drops, map fill, clients)\n"
 	       "  status                      pins, attachments, versions\n"
 	       "  ping                        is the daemon there\n"
@@ -51,9 +55,14 @@ static void help(void)
 	       "  --protocol tcp|udp   for lookup (default tcp)\n"
 	       "  --direct             read the pinned maps, no daemon\n"
 	       "  --json               print JSON (the daemon's answer as is)\n"
-	       "  --limit N            for recent (default 20)\n"
+	       "  --at TIME            for lookup: who owned the flow at TIME (history)\n"
+	       "  --limit N            for recent and history (default 20)\n"
 	       "  --pid N, --comm NAME, --dport N, --dst IP, --proto tcp|udp\n"
-	       "                       filters for watch and recent\n"
+	       "                       filters for watch, recent and history\n"
+	       "  --exe PATH, --domain NAME, --container ID|NAME, --unit NAME,\n"
+	       "  --since TIME, --until TIME, --order asc|desc\n"
+	       "                       more filters for history\n"
+	       "  TIME is unix seconds, YYYY-MM-DDTHH:MM:SS (local), or -N[smhd] (ago)\n"
 	       "  --socket PATH        daemon socket (default %s)\n"
 	       "  --pin-dir DIR        pin dir for --direct (default %s)\n\n"
 	       "Exit status: 0 found/ok, 1 not found, 2 error.\n",
@@ -188,6 +197,7 @@ static void print_flow_row(json_object *f)
 	snprintf(dst, sizeof(dst), "%s", jget_str(f, "dst"));
 	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %s\n", jget_str(f, "pid"), jget_str(f, "comm"),
 	       jget_str(f, "proto"), dst, jget_str(f, "sport"), jget_str(f, "dport"),
+	       !json_object_object_get_ex(f, "alive", NULL) ? "-" :
 	       jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited"),
 	       jget_str(f, "exe"));
 }
@@ -271,10 +281,18 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 			log_error("Invalid protocol '%s': expected tcp or udp", c->protocol);
 		return EXIT_ERROR;
 	}
+	if (c->direct && c->has_at) {
+		log_error("--at needs the daemon's history; it cannot be used with --direct");
+		return EXIT_ERROR;
+	}
 	if (c->direct)
 		return lookup_direct(c, &q);
 
 	r = connect_daemon(c->socket_path, &fd);
+	if (r < 0 && c->has_at) {
+		log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
+		return EXIT_ERROR;
+	}
 	if (r < 0) {
 		log_warning_errno(r, "connpid-queryd is not reachable at %s (%m); reading the pinned maps directly",
 				  c->socket_path);
@@ -286,6 +304,8 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 	json_object_object_add(req, "dst", json_object_new_string(args[0]));
 	json_object_object_add(req, "sport", json_object_new_int(q.src_port));
 	json_object_object_add(req, "dport", json_object_new_int(q.dst_port));
+	if (c->has_at)
+		json_object_object_add(req, "at", json_object_new_double(c->at));
 	lr = calloc(1, sizeof(*lr));
 	if (!lr)
 		return EXIT_ERROR;
@@ -380,7 +400,7 @@ static int cmd_show(const struct ctl *c, const char *op, const char *member)
 	return EXIT_FOUND;
 }
 
-static int cmd_recent(const struct ctl *c)
+static int cmd_list(const struct ctl *c, const char *op)
 {
 	_cleanup_json_ json_object *ans = NULL, *extra = json_object_new_object();
 	json_object *flows;
@@ -388,7 +408,9 @@ static int cmd_recent(const struct ctl *c)
 	json_object_object_add(extra, "limit", json_object_new_int64(c->limit));
 	if (c->filter)
 		json_object_object_add(extra, "filter", json_object_get(c->filter));
-	if (simple_op(c, "recent", extra, &ans) < 0)
+	if (c->order)
+		json_object_object_add(extra, "order", json_object_new_string(c->order));
+	if (simple_op(c, op, extra, &ans) < 0)
 		return EXIT_ERROR;
 	if (c->json)
 		print_json(ans);
@@ -518,10 +540,58 @@ static int parse_num_filter(struct ctl *c, const char *key, const char *s, long 
 	return add_filter(c, key, json_object_new_int64(v));
 }
 
+/* unix seconds, local YYYY-MM-DDTHH:MM:SS, or -N[smhd] meaning ago. */
+static int parse_time(const char *s, double *ret)
+{
+	struct tm tm = {};
+	char *end;
+	double v;
+
+	if (s[0] == '-' && s[1]) {
+		static const struct { char unit; double mult; } units[] = {
+			{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+		};
+
+		errno = 0;
+		v = strtod(s + 1, &end);
+		if (errno || end == s + 1 || v < 0)
+			return -EINVAL;
+		for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+			if (end[0] == units[i].unit && end[1] == '\0') {
+				*ret = (double)time(NULL) - v * units[i].mult;
+				return 0;
+			}
+		return -EINVAL;
+	}
+	errno = 0;
+	v = strtod(s, &end);
+	if (!errno && end != s && *end == '\0' && v >= 0) {
+		*ret = v;
+		return 0;
+	}
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end || *end)
+		return -EINVAL;
+	tm.tm_isdst = -1;
+	*ret = (double)mktime(&tm);
+	return 0;
+}
+
+static int add_time_filter(struct ctl *c, const char *key, const char *s)
+{
+	double t;
+
+	if (parse_time(s, &t) < 0)
+		return log_error_errno(-EINVAL, "Invalid --%s '%s' (unix seconds, YYYY-MM-DDTHH:MM:SS or -N[smhd])",
+				       key, s);
+	return add_filter(c, key, json_object_new_double(t));
+}
+
 int main(int argc, char **argv)
 {
 	enum { ARG_PROTOCOL = 0x100, ARG_DIRECT, ARG_JSON, ARG_SOCKET, ARG_PIN_DIR, ARG_LIMIT,
-	       ARG_PID, ARG_COMM, ARG_DPORT, ARG_DST, ARG_PROTO };
+	       ARG_PID, ARG_COMM, ARG_DPORT, ARG_DST, ARG_PROTO, ARG_EXE, ARG_DOMAIN, ARG_CONTAINER,
+	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT };
 	static const struct option options[] = {
 		{ "protocol", required_argument, NULL, ARG_PROTOCOL },
 		{ "direct", no_argument, NULL, ARG_DIRECT },
@@ -534,6 +604,14 @@ int main(int argc, char **argv)
 		{ "dport", required_argument, NULL, ARG_DPORT },
 		{ "dst", required_argument, NULL, ARG_DST },
 		{ "proto", required_argument, NULL, ARG_PROTO },
+		{ "exe", required_argument, NULL, ARG_EXE },
+		{ "domain", required_argument, NULL, ARG_DOMAIN },
+		{ "container", required_argument, NULL, ARG_CONTAINER },
+		{ "unit", required_argument, NULL, ARG_UNIT },
+		{ "since", required_argument, NULL, ARG_SINCE },
+		{ "until", required_argument, NULL, ARG_UNTIL },
+		{ "order", required_argument, NULL, ARG_ORDER },
+		{ "at", required_argument, NULL, ARG_AT },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -591,6 +669,37 @@ int main(int argc, char **argv)
 		case ARG_PROTO:
 			add_filter(&c, "proto", json_object_new_string(optarg));
 			break;
+		case ARG_EXE:
+			add_filter(&c, "exe", json_object_new_string(optarg));
+			break;
+		case ARG_DOMAIN:
+			add_filter(&c, "domain", json_object_new_string(optarg));
+			break;
+		case ARG_CONTAINER:
+			add_filter(&c, "container", json_object_new_string(optarg));
+			break;
+		case ARG_UNIT:
+			add_filter(&c, "unit", json_object_new_string(optarg));
+			break;
+		case ARG_SINCE:
+		case ARG_UNTIL:
+			if (add_time_filter(&c, opt == ARG_SINCE ? "since" : "until", optarg) < 0)
+				goto out;
+			break;
+		case ARG_ORDER:
+			if (!streq(optarg, "asc") && !streq(optarg, "desc")) {
+				log_error("Invalid --order '%s': asc or desc", optarg);
+				goto out;
+			}
+			c.order = optarg;
+			break;
+		case ARG_AT:
+			if (parse_time(optarg, &c.at) < 0) {
+				log_error("Invalid --at '%s' (unix seconds, YYYY-MM-DDTHH:MM:SS or -N[smhd])", optarg);
+				goto out;
+			}
+			c.has_at = true;
+			break;
 		case 'h':
 			help();
 			ret = EXIT_FOUND;
@@ -611,7 +720,9 @@ int main(int argc, char **argv)
 	} else if (streq(cmd, "watch"))
 		ret = cmd_watch(&c);
 	else if (streq(cmd, "recent"))
-		ret = cmd_recent(&c);
+		ret = cmd_list(&c, "recent");
+	else if (streq(cmd, "history"))
+		ret = cmd_list(&c, "history");
 	else if (streq(cmd, "stats"))
 		ret = cmd_show(&c, "stats", "stats");
 	else if (streq(cmd, "status"))

@@ -13,9 +13,11 @@
 
 #define DEFAULT_SOCKET "/run/connpid.sock"
 #define DEFAULT_MAX_FLOWS 131072
+#define DEFAULT_DB "/var/lib/connpid/connpid.db"
 
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
-       ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION };
+       ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
+       ARG_RETAIN_ROWS };
 
 static void help(void)
 {
@@ -29,11 +31,13 @@ static void help(void)
 	       "  --no-tcp            do not report TCP flows\n"
 	       "  --no-dns            no DNS attribution (accepted; none in this version)\n"
 	       "  --no-docker         no Docker enrichment (accepted; none in this version)\n"
-	       "  --db PATH           history database (accepted; no storage in this version)\n"
+	       "  --db PATH           history database (default %s)\n"
 	       "  --no-store          run without a history database\n"
+	       "  --retain-days N     prune history older than N days (default 7, 0 = never)\n"
+	       "  --retain-rows N     keep at most N rows of history (default 10000000, 0 = no limit)\n"
 	       "  -v, --verbose       debug logging\n"
 	       "  -h, --help          this text\n",
-	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS);
+	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_DB);
 }
 
 int main(int argc, char **argv)
@@ -47,6 +51,8 @@ int main(int argc, char **argv)
 		{ "db", required_argument, NULL, ARG_DB },
 		{ "no-store", no_argument, NULL, ARG_NO_STORE },
 		{ "max-flows", required_argument, NULL, ARG_MAX_FLOWS },
+		{ "retain-days", required_argument, NULL, ARG_RETAIN_DAYS },
+		{ "retain-rows", required_argument, NULL, ARG_RETAIN_ROWS },
 		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
@@ -58,6 +64,9 @@ int main(int argc, char **argv)
 		.socket_path = DEFAULT_SOCKET,
 		.max_flows = DEFAULT_MAX_FLOWS,
 		.max_clients = 1024,
+		.db_path = DEFAULT_DB,
+		.retain_days = 7,
+		.retain_rows = 10000000,
 	};
 	struct manager *m = NULL;
 	bool verbose = false;
@@ -83,8 +92,28 @@ int main(int argc, char **argv)
 			break;
 		case ARG_NO_DNS:
 		case ARG_NO_DOCKER:
+			break;
 		case ARG_DB:
+			cfg.db_path = optarg;
+			break;
 		case ARG_NO_STORE:
+			cfg.db_path = NULL;
+			break;
+		case ARG_RETAIN_DAYS:
+			errno = 0;
+			cfg.retain_days = strtod(optarg, &end);
+			if (errno || *end || !*optarg || cfg.retain_days < 0) {
+				log_error("Invalid --retain-days '%s'", optarg);
+				return EXIT_FAILURE;
+			}
+			break;
+		case ARG_RETAIN_ROWS:
+			errno = 0;
+			cfg.retain_rows = strtoull(optarg, &end, 10);
+			if (errno || *end || !*optarg || optarg[0] == '-') {
+				log_error("Invalid --retain-rows '%s'", optarg);
+				return EXIT_FAILURE;
+			}
 			break;
 		case ARG_MAX_FLOWS:
 		case ARG_MAX_CLIENTS: {

@@ -58,6 +58,7 @@ struct manager *manager_free(struct manager *m)
 	m->pins_timer = sd_event_source_disable_unref(m->pins_timer);
 	m->status_timer = sd_event_source_disable_unref(m->status_timer);
 	manager_close_pins(m);
+	manager_store_stop(m);
 	/* An activated socket belongs to systemd; our own one we remove. */
 	if (m->listen_fd >= 0 && !m->listen_fd_activated && m->cfg.socket_path)
 		(void)unlink(m->cfg.socket_path);
@@ -113,6 +114,9 @@ int manager_startup(struct manager *m)
 	if (r < 0)
 		return log_error_errno(r, "Cannot enable the watchdog: %m");
 
+	r = manager_store_start(m);
+	if (r < 0)
+		return r;
 	r = manager_listen(m);
 	if (r < 0)
 		return r;

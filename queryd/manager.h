@@ -14,6 +14,7 @@
 
 struct client;
 struct ring_buffer;
+struct store;
 
 struct manager_config {
 	const char *pin_dir;
@@ -21,6 +22,9 @@ struct manager_config {
 	size_t max_flows;
 	bool no_tcp;      /* do not report TCP flows (Lanthorn's flag) */
 	size_t max_clients;
+	const char *db_path;     /* NULL: --no-store */
+	double retain_days;
+	__u64 retain_rows;
 };
 
 struct manager {
@@ -40,6 +44,11 @@ struct manager {
 
 	struct proc_cache *procs;
 	struct flow_index *flows;
+
+	struct store *store;
+	char store_problem[512];
+	sd_event_source *store_flush_timer;
+	sd_event_source *store_prune_timer;
 
 	int listen_fd;
 	bool listen_fd_activated;
@@ -78,6 +87,11 @@ void manager_ringbuf_detach(struct manager *m);
 /* Drain what is waiting now; used before answering a map hit the index
  * has not seen yet. */
 int manager_ringbuf_drain(struct manager *m);
+
+/* store-io.c: the history store driven from the loop */
+int manager_store_start(struct manager *m);
+void manager_store_flow(struct manager *m, const struct flow *f);
+void manager_store_stop(struct manager *m);
 
 /* server.c */
 int manager_listen(struct manager *m);

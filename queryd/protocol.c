@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "pin-describe.h"
+#include "store.h"
 
 #define RECENT_DEFAULT 50
 #define RECENT_MAX 10000
@@ -62,9 +63,48 @@ static int get_port(json_object *req, const char *key, char *buf, size_t size)
 	return 0;
 }
 
+static int get_time(json_object *v, double *ret)
+{
+	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+		return -EINVAL;
+	*ret = json_object_get_double(v);
+	return *ret >= 0 ? 0 : -EINVAL;
+}
+
+/* "as of": who owned the flow at that time, from the history, even after
+ * it left the LRU map and the index. */
+static json_object *lookup_at(struct manager *m, const struct flow_query *q, json_object *vat)
+{
+	json_object *ans, *row = NULL;
+	char dst[64];
+	double at;
+	int r;
+
+	if (get_time(vat, &at) < 0)
+		return protocol_error("invalid_argument", "\"at\" must be a unix time in seconds");
+	if (!m->store)
+		return protocol_error("unavailable", "the history store is off: %s",
+				      m->store_problem[0] ? m->store_problem : "--no-store");
+	/* Rows still queued must be visible to the question. */
+	while (store_queue_len(m->store) > 0 && store_flush(m->store, 2000) > 0)
+		;
+	m->lookups++;
+	format_ip(q->family, q->dst_ip, dst, sizeof(dst));
+	r = store_lookup_at(m->store, q->protocol, dst, q->src_port, q->dst_port, at, &row);
+	if (r < 0)
+		return protocol_error("internal", "history lookup failed: %s", strerror(-r));
+	ans = ok_answer();
+	json_object_object_add(ans, "found", json_object_new_boolean(r > 0));
+	if (r > 0) {
+		json_object_object_add(ans, "flow", row);
+		m->lookups_found++;
+	}
+	return ans;
+}
+
 static json_object *op_lookup(struct manager *m, json_object *req)
 {
-	json_object *vdst, *vproto, *ans;
+	json_object *vdst, *vproto, *vat, *ans;
 	char sport[32], dport[32], proto[16] = "tcp";
 	struct flow_query q;
 	struct flow_key k = {};
@@ -96,6 +136,8 @@ static json_object *op_lookup(struct manager *m, json_object *req)
 	}
 	if (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP)
 		return protocol_error("unavailable", "TCP reporting is off (--no-tcp)");
+	if (json_object_object_get_ex(req, "at", &vat))
+		return lookup_at(m, &q, vat);
 	if (!m->maps_open)
 		return protocol_error("unavailable", "%s", m->maps_problem[0] ? m->maps_problem : "connpid is not loaded");
 
@@ -165,6 +207,108 @@ static json_object *op_recent(struct manager *m, json_object *req)
 			n++;
 		}
 	json_object_object_add(ans, "flows", arr);
+	return ans;
+}
+
+static int get_opt_str(json_object *f, const char *key, const char **ret)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(f, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+static json_object *op_history(struct manager *m, json_object *req)
+{
+	struct history_query q = { .limit = RECENT_DEFAULT };
+	json_object *v, *f = NULL, *rows = NULL, *ans;
+	const char *order = NULL;
+	char dst_canon[64];
+	int r;
+
+	if (!m->store)
+		return protocol_error("unavailable", "the history store is off: %s",
+				      m->store_problem[0] ? m->store_problem : "--no-store");
+	if (json_object_object_get_ex(req, "limit", &v)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+		    json_object_get_int64(v) > RECENT_MAX)
+			return protocol_error("invalid_argument", "\"limit\" must be 1-%d", RECENT_MAX);
+		q.limit = (int)json_object_get_int64(v);
+	}
+	if (get_opt_str(req, "order", &order) < 0 ||
+	    (order && !streq(order, "asc") && !streq(order, "desc")))
+		return protocol_error("invalid_argument", "\"order\" must be \"asc\" or \"desc\"");
+	q.ascending = order && streq(order, "asc");
+	if (json_object_object_get_ex(req, "filter", &f) && !json_object_is_type(f, json_type_object))
+		return protocol_error("invalid_argument", "\"filter\" must be an object");
+	if (f) {
+		json_object_object_foreach(f, key, val) {
+			if (streq(key, "pid")) {
+				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0)
+					goto bad;
+				q.has_pid = true;
+				q.pid = (__u32)json_object_get_int64(val);
+			} else if (streq(key, "dport")) {
+				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 1 ||
+				    json_object_get_int64(val) > 65535)
+					goto bad;
+				q.has_dport = true;
+				q.dport = (__u16)json_object_get_int64(val);
+			} else if (streq(key, "proto")) {
+				if (!json_object_is_type(val, json_type_string) ||
+				    parse_protocol(json_object_get_string(val), &q.proto) < 0)
+					goto bad;
+				q.has_proto = true;
+			} else if (streq(key, "since") || streq(key, "until")) {
+				double t;
+
+				if (get_time(val, &t) < 0)
+					goto bad;
+				if (streq(key, "since")) {
+					q.has_since = true;
+					q.since = t;
+				} else {
+					q.has_until = true;
+					q.until = t;
+				}
+			} else if (streq(key, "dst")) {
+				int fam;
+				__u32 a[4];
+
+				if (!json_object_is_type(val, json_type_string) ||
+				    parse_ip(json_object_get_string(val), &fam, a) < 0)
+					goto bad;
+				q.dst = format_ip(fam, a, dst_canon, sizeof(dst_canon));
+			} else if (streq(key, "comm") || streq(key, "exe") || streq(key, "domain") ||
+				   streq(key, "container") || streq(key, "unit")) {
+				const char **slot = streq(key, "comm") ? &q.comm : streq(key, "exe") ? &q.exe :
+						    streq(key, "domain") ? &q.domain :
+						    streq(key, "container") ? &q.container : &q.unit;
+
+				if (!json_object_is_type(val, json_type_string))
+					goto bad;
+				*slot = json_object_get_string(val);
+			} else {
+				return protocol_error("invalid_argument", "unknown history filter \"%.64s\" (pid, comm, "
+						      "exe, dst, dport, proto, domain, container, unit, since, until)", key);
+			}
+			continue;
+bad:
+			return protocol_error("invalid_argument", "invalid value for history filter \"%.64s\"", key);
+		}
+	}
+	(void)manager_ringbuf_drain(m);
+	while (store_queue_len(m->store) > 0 && store_flush(m->store, 2000) > 0)
+		;
+	r = store_history(m->store, &q, &rows);
+	if (r < 0)
+		return protocol_error("internal", "history query failed: %s", strerror(-r));
+	ans = ok_answer();
+	json_object_object_add(ans, "flows", rows);
 	return ans;
 }
 
@@ -244,6 +388,29 @@ static json_object *op_stats(struct manager *m)
 		}
 	}
 	json_object_object_add(s, "kernel", k);
+	{
+		json_object *h = json_object_new_object();
+
+		json_object_object_add(h, "enabled", json_object_new_boolean(m->store != NULL));
+		if (m->store) {
+			struct store_stats ss;
+
+			store_get_stats(m->store, &ss);
+			add_u64(h, "rows_queued", ss.rows_queued);
+			add_u64(h, "rows_written", ss.rows_written);
+			add_u64(h, "rows_dropped", ss.rows_dropped);
+			add_u64(h, "rows_pruned", ss.rows_pruned);
+			add_u64(h, "write_errors", ss.write_errors);
+			add_u64(h, "transactions", ss.transactions);
+			add_u64(h, "queue", ss.queue_len);
+			json_object_object_add(h, "writable", json_object_new_boolean(ss.writable));
+			if (ss.last_error)
+				json_object_object_add(h, "last_error", json_object_new_string(ss.last_error));
+		} else if (m->store_problem[0]) {
+			json_object_object_add(h, "problem", json_object_new_string(m->store_problem));
+		}
+		json_object_object_add(s, "store", h);
+	}
 	json_object_object_add(ans, "stats", s);
 	return ans;
 }
@@ -305,8 +472,10 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		json_object_object_add(ans, "version", json_object_new_string(CONNPID_VERSION));
 	} else if (streq(op, "lookup"))
 		ans = op_lookup(m, req);
-	else if (streq(op, "recent") || streq(op, "history"))
+	else if (streq(op, "recent"))
 		ans = op_recent(m, req);
+	else if (streq(op, "history"))
+		ans = op_history(m, req);
 	else if (streq(op, "watch"))
 		ans = op_watch(m, c, req);
 	else if (streq(op, "stats"))
@@ -314,7 +483,7 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 	else if (streq(op, "status"))
 		ans = op_status(m);
 	else
-		ans = protocol_error("unknown_op", "unknown op \"%.64s\" (lookup, recent, watch, stats, status, ping)", op);
+		ans = protocol_error("unknown_op", "unknown op \"%.64s\" (lookup, recent, history, watch, stats, status, ping)", op);
 out:
 	if (vid)
 		json_object_object_add(ans, "id", json_object_get(vid));

@@ -42,8 +42,10 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (m->cfg.no_tcp && e.protocol == CONNPID_PROTO_TCP)
 		return 0;
 	f = flow_index_add(m->flows, &e, event_realtime(e.ts_ns));
-	if (f)
+	if (f) {
+		manager_store_flow(m, f);
 		manager_broadcast_flow(m, f);
+	}
 	return 0;
 }
 

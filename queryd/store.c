@@ -1,0 +1,578 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sqlite3.h>
+
+#include "flowkey.h"
+#include "log.h"
+#include "macro.h"
+#include "procinfo.h"
+#include "store.h"
+
+/* A flow as it will be written: copied out so the index may evict it. */
+struct store_row {
+	struct connpid_event ev;
+	double first_seen;
+	char *exe;
+	char *cmdline_json;
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *insert;
+	struct store_options opt;
+	struct store_row *queue;   /* ring */
+	size_t q_head, q_len, q_cap;
+	struct store_stats st;
+	char last_error[256];
+};
+
+/* Each step takes the schema from version i to i + 1, inside one
+ * transaction with the user_version bump. Version 1 is the Lanthorn-shaped
+ * tables; version 2 adds process identity, cgroup and container columns. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	"CREATE TABLE connections ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts REAL NOT NULL,"
+	"  proto TEXT NOT NULL,"
+	"  src TEXT,"
+	"  sport INTEGER NOT NULL,"
+	"  dst TEXT NOT NULL,"
+	"  dport INTEGER NOT NULL,"
+	"  pid INTEGER,"
+	"  comm TEXT);"
+	"CREATE INDEX connections_ts ON connections(ts);"
+	"CREATE TABLE dns_events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts REAL NOT NULL,"
+	"  pid INTEGER,"
+	"  comm TEXT,"
+	"  query TEXT NOT NULL,"
+	"  answers TEXT);"
+	"CREATE INDEX dns_events_ts ON dns_events(ts);",
+
+	"ALTER TABLE connections ADD COLUMN family TEXT;"
+	"ALTER TABLE connections ADD COLUMN tid INTEGER;"
+	"ALTER TABLE connections ADD COLUMN uid INTEGER;"
+	"ALTER TABLE connections ADD COLUMN gid INTEGER;"
+	"ALTER TABLE connections ADD COLUMN exe TEXT;"
+	"ALTER TABLE connections ADD COLUMN cmdline TEXT;"
+	"ALTER TABLE connections ADD COLUMN start_time INTEGER;"
+	"ALTER TABLE connections ADD COLUMN cgroup_id INTEGER;"
+	"ALTER TABLE connections ADD COLUMN cgroup_path TEXT;"
+	"ALTER TABLE connections ADD COLUMN unit TEXT;"
+	"ALTER TABLE connections ADD COLUMN container_id TEXT;"
+	"ALTER TABLE connections ADD COLUMN container_name TEXT;"
+	"ALTER TABLE connections ADD COLUMN container_image TEXT;"
+	"ALTER TABLE connections ADD COLUMN domain TEXT;"
+	"ALTER TABLE connections ADD COLUMN last_seen REAL;"
+	"ALTER TABLE connections ADD COLUMN socket_cookie INTEGER;"
+	"ALTER TABLE connections ADD COLUMN netns INTEGER;"
+	"CREATE INDEX connections_cookie ON connections(socket_cookie);"
+	"ALTER TABLE dns_events ADD COLUMN source TEXT;"
+	"ALTER TABLE dns_events ADD COLUMN ttl INTEGER;",
+};
+
+#define ROW_COLUMNS \
+	"ts, last_seen, proto, family, src, sport, dst, dport, pid, tid, uid, gid, comm, exe, " \
+	"cmdline, start_time, cgroup_id, cgroup_path, unit, container_id, container_name, " \
+	"container_image, domain, socket_cookie, netns"
+
+static void set_error(struct store *s, const char *what)
+{
+	char now[sizeof(s->last_error)];
+
+	snprintf(now, sizeof(now), "%s: %s", what, sqlite3_errmsg(s->db));
+	/* Said once per new reason; the counters say how often. */
+	if (!s->st.last_error || strcmp(now, s->last_error) != 0)
+		log_warning("History store: %s", now);
+	memcpy(s->last_error, now, sizeof(now));
+	s->st.last_error = s->last_error;
+	s->st.writable = false;
+}
+
+static int sqlite_to_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CANTOPEN:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sqlite_to_errno(rc);
+}
+
+static int get_user_version(sqlite3 *db, int *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_to_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sqlite_to_errno(rc);
+}
+
+static int migrate(sqlite3 *db, int from, char *err, size_t errlen)
+{
+	for (int v = from; v < STORE_SCHEMA_VERSION; v++) {
+		char bump[64];
+		int r;
+
+		r = exec_sql(db, "BEGIN IMMEDIATE");
+		if (r >= 0)
+			r = exec_sql(db, migrations[v]);
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+		if (r >= 0)
+			r = exec_sql(db, bump);
+		if (r >= 0)
+			r = exec_sql(db, "COMMIT");
+		if (r < 0) {
+			snprintf(err, errlen, "migrating the schema from version %d to %d failed: %s",
+				 v, v + 1, sqlite3_errmsg(db));
+			(void)exec_sql(db, "ROLLBACK");
+			return r;
+		}
+	}
+	return 0;
+}
+
+int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen)
+{
+	struct store *s;
+	int version = 0, rc, r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->opt = *o;
+	if (!s->opt.max_queue)
+		s->opt.max_queue = 65536;
+	rc = sqlite3_open_v2(o->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", o->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		r = sqlite_to_errno(rc);
+		goto fail;
+	}
+	/* The loop must never wait on another writer: fail fast, retry later. */
+	sqlite3_busy_timeout(s->db, 20);
+	r = get_user_version(s->db, &version);
+	if (r < 0) {
+		snprintf(err, errlen, "%s is not a usable SQLite database: %s", o->path, sqlite3_errmsg(s->db));
+		goto fail;
+	}
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s has schema version %d, newer than this connpid-queryd's %d: "
+			 "refusing to touch it (upgrade connpid or use another --db)",
+			 o->path, version, STORE_SCHEMA_VERSION);
+		r = -EPROTO;
+		goto fail;
+	}
+	r = exec_sql(s->db, "PRAGMA journal_mode = WAL");
+	if (r >= 0)
+		r = exec_sql(s->db, "PRAGMA synchronous = NORMAL");
+	if (r < 0) {
+		snprintf(err, errlen, "cannot set WAL mode on %s: %s", o->path, sqlite3_errmsg(s->db));
+		goto fail;
+	}
+	r = migrate(s->db, version, err, errlen);
+	if (r < 0)
+		goto fail;
+	rc = sqlite3_prepare_v3(s->db,
+		"INSERT INTO connections (" ROW_COLUMNS ") VALUES "
+		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+		"?20, ?21, ?22, ?23, ?24, ?25)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot prepare insert: %s", sqlite3_errmsg(s->db));
+		r = sqlite_to_errno(rc);
+		goto fail;
+	}
+	s->st.writable = true;
+	*ret = s;
+	return 0;
+fail:
+	store_close(s);
+	return r;
+}
+
+static void row_clear(struct store_row *row)
+{
+	free(row->exe);
+	free(row->cmdline_json);
+	row->exe = row->cmdline_json = NULL;
+}
+
+struct store *store_close(struct store *s)
+{
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < s->q_len; i++)
+		row_clear(&s->queue[(s->q_head + i) % s->q_cap]);
+	free(s->queue);
+	sqlite3_finalize(s->insert);
+	sqlite3_close_v2(s->db);
+	free(s);
+	return NULL;
+}
+
+static char *cmdline_to_json(const struct proc_entry *p)
+{
+	json_object *a;
+	char *out;
+
+	if (!p || !p->cmdline_len)
+		return NULL;
+	a = json_object_new_array();
+	for (size_t i = 0; i < p->cmdline_len;) {
+		size_t n = strnlen(p->cmdline + i, p->cmdline_len - i);
+
+		json_object_array_add(a, json_object_new_string_len(p->cmdline + i, (int)n));
+		i += n + 1;
+	}
+	out = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(a);
+	return out;
+}
+
+static int queue_grow(struct store *s)
+{
+	size_t cap = s->q_cap ? s->q_cap * 2 : 1024;
+	struct store_row *q;
+
+	if (cap > s->opt.max_queue)
+		cap = s->opt.max_queue;
+	if (cap <= s->q_cap)
+		return -ENOBUFS;
+	q = calloc(cap, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->q_len; i++)
+		q[i] = s->queue[(s->q_head + i) % s->q_cap];
+	free(s->queue);
+	s->queue = q;
+	s->q_cap = cap;
+	s->q_head = 0;
+	return 0;
+}
+
+void store_queue_flow(struct store *s, const struct flow *f)
+{
+	struct store_row *row;
+
+	if (s->q_len == s->q_cap && queue_grow(s) < 0) {
+		/* The disk has refused writes for long: drop the oldest, count it. */
+		row_clear(&s->queue[s->q_head]);
+		s->q_head = (s->q_head + 1) % s->q_cap;
+		s->q_len--;
+		s->st.rows_dropped++;
+	}
+	row = &s->queue[(s->q_head + s->q_len) % s->q_cap];
+	row->ev = f->ev;
+	row->first_seen = f->first_seen;
+	row->exe = f->proc && f->proc->exe ? strdup(f->proc->exe) : NULL;
+	row->cmdline_json = cmdline_to_json(f->proc);
+	s->q_len++;
+	s->st.rows_queued++;
+}
+
+size_t store_queue_len(const struct store *s)
+{
+	return s->q_len;
+}
+
+static int bind_row(sqlite3_stmt *st, const struct store_row *row)
+{
+	const struct connpid_event *e = &row->ev;
+	char src[64], dst[64];
+	int rc = SQLITE_OK;
+
+	format_ip(e->family, e->src_ip, src, sizeof(src));
+	format_ip(e->family, e->dst_ip, dst, sizeof(dst));
+	rc |= sqlite3_bind_double(st, 1, row->first_seen);
+	rc |= sqlite3_bind_double(st, 2, row->first_seen);
+	rc |= sqlite3_bind_text(st, 3, protocol_name(e->protocol), -1, SQLITE_STATIC);
+	rc |= sqlite3_bind_text(st, 4, e->family == AF_INET ? "ipv4" : "ipv6", -1, SQLITE_STATIC);
+	rc |= sqlite3_bind_text(st, 5, src, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_int(st, 6, e->src_port);
+	rc |= sqlite3_bind_text(st, 7, dst, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_int(st, 8, e->dst_port);
+	rc |= sqlite3_bind_int64(st, 9, e->pid);
+	rc |= sqlite3_bind_int64(st, 10, e->tid);
+	rc |= sqlite3_bind_int64(st, 11, e->uid);
+	rc |= sqlite3_bind_int64(st, 12, e->gid);
+	rc |= sqlite3_bind_text(st, 13, e->comm, (int)strnlen(e->comm, sizeof(e->comm)), SQLITE_TRANSIENT);
+	rc |= row->exe ? sqlite3_bind_text(st, 14, row->exe, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 14);
+	rc |= row->cmdline_json ? sqlite3_bind_text(st, 15, row->cmdline_json, -1, SQLITE_STATIC)
+				: sqlite3_bind_null(st, 15);
+	rc |= sqlite3_bind_int64(st, 16, (sqlite3_int64)boottime_ns_to_ticks(e->start_boottime_ns));
+	rc |= sqlite3_bind_int64(st, 17, (sqlite3_int64)e->cgroup_id);
+	/* cgroup path, unit, container, domain: filled by enrichment to come */
+	for (int i = 18; i <= 23; i++)
+		rc |= sqlite3_bind_null(st, i);
+	rc |= sqlite3_bind_int64(st, 24, (sqlite3_int64)e->socket_cookie);
+	rc |= sqlite3_bind_int64(st, 25, (sqlite3_int64)e->netns_ino);
+	return rc == SQLITE_OK ? 0 : -EINVAL;
+}
+
+int store_flush(struct store *s, size_t max_rows)
+{
+	size_t n = s->q_len < max_rows ? s->q_len : max_rows, done = 0;
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = exec_sql(s->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto fail;
+	for (; done < n; done++) {
+		const struct store_row *row = &s->queue[(s->q_head + done) % s->q_cap];
+		int rc;
+
+		sqlite3_reset(s->insert);
+		r = bind_row(s->insert, row);
+		if (r < 0)
+			goto rollback;
+		rc = sqlite3_step(s->insert);
+		if (rc != SQLITE_DONE) {
+			r = sqlite_to_errno(rc);
+			goto rollback;
+		}
+	}
+	r = exec_sql(s->db, "COMMIT");
+	if (r < 0)
+		goto rollback;
+	sqlite3_reset(s->insert);
+	/* Only now are the rows on disk: release them from the queue. */
+	for (size_t i = 0; i < n; i++) {
+		row_clear(&s->queue[s->q_head]);
+		s->q_head = (s->q_head + 1) % s->q_cap;
+	}
+	s->q_len -= n;
+	s->st.rows_written += n;
+	s->st.transactions++;
+	if (!s->st.writable)
+		log_info("History store: writing again (%zu rows waiting)", s->q_len);
+	s->st.writable = true;
+	s->st.last_error = NULL;
+	return (int)n;
+rollback:
+	sqlite3_reset(s->insert);
+	set_error(s, "write failed");
+	(void)exec_sql(s->db, "ROLLBACK");
+	s->st.write_errors++;
+	return r;
+fail:
+	set_error(s, "cannot start a transaction");
+	s->st.write_errors++;
+	return r;
+}
+
+int store_prune(struct store *s, double now, size_t batch)
+{
+	sqlite3_stmt *st = NULL;
+	int deleted = 0, rc;
+
+	if (s->opt.retain_days > 0) {
+		rc = sqlite3_prepare_v2(s->db, "DELETE FROM connections WHERE id IN "
+					"(SELECT id FROM connections WHERE ts < ?1 ORDER BY ts LIMIT ?2)", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return sqlite_to_errno(rc);
+		sqlite3_bind_double(st, 1, now - s->opt.retain_days * 86400.0);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)batch);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return sqlite_to_errno(rc);
+		deleted += sqlite3_changes(s->db);
+	}
+	if (s->opt.retain_rows > 0 && (size_t)deleted < batch) {
+		/* ids grow with time: the newest retain_rows ids stay. */
+		rc = sqlite3_prepare_v2(s->db, "DELETE FROM connections WHERE id IN "
+					"(SELECT id FROM connections WHERE id <= "
+					"(SELECT max(id) FROM connections) - ?1 ORDER BY id LIMIT ?2)", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return sqlite_to_errno(rc);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)s->opt.retain_rows);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(batch - (size_t)deleted));
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return sqlite_to_errno(rc);
+		deleted += sqlite3_changes(s->db);
+	}
+	s->st.rows_pruned += deleted;
+	return deleted;
+}
+
+void store_get_stats(const struct store *s, struct store_stats *ret)
+{
+	*ret = s->st;
+	ret->queue_len = s->q_len;
+}
+
+static json_object *row_to_json(sqlite3_stmt *st)
+{
+	json_object *o = json_object_new_object();
+	int n = sqlite3_column_count(st);
+
+	for (int i = 0; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		json_object *v = NULL;
+
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_INTEGER:
+			v = json_object_new_int64(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_object_new_double(sqlite3_column_double(st, i));
+			break;
+		case SQLITE_TEXT:
+			if (streq(name, "cmdline"))
+				v = json_tokener_parse((const char *)sqlite3_column_text(st, i));
+			else
+				v = json_object_new_string((const char *)sqlite3_column_text(st, i));
+			break;
+		default:
+			break;
+		}
+		/* The protocol's names: ts is when the flow was first seen. */
+		if (streq(name, "ts"))
+			name = "first_seen";
+		else if (streq(name, "id"))
+			name = "row_id";
+		json_object_object_add(o, name, v);
+	}
+	json_object_object_add(o, "seen", json_object_new_string("history"));
+	return o;
+}
+
+int store_history(struct store *s, const struct history_query *q, json_object **ret)
+{
+	char sql[1024];
+	sqlite3_stmt *st = NULL;
+	json_object *arr;
+	int rc, n = 0, idx = 1;
+	size_t o = 0;
+
+#define ADD(cond) o += (size_t)snprintf(sql + o, sizeof(sql) - o, " AND " cond)
+	o += (size_t)snprintf(sql, sizeof(sql), "SELECT id, " ROW_COLUMNS " FROM connections WHERE 1");
+	if (q->has_pid)
+		ADD("pid = ?");
+	if (q->comm)
+		ADD("comm = ?");
+	if (q->exe)
+		ADD("exe = ?");
+	if (q->dst)
+		ADD("dst = ?");
+	if (q->has_dport)
+		ADD("dport = ?");
+	if (q->has_proto)
+		ADD("proto = ?");
+	if (q->domain)
+		ADD("domain = ?");
+	if (q->container)
+		ADD("(container_id = ? OR container_name = ?)");
+	if (q->unit)
+		ADD("unit = ?");
+	if (q->has_since)
+		ADD("ts >= ?");
+	if (q->has_until)
+		ADD("ts <= ?");
+#undef ADD
+	snprintf(sql + o, sizeof(sql) - o, " ORDER BY ts %s, id %s LIMIT ?",
+		 q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC");
+
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_to_errno(rc);
+	if (q->has_pid)
+		sqlite3_bind_int64(st, idx++, q->pid);
+	if (q->comm)
+		sqlite3_bind_text(st, idx++, q->comm, -1, SQLITE_STATIC);
+	if (q->exe)
+		sqlite3_bind_text(st, idx++, q->exe, -1, SQLITE_STATIC);
+	if (q->dst)
+		sqlite3_bind_text(st, idx++, q->dst, -1, SQLITE_STATIC);
+	if (q->has_dport)
+		sqlite3_bind_int(st, idx++, q->dport);
+	if (q->has_proto)
+		sqlite3_bind_text(st, idx++, protocol_name(q->proto), -1, SQLITE_STATIC);
+	if (q->domain)
+		sqlite3_bind_text(st, idx++, q->domain, -1, SQLITE_STATIC);
+	if (q->container) {
+		sqlite3_bind_text(st, idx++, q->container, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, idx++, q->container, -1, SQLITE_STATIC);
+	}
+	if (q->unit)
+		sqlite3_bind_text(st, idx++, q->unit, -1, SQLITE_STATIC);
+	if (q->has_since)
+		sqlite3_bind_double(st, idx++, q->since);
+	if (q->has_until)
+		sqlite3_bind_double(st, idx++, q->until);
+	sqlite3_bind_int(st, idx, q->limit);
+
+	arr = json_object_new_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_object_array_add(arr, row_to_json(st));
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_object_put(arr);
+		return sqlite_to_errno(rc);
+	}
+	*ret = arr;
+	return n;
+}
+
+int store_lookup_at(struct store *s, __u8 proto, const char *dst, __u16 sport, __u16 dport,
+		    double at, json_object **ret)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, found = 0;
+
+	/* Walks the time index backwards from `at`: the log has no 4-tuple
+	 * index on purpose, and this is not the live lookup path. */
+	rc = sqlite3_prepare_v2(s->db, "SELECT id, " ROW_COLUMNS " FROM connections "
+				"WHERE ts <= ?1 AND sport = ?2 AND dport = ?3 AND dst = ?4 AND proto = ?5 "
+				"ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_to_errno(rc);
+	sqlite3_bind_double(st, 1, at);
+	sqlite3_bind_int(st, 2, sport);
+	sqlite3_bind_int(st, 3, dport);
+	sqlite3_bind_text(st, 4, dst, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, protocol_name(proto), -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret = row_to_json(st);
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sqlite_to_errno(rc);
+	return found;
+}
