@@ -31,7 +31,9 @@ struct client {
 	int fd;
 	sd_event_source *io;
 	uid_t uid;
+	gid_t gid;
 	pid_t pid;
+	bool may_query;  /* root or a member of the allowed group */
 	char *in;
 	size_t in_len;
 	char *out;

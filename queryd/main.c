@@ -17,7 +17,7 @@
 
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
        ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
-       ARG_RETAIN_ROWS };
+       ARG_RETAIN_ROWS, ARG_ALLOW_GROUP };
 
 static void help(void)
 {
@@ -28,6 +28,7 @@ static void help(void)
 	       "  --socket PATH       socket to bind when not socket-activated (default %s)\n"
 	       "  --max-flows N       flows kept in the index (default %d)\n"
 	       "  --max-clients N     concurrent clients (default 1024)\n"
+	       "  --allow-group NAME  besides root, members of NAME may query (default connpid)\n"
 	       "  --no-tcp            do not report TCP flows\n"
 	       "  --no-dns            no DNS attribution (accepted; none in this version)\n"
 	       "  --no-docker         no Docker enrichment (accepted; none in this version)\n"
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
 		{ "no-store", no_argument, NULL, ARG_NO_STORE },
 		{ "max-flows", required_argument, NULL, ARG_MAX_FLOWS },
 		{ "retain-days", required_argument, NULL, ARG_RETAIN_DAYS },
+		{ "allow-group", required_argument, NULL, ARG_ALLOW_GROUP },
 		{ "retain-rows", required_argument, NULL, ARG_RETAIN_ROWS },
 		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -65,6 +67,7 @@ int main(int argc, char **argv)
 		.max_flows = DEFAULT_MAX_FLOWS,
 		.max_clients = 1024,
 		.db_path = DEFAULT_DB,
+		.allow_group = "connpid",
 		.retain_days = 7,
 		.retain_rows = 10000000,
 	};
@@ -95,6 +98,9 @@ int main(int argc, char **argv)
 			break;
 		case ARG_DB:
 			cfg.db_path = optarg;
+			break;
+		case ARG_ALLOW_GROUP:
+			cfg.allow_group = optarg;
 			break;
 		case ARG_NO_STORE:
 			cfg.db_path = NULL;

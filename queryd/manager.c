@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,47 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 	return sd_event_exit(m->event, 0);
 }
 
+static int on_stop_watchdog(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+
+	log_warning("Test hook: no more watchdog pings");
+	return sd_event_set_watchdog(m->event, false);
+}
+
+/* Test-only: CONNPID_TEST_STOP_WATCHDOG_AFTER_SEC=N stops the pings so a
+ * test can watch systemd restart us. */
+static int setup_test_watchdog_stop(struct manager *m)
+{
+	const char *e = getenv("CONNPID_TEST_STOP_WATCHDOG_AFTER_SEC");
+	char *end;
+	unsigned long sec;
+
+	if (!e)
+		return 0;
+	errno = 0;
+	sec = strtoul(e, &end, 10);
+	if (errno || *end || !*e)
+		return log_error_errno(-EINVAL, "Invalid CONNPID_TEST_STOP_WATCHDOG_AFTER_SEC '%s'", e);
+	return sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, sec * 1000000ULL, 0,
+					  on_stop_watchdog, m);
+}
+
+static void resolve_allow_group(struct manager *m)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	if (!m->cfg.allow_group)
+		return;
+	if (getgrnam_r(m->cfg.allow_group, &gr, buf, sizeof(buf), &res) == 0 && res) {
+		m->allow_gid = res->gr_gid;
+		m->allow_gid_valid = true;
+	} else {
+		log_info("Group '%s' does not exist: only root may query", m->cfg.allow_group);
+	}
+}
+
 int manager_startup(struct manager *m)
 {
 	sigset_t mask;
@@ -113,6 +155,10 @@ int manager_startup(struct manager *m)
 	r = sd_event_set_watchdog(m->event, true);
 	if (r < 0)
 		return log_error_errno(r, "Cannot enable the watchdog: %m");
+	r = setup_test_watchdog_stop(m);
+	if (r < 0)
+		return r;
+	resolve_allow_group(m);
 
 	r = manager_store_start(m);
 	if (r < 0)

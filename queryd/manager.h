@@ -22,6 +22,7 @@ struct manager_config {
 	size_t max_flows;
 	bool no_tcp;      /* do not report TCP flows (Lanthorn's flag) */
 	size_t max_clients;
+	const char *allow_group; /* besides root, who may query */
 	const char *db_path;     /* NULL: --no-store */
 	double retain_days;
 	__u64 retain_rows;
@@ -49,6 +50,9 @@ struct manager {
 	char store_problem[512];
 	sd_event_source *store_flush_timer;
 	sd_event_source *store_prune_timer;
+
+	bool allow_gid_valid;
+	gid_t allow_gid;
 
 	int listen_fd;
 	bool listen_fd_activated;

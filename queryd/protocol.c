@@ -466,6 +466,12 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		goto out;
 	}
 	op = json_object_get_string(vop);
+	if (!c->may_query && !streq(op, "ping")) {
+		ans = protocol_error("permission_denied", "uid %u may not query connpid: only root and members "
+				     "of group '%s' may", (unsigned)c->uid,
+				     m->cfg.allow_group ? m->cfg.allow_group : "(none)");
+		goto out;
+	}
 	if (streq(op, "ping")) {
 		ans = ok_answer();
 		json_object_object_add(ans, "pong", json_object_new_boolean(true));

@@ -228,6 +228,28 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f)
 	json_object_put(line);
 }
 
+/* Root, or a member of the allowed group (primary or supplementary, as
+ * the kernel saw it at connect()). The socket's mode is the first gate;
+ * this is the second, and it gives a clear refusal instead of EACCES. */
+static bool peer_may_query(struct manager *m, int fd, const struct ucred *cred)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (cred->uid == 0)
+		return true;
+	if (!m->allow_gid_valid)
+		return false;
+	if (cred->gid == m->allow_gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == m->allow_gid)
+			return true;
+	return false;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct manager *m = userdata;
@@ -256,7 +278,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	c->fd = cfd;
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 		c->uid = cred.uid;
+		c->gid = cred.gid;
 		c->pid = cred.pid;
+		c->may_query = peer_may_query(m, cfd, &cred);
 	}
 	r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, on_client_io, c);
 	if (r < 0) {
