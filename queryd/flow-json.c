@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cgroup-cache.h"
 #include "flow-json.h"
 #include "macro.h"
 #include "manager.h"
@@ -55,6 +56,38 @@ static void add_liveness(json_object *o, pid_t pid, __u64 start_ticks)
 	json_object_object_add(o, "pid_reused", json_object_new_boolean(r == 0 && !alive));
 }
 
+static void add_nonempty(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v && v[0] ? json_object_new_string(v) : NULL);
+}
+
+/* cgroup path and who it belongs to: unit, slice, container, pod. */
+static void add_cgroup(json_object *o, struct manager *m, __u64 cgroup_id)
+{
+	const struct cgroup_info *cg = cgroup_cache_get(m->cgroups, cgroup_id);
+	const struct cgroup_identity *id;
+
+	if (!cg || !cg->resolved) {
+		json_object_object_add(o, "cgroup", NULL);
+		return;
+	}
+	id = &cg->ident;
+	add_str(o, "cgroup", cg->path);
+	add_nonempty(o, "unit", id->unit);
+	add_nonempty(o, "slice", id->slice);
+	add_nonempty(o, "user_unit", id->user_unit);
+	add_nonempty(o, "pod_uid", id->pod_uid);
+	if (id->container_id[0]) {
+		json_object *c = json_object_new_object();
+
+		add_str(c, "id", id->container_id);
+		add_str(c, "runtime", id->runtime);
+		json_object_object_add(o, "container", c);
+	} else {
+		json_object_object_add(o, "container", NULL);
+	}
+}
+
 json_object *flow_to_json(struct manager *m, const struct flow *f)
 {
 	const struct connpid_event *e = &f->ev;
@@ -80,6 +113,7 @@ json_object *flow_to_json(struct manager *m, const struct flow *f)
 	if (f->proc && f->proc->enriched)
 		add_int(o, "ppid", f->proc->ppid);
 	add_int(o, "cgroup_id", (int64_t)e->cgroup_id);
+	add_cgroup(o, m, e->cgroup_id);
 	add_int(o, "netns", (int64_t)e->netns_ino);
 	add_int(o, "socket_cookie", (int64_t)e->socket_cookie);
 	add_int(o, "start_time", (int64_t)start);

@@ -12,7 +12,8 @@
 #include "manager.h"
 
 #define DEFAULT_SOCKET "/run/connpid.sock"
-#define DEFAULT_MAX_FLOWS 131072
+/* the two LRU maps' default sizes: the index mirrors at most that much */
+#define DEFAULT_MAX_FLOWS 81920
 #define DEFAULT_DB "/var/lib/connpid/connpid.db"
 
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,

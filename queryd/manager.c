@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "cgroup-cache.h"
 #include "manager.h"
 
 #define STATUS_USEC (5 * 1000 * 1000ULL)
@@ -40,6 +41,9 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 	r = flow_index_new(cfg->max_flows, m->procs, &m->flows);
 	if (r < 0)
 		goto fail;
+	r = cgroup_cache_new(&m->cgroups);
+	if (r < 0)
+		goto fail;
 	r = sd_event_default(&m->event);
 	if (r < 0)
 		goto fail;
@@ -65,6 +69,7 @@ struct manager *manager_free(struct manager *m)
 		(void)unlink(m->cfg.socket_path);
 	m->listen_fd = safe_close(m->listen_fd);
 	flow_index_free(m->flows);
+	cgroup_cache_free(m->cgroups);
 	proc_cache_free(m->procs);
 	sd_event_unref(m->event);
 	free(m);

@@ -15,6 +15,7 @@
 struct client;
 struct ring_buffer;
 struct store;
+struct cgroup_cache;
 
 struct manager_config {
 	const char *pin_dir;
@@ -45,6 +46,7 @@ struct manager {
 
 	struct proc_cache *procs;
 	struct flow_index *flows;
+	struct cgroup_cache *cgroups;
 
 	struct store *store;
 	char store_problem[512];

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <bpf/libbpf.h>
 
+#include "cgroup-cache.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -41,6 +42,8 @@ static int on_event(void *ctx, void *data, size_t size)
 	m->events_received++;
 	if (m->cfg.no_tcp && e.protocol == CONNPID_PROTO_TCP)
 		return 0;
+	/* Resolve the cgroup now: a container may be gone by the time anyone asks. */
+	(void)cgroup_cache_get(m->cgroups, e.cgroup_id);
 	f = flow_index_add(m->flows, &e, event_realtime(e.ts_ns));
 	if (f) {
 		manager_store_flow(m, f);

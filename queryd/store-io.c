@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cgroup-cache.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -61,7 +62,7 @@ void manager_store_flow(struct manager *m, const struct flow *f)
 
 	if (!m->store)
 		return;
-	store_queue_flow(m->store, f);
+	store_queue_flow(m->store, f, cgroup_cache_get(m->cgroups, f->ev.cgroup_id));
 	(void)sd_event_source_get_enabled(m->store_flush_timer, &enabled);
 	if (store_queue_len(m->store) >= STORE_BATCH)
 		(void)arm(m->store_flush_timer, 0);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sqlite3.h>
 
+#include "cgroup-cache.h"
 #include "flowkey.h"
 #include "log.h"
 #include "macro.h"
@@ -18,6 +19,9 @@ struct store_row {
 	double first_seen;
 	char *exe;
 	char *cmdline_json;
+	char *cgroup_path;
+	char *unit;
+	char *container_id;
 };
 
 struct store {
@@ -222,7 +226,10 @@ static void row_clear(struct store_row *row)
 {
 	free(row->exe);
 	free(row->cmdline_json);
-	row->exe = row->cmdline_json = NULL;
+	free(row->cgroup_path);
+	free(row->unit);
+	free(row->container_id);
+	row->exe = row->cmdline_json = row->cgroup_path = row->unit = row->container_id = NULL;
 }
 
 struct store *store_close(struct store *s)
@@ -278,7 +285,12 @@ static int queue_grow(struct store *s)
 	return 0;
 }
 
-void store_queue_flow(struct store *s, const struct flow *f)
+static char *dup_nonempty(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
+}
+
+void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg)
 {
 	struct store_row *row;
 
@@ -294,6 +306,11 @@ void store_queue_flow(struct store *s, const struct flow *f)
 	row->first_seen = f->first_seen;
 	row->exe = f->proc && f->proc->exe ? strdup(f->proc->exe) : NULL;
 	row->cmdline_json = cmdline_to_json(f->proc);
+	if (cg && cg->resolved) {
+		row->cgroup_path = dup_nonempty(cg->path);
+		row->unit = dup_nonempty(cg->ident.unit);
+		row->container_id = dup_nonempty(cg->ident.container_id);
+	}
 	s->q_len++;
 	s->st.rows_queued++;
 }
@@ -301,6 +318,11 @@ void store_queue_flow(struct store *s, const struct flow *f)
 size_t store_queue_len(const struct store *s)
 {
 	return s->q_len;
+}
+
+static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
 static int bind_row(sqlite3_stmt *st, const struct store_row *row)
@@ -329,8 +351,11 @@ static int bind_row(sqlite3_stmt *st, const struct store_row *row)
 				: sqlite3_bind_null(st, 15);
 	rc |= sqlite3_bind_int64(st, 16, (sqlite3_int64)boottime_ns_to_ticks(e->start_boottime_ns));
 	rc |= sqlite3_bind_int64(st, 17, (sqlite3_int64)e->cgroup_id);
-	/* cgroup path, unit, container, domain: filled by enrichment to come */
-	for (int i = 18; i <= 23; i++)
+	rc |= bind_opt_text(st, 18, row->cgroup_path);
+	rc |= bind_opt_text(st, 19, row->unit);
+	rc |= bind_opt_text(st, 20, row->container_id);
+	/* container name/image and domain: filled by enrichment to come */
+	for (int i = 21; i <= 23; i++)
 		rc |= sqlite3_bind_null(st, i);
 	rc |= sqlite3_bind_int64(st, 24, (sqlite3_int64)e->socket_cookie);
 	rc |= sqlite3_bind_int64(st, 25, (sqlite3_int64)e->netns_ino);

@@ -43,7 +43,8 @@ int store_open(const struct store_options *o, struct store **ret, char *err, siz
 struct store *store_close(struct store *s);
 
 /* Queue a flow for the next batch; never blocks, never touches the disk. */
-void store_queue_flow(struct store *s, const struct flow *f);
+struct cgroup_info;
+void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg);
 /* Write up to max_rows queued rows in one transaction. Returns rows
  * written, or negative errno (rows stay queued for a retry). */
 int store_flush(struct store *s, size_t max_rows);
