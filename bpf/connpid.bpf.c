@@ -11,6 +11,12 @@
  *                    the sendmsg hooks, and cgroup/connect4|6 runs before
  *                    the source port exists. Egress runs synchronously in
  *                    the sender's send() for UDP, so current is the owner.
+ *
+ * Around them: cgroup/sock_create remembers who created each socket (a
+ * fork()ed child or an SCM_RIGHTS receiver may connect it), tp_btf on
+ * sched_process_exec remembers each process's executable (queryd may read
+ * /proc only after a short-lived process is gone), and an iter/task_file
+ * program, run once by the loader, seeds flows older than connpid.
  */
 /* vmlinux.h has a type named `config`; the map of that name is contract. */
 #define config vmlinux_config
@@ -19,6 +25,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 
 #include "maps.bpf.h"
 
@@ -45,6 +52,41 @@ struct {
 	__uint(max_entries, CONNPID_RINGBUF_BYTES);
 } events SEC(".maps");
 
+/* Who created a socket: written at socket(), read when it connects. */
+struct sock_creator {
+	__u32 pid;
+	__u32 pad;
+	__u64 start_boottime_ns;
+	char comm[CONNPID_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_creator);
+} sock_creators SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct connpid_exec_info);
+} exec_info SEC(".maps");
+
+/* The cgroup the loader attached to (slot 0): global hooks (exec, seeding)
+ * keep to the same scope as the cgroup hooks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} scope_cgroup SEC(".maps");
+
+/* The scope's cgroup id and depth, for tasks other than current. */
+const volatile __u64 scope_cgroup_id = 0;
+const volatile __u32 scope_cgroup_level = 0;
+
 /* Wake the consumer only once this much is waiting; queryd also polls on
  * a short timer. A wakeup per event costs ~10 us here (DESIGN.md). */
 const volatile __u64 wakeup_bytes = CONNPID_RINGBUF_BYTES / 16;
@@ -59,7 +101,29 @@ struct flow {
 	__u8 protocol;
 	__u8 source;
 	__u64 cookie;
+	const struct sock_creator *creator;
+	struct task_struct *task;   /* set when not current: seeding */
 };
+
+static __always_inline void fill_ancestors(struct connpid_event *e, struct task_struct *task)
+{
+	struct task_struct *p = BPF_CORE_READ(task, group_leader, real_parent);
+
+	for (int i = 0; i < CONNPID_ANCESTORS; i++) {
+		__u32 pid;
+
+		if (!p)
+			break;
+		pid = BPF_CORE_READ(p, tgid);
+		if (!pid)
+			break;
+		e->ancestor_pid[i] = pid;
+		BPF_CORE_READ_STR_INTO(&e->ancestor_comm[i], p, comm);
+		if (pid == 1)
+			break;
+		p = BPF_CORE_READ(p, group_leader, real_parent);
+	}
+}
 
 static __always_inline void fill_identity(struct connpid_event *e)
 {
@@ -75,6 +139,30 @@ static __always_inline void fill_identity(struct connpid_event *e)
 	e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	e->netns_ino = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	fill_ancestors(e, task);
+}
+
+/* The same from a task that is not current (the seeding iterator). */
+static __always_inline void fill_identity_task(struct connpid_event *e, struct task_struct *task)
+{
+	e->pid = BPF_CORE_READ(task, tgid);
+	e->tid = BPF_CORE_READ(task, pid);
+	e->uid = BPF_CORE_READ(task, cred, uid.val);
+	e->gid = BPF_CORE_READ(task, cred, gid.val);
+	e->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	e->netns_ino = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	fill_ancestors(e, task);
+}
+
+static __always_inline void fill_creator(struct connpid_event *e, const struct sock_creator *c)
+{
+	if (!c)
+		return;
+	e->creator_pid = c->pid;
+	e->creator_start_boottime_ns = c->start_boottime_ns;
+	__builtin_memcpy(e->creator_comm, c->comm, sizeof(e->creator_comm));
 }
 
 static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid)
@@ -87,7 +175,13 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 		stat_inc(CONNPID_STAT_RINGBUF_DROPS);
 		return;
 	}
-	fill_identity(e);
+	struct task_struct *task = f->task;
+
+	if (task)
+		fill_identity_task(e, task);
+	else
+		fill_identity(e);
+	fill_creator(e, f->creator);
 	e->ts_ns = bpf_ktime_get_ns();
 	e->socket_cookie = f->cookie;
 	__builtin_memcpy(e->src_ip, f->src_ip, sizeof(e->src_ip));
@@ -112,10 +206,14 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 static __always_inline void record(void *map, const void *key, struct flow *f,
 				   bool dedup, __u32 flow_stat)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = f->task;
+	__u32 pid = task ? BPF_CORE_READ(task, tgid) : bpf_get_current_pid_tgid() >> 32;
 	__u32 prev = 0, *cur;
 
 	cur = bpf_map_lookup_elem(map, key);
+	/* Seeding never overrides what the live hooks recorded. */
+	if (cur && f->source == CONNPID_SRC_SEEDED)
+		return;
 	if (cur) {
 		if (*cur == pid && dedup) {
 			stat_inc(CONNPID_STAT_REPEATS);
@@ -169,6 +267,7 @@ static __always_inline void track(struct flow *f, bool dedup)
 SEC("sockops")
 int connpid_sockops(struct bpf_sock_ops *skops)
 {
+	struct bpf_sock *sk;
 	struct flow f = {};
 
 	/* Called for every op of every TCP socket in the cgroup: leave at once
@@ -182,6 +281,9 @@ int connpid_sockops(struct bpf_sock_ops *skops)
 	f.src_port = (__u16)skops->local_port;
 	f.dst_port = (__u16)bpf_ntohl(skops->remote_port);
 	f.cookie = bpf_get_socket_cookie(skops);
+	sk = skops->sk;
+	if (sk)
+		f.creator = bpf_sk_storage_get(&sock_creators, sk, 0, 0);
 	if (f.family == AF_INET) {
 		f.src_ip[0] = skops->local_ip4;
 		f.dst_ip[0] = skops->remote_ip4;
@@ -212,6 +314,7 @@ static __always_inline bool sendmsg_flow(struct bpf_sock_addr *ctx, struct flow 
 	f->src_port = (__u16)sk->src_port;
 	f->dst_port = bpf_ntohs((__u16)ctx->user_port);
 	f->cookie = bpf_get_socket_cookie(ctx);
+	f->creator = bpf_sk_storage_get(&sock_creators, sk, 0, 0);
 	return true;
 }
 
@@ -271,6 +374,7 @@ int connpid_udp_egress(struct __sk_buff *skb)
 	f.src_port = (__u16)sk->src_port;
 	f.dst_port = bpf_ntohs(sk->dst_port);
 	f.cookie = bpf_get_socket_cookie(skb);
+	f.creator = bpf_sk_storage_get(&sock_creators, sk, 0, 0);
 	if (f.family == AF_INET) {
 		f.src_ip[0] = sk->src_ip4;
 		f.dst_ip[0] = sk->dst_ip4;
@@ -288,6 +392,115 @@ int connpid_udp_egress(struct __sk_buff *skb)
 	}
 	track(&f, true);
 	return 1;
+}
+
+SEC("cgroup/sock_create")
+int connpid_sock_create(struct bpf_sock *sk)
+{
+	struct task_struct *task;
+	struct sock_creator *c;
+
+	if (sk->type != 1 /* SOCK_STREAM */ && sk->type != 2 /* SOCK_DGRAM */)
+		return 1;
+	if (sk->family != AF_INET && sk->family != AF_INET6)
+		return 1;
+	c = bpf_sk_storage_get(&sock_creators, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c)
+		return 1;
+	task = (struct task_struct *)bpf_get_current_task();
+	c->pid = bpf_get_current_pid_tgid() >> 32;
+	c->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	bpf_get_current_comm(c->comm, sizeof(c->comm));
+	return 1;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(connpid_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct connpid_exec_info *info;
+	__u32 tgid;
+	static const struct connpid_exec_info zero;
+
+	if (!bpf_current_task_under_cgroup(&scope_cgroup, 0))
+		return 0;
+	tgid = BPF_CORE_READ(p, tgid);
+	if (bpf_map_update_elem(&exec_info, &tgid, &zero, BPF_ANY))
+		return 0;
+	info = bpf_map_lookup_elem(&exec_info, &tgid);
+	if (!info)
+		return 0;
+	info->start_boottime_ns = BPF_CORE_READ(p, group_leader, start_boottime);
+	bpf_probe_read_kernel_str(info->filename, sizeof(info->filename), BPF_CORE_READ(bprm, filename));
+	return 0;
+}
+
+/* Is the task inside the cgroup the loader attached to? */
+static __always_inline bool task_in_scope(struct task_struct *task)
+{
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	int level;
+
+	if (!cg)
+		return false;
+	level = BPF_CORE_READ(cg, level);
+	if (level < (int)scope_cgroup_level || scope_cgroup_level >= 64)
+		return false;
+	return BPF_CORE_READ(cg, ancestors[scope_cgroup_level & 63], kn, id) == scope_cgroup_id;
+}
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+
+/* Run once by the loader: every connected TCP/UDP socket of every process
+ * in scope becomes a flow, unless a live hook already recorded its key. */
+SEC("iter/task_file")
+int connpid_seed(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct socket *sock;
+	struct sock *sk;
+	struct flow f = {};
+	__u16 proto;
+	__u8 state;
+
+	if (!task || !file || !task_in_scope(task))
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk; /* a BTF pointer, as bpf_get_socket_cookie() wants */
+	if (!sk)
+		return 0;
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (proto == IPPROTO_TCP) {
+		if (state != TCP_ESTABLISHED && state != TCP_SYN_SENT)
+			return 0;
+	} else if (proto == IPPROTO_UDP) {
+		if (state != UDP_CONNECTED_STATE)
+			return 0;
+	} else {
+		return 0;
+	}
+	f.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	f.protocol = (__u8)proto;
+	f.source = CONNPID_SRC_SEEDED;
+	f.src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	f.dst_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	f.task = task;
+	if (f.family == AF_INET) {
+		f.src_ip[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		f.dst_ip[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else if (f.family == AF_INET6) {
+		BPF_CORE_READ_INTO(&f.src_ip, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&f.dst_ip, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	} else {
+		return 0;
+	}
+	f.cookie = bpf_get_socket_cookie(sk);
+	track(&f, false);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

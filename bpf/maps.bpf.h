@@ -33,6 +33,9 @@ struct {
 
 /* Set by the loader before load: also refuse ::1 when blocking IPv6. */
 const volatile bool block_loopback6 = false;
+/* Set by the loader: the blocker is loaded, so config[0] really blocks and
+ * the tracker must not record what it refuses. */
+const volatile bool honor_ipv6_block = true;
 
 static __always_inline void stat_inc(__u32 slot)
 {
@@ -61,6 +64,8 @@ static __always_inline bool ip6_dst_blocked(const __u32 a[4])
 	if (ip6_is_v4mapped(a))
 		return false; /* dual-stack sockets reaching IPv4 */
 	if (ip6_is_loopback(a) && !block_loopback6)
+		return false;
+	if (!honor_ipv6_block)
 		return false;
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	return cfg && (*cfg & CONNPID_CONFIG_BLOCK_IPV6);

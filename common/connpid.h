@@ -47,7 +47,11 @@ enum connpid_source {
 	CONNPID_SRC_SOCKOPS_CONNECT = 1, /* TCP, BPF_SOCK_OPS_TCP_CONNECT_CB */
 	CONNPID_SRC_SENDMSG = 2,         /* unconnected UDP, cgroup/sendmsg4|6 */
 	CONNPID_SRC_SKB_EGRESS = 3,      /* connected UDP, cgroup_skb/egress */
+	CONNPID_SRC_SEEDED = 4,          /* existed before loading: iter/task_file */
 };
+
+#define CONNPID_ANCESTORS 4
+#define CONNPID_EXE_LEN 256
 
 #define CONNPID_EVENT_FLAG_OWNER_CHANGED 0x1 /* key existed with another pid */
 
@@ -75,6 +79,23 @@ struct connpid_event {
 	__u8 flags;             /* CONNPID_EVENT_FLAG_* */
 	__u32 prev_pid;         /* owner before, when OWNER_CHANGED */
 	char comm[CONNPID_COMM_LEN];
+	/* Who created the socket (cgroup/sock_create); differs from pid after
+	 * fork() or SCM_RIGHTS. 0 when created before loading. */
+	__u32 creator_pid;
+	__u32 pad0;
+	__u64 creator_start_boottime_ns;
+	char creator_comm[CONNPID_COMM_LEN];
+	/* parent, grandparent, ...; 0-terminated. Read in the hook so a
+	 * process that is gone a millisecond later keeps its ancestry. */
+	__u32 ancestor_pid[CONNPID_ANCESTORS];
+	char ancestor_comm[CONNPID_ANCESTORS][CONNPID_COMM_LEN];
+};
+
+/* Value of the `exec_info` map (key: tgid), written at exec so the exe of
+ * a process that exits before queryd reads /proc is still known. */
+struct connpid_exec_info {
+	__u64 start_boottime_ns;
+	char filename[CONNPID_EXE_LEN];
 };
 
 /* Per-CPU counters in the `stats` map, one slot each. */

@@ -62,6 +62,9 @@ static json_object *describe_link(const char *name, int fd)
 		json_object_object_add(o, "cgroup_id", json_object_new_int64((int64_t)info.cgroup.cgroup_id));
 		/* A detached link keeps its pin but has no cgroup any more. */
 		json_object_object_add(o, "attached", json_object_new_boolean(info.cgroup.cgroup_id != 0));
+	} else {
+		/* tracing links (the exec hook) have no cgroup to lose */
+		json_object_object_add(o, "attached", json_object_new_boolean(true));
 	}
 	pfd = bpf_prog_get_fd_by_id(info.prog_id);
 	if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &pinfo, &plen) == 0) {

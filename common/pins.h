@@ -21,6 +21,7 @@ struct connpid_maps {
 	int stats_fd;
 	int events_fd;
 	int meta_fd;
+	int exec_info_fd;   /* -EBADF when absent (blocker-only pins) */
 	__u32 v4_max_entries;
 	__u32 v6_max_entries;
 	struct connpid_meta meta;

@@ -116,10 +116,36 @@ bool test_fail_at(const char *step)
 	return e && streq(e, step);
 }
 
-static int open_cgroup(const char *path_opt, int *ret_fd, char *ret_path, size_t size)
+/* Depth below the cgroup2 root: the index of this cgroup in a
+ * descendant's ancestors[] array. */
+static int cgroup_level_of(const char *path, __u32 *ret)
+{
+	char mount[PATH_MAX], real[PATH_MAX], rmount[PATH_MAX];
+	const char *rel;
+	__u32 level = 0;
+	int r;
+
+	r = cgroup2_find_mount(mount, sizeof(mount));
+	if (r < 0)
+		return r;
+	if (!realpath(path, real) || !realpath(mount, rmount))
+		return negative_errno();
+	if (strncmp(real, rmount, strlen(rmount)) != 0)
+		return -EXDEV;
+	rel = real + strlen(rmount);
+	for (const char *p = rel; *p; p++)
+		if (*p == '/' && p[1] && p[1] != '/')
+			level++;
+	*ret = level;
+	return 0;
+}
+
+static int open_cgroup(const char *path_opt, int *ret_fd, char *ret_path, size_t size,
+		       __u64 *ret_id, __u32 *ret_level)
 {
 	_cleanup_close_ int fd = -EBADF;
 	struct statfs sfs;
+	struct stat st;
 	int r;
 
 	if (path_opt) {
@@ -139,6 +165,12 @@ static int open_cgroup(const char *path_opt, int *ret_fd, char *ret_path, size_t
 		return log_error_errno(negative_errno(), "Cannot check cgroup %s: %m", ret_path);
 	if (sfs.f_type != CGROUP2_SUPER_MAGIC)
 		return log_error_errno(-EMEDIUMTYPE, "%s is not a cgroup2 directory", ret_path);
+	if (fstat(fd, &st) < 0)
+		return log_error_errno(negative_errno(), "Cannot stat cgroup %s: %m", ret_path);
+	r = cgroup_level_of(ret_path, ret_level);
+	if (r < 0)
+		return log_error_errno(r, "Cannot place %s under the cgroup2 root: %m", ret_path);
+	*ret_id = st.st_ino; /* on cgroup2 the inode is the cgroup id */
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
@@ -216,8 +248,34 @@ static int load_object(struct bpf_object *obj, const char *what, const char *pin
 	return 0;
 }
 
+/* A pinned cgroup link is only "attached" if it still points at the
+ * cgroup we were asked for: someone may have detached it, or the cgroup
+ * may have been removed and made again. */
+static bool link_is_live(int link_fd, __u64 cgroup_id, bool is_cgroup)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len) < 0)
+		return false;
+	if (!is_cgroup)
+		return true;
+	return info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id;
+}
+
+static bool is_iter(const struct bpf_program *prog)
+{
+	return bpf_program__type(prog) == BPF_PROG_TYPE_TRACING &&
+	       bpf_program__expected_attach_type(prog) == BPF_TRACE_ITER;
+}
+
+static bool is_cgroup_prog(const struct bpf_program *prog)
+{
+	return bpf_program__type(prog) != BPF_PROG_TYPE_TRACING;
+}
+
 /* Attach one program unless its link pin shows it is attached already. */
-static int attach_program(struct bpf_program *prog, int cgroup_fd, const char *pin_dir,
+static int attach_program(struct bpf_program *prog, int cgroup_fd, __u64 cgroup_id, const char *pin_dir,
 			  unsigned idx, struct rollback *rb, unsigned *ret_attached)
 {
 	char path[PATH_MAX], step[32];
@@ -230,20 +288,28 @@ static int attach_program(struct bpf_program *prog, int cgroup_fd, const char *p
 		return log_error_errno(r, "Link pin path: %m");
 	existing = bpf_obj_get(path);
 	if (existing >= 0) {
-		log_debug("%s already attached (%s)", bpf_program__name(prog), path);
-		return 0;
-	}
-	if (errno != ENOENT)
+		if (link_is_live(existing, cgroup_id, is_cgroup_prog(prog))) {
+			log_debug("%s already attached (%s)", bpf_program__name(prog), path);
+			return 0;
+		}
+		log_warning("%s was detached or points at another cgroup; attaching it again",
+			    bpf_program__name(prog));
+		if (unlink(path) < 0)
+			return log_error_errno(negative_errno(), "Cannot remove stale link pin %s: %m", path);
+	} else if (errno != ENOENT) {
 		return log_error_errno(negative_errno(), "Cannot open link pin %s: %m", path);
+	}
 
 	snprintf(step, sizeof(step), "attach:%u", idx);
 	if (test_fail_at(step))
 		return log_error_errno(-ECANCELED, "Test failure injected before attaching %s",
 				       bpf_program__name(prog));
-	link = bpf_program__attach_cgroup(prog, cgroup_fd);
+	if (is_cgroup_prog(prog))
+		link = bpf_program__attach_cgroup(prog, cgroup_fd);
+	else
+		link = bpf_program__attach(prog);
 	if (!link)
-		return log_error_errno(negative_errno(), "Cannot attach %s to the cgroup: %m",
-				       bpf_program__name(prog));
+		return log_error_errno(negative_errno(), "Cannot attach %s: %m", bpf_program__name(prog));
 	rb->links[rb->n_links++] = link;
 	r = bpf_link__pin(link, path);
 	if (r < 0)
@@ -253,6 +319,42 @@ static int attach_program(struct bpf_program *prog, int cgroup_fd, const char *p
 		return log_error_errno(r, "Rollback bookkeeping: %m");
 	(*ret_attached)++;
 	return 0;
+}
+
+/* Run the seeding iterator once: flows older than connpid enter the maps
+ * and the ring as "seeded". Nothing to pin: it is done when read to EOF. */
+static int seed_existing_flows(struct bpf_program *prog)
+{
+	struct bpf_link *link;
+	_cleanup_close_ int fd = -EBADF;
+	char buf[64];
+	int r = 0;
+
+	if (test_fail_at("seed"))
+		return log_error_errno(-ECANCELED, "Test failure injected before seeding");
+	link = bpf_program__attach_iter(prog, NULL);
+	if (!link)
+		return log_error_errno(negative_errno(), "Cannot create the seeding iterator: %m");
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		r = log_error_errno(negative_errno(), "Cannot start the seeding iterator: %m");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			r = log_error_errno(negative_errno(), "Seeding iterator failed: %m");
+			break;
+		}
+	}
+out:
+	bpf_link__destroy(link);
+	return r;
 }
 
 static int pin_program(struct bpf_program *prog, const char *pin_dir, struct rollback *rb)
@@ -389,6 +491,8 @@ int loader_load(const struct load_opts *o)
 	struct bpf_object *objs[2] = {};
 	size_t n_objs = 0;
 	gid_t pins_gid = 0;
+	__u64 cgroup_id = 0;
+	__u32 cgroup_level = 0, zero = 0;
 	int gid_found, r;
 
 	if (geteuid() != 0)
@@ -400,7 +504,7 @@ int loader_load(const struct load_opts *o)
 	if (access(BTF_PATH, R_OK) < 0)
 		return log_error_errno(negative_errno(), "Kernel BTF %s is not readable: %m "
 				       "(connpid needs a kernel built with CONFIG_DEBUG_INFO_BTF)", BTF_PATH);
-	r = open_cgroup(o->cgroup_path, &cgroup_fd, cgroup_path, sizeof(cgroup_path));
+	r = open_cgroup(o->cgroup_path, &cgroup_fd, cgroup_path, sizeof(cgroup_path), &cgroup_id, &cgroup_level);
 	if (r < 0)
 		return r;
 	r = pindir_open_locked(o->pin_dir, true, &lock_fd, &dir_created);
@@ -428,9 +532,20 @@ int loader_load(const struct load_opts *o)
 			log_error_errno(r, "Cannot clean %s: %m", o->pin_dir);
 			goto fail;
 		}
-		r = pindir_open_locked(o->pin_dir, true, &lock_fd, &dir_created);
-		if (r < 0)
-			goto fail;
+		{
+			int new_fd = -EBADF;
+
+			r = pindir_open_locked(o->pin_dir, true, &new_fd, &dir_created);
+			if (r < 0)
+				goto fail;
+			safe_close(lock_fd);
+			lock_fd = new_fd;
+		}
+		if (dir_created) {
+			r = rollback_add_pin(&rb, o->pin_dir);
+			if (r < 0)
+				goto fail_log;
+		}
 	}
 
 	for (const char *sub = CONNPID_LINKS_SUBDIR; sub;
@@ -459,10 +574,18 @@ int loader_load(const struct load_opts *o)
 		bpf_map__set_max_entries(tracker->maps.events, o->ringbuf_bytes);
 		tracker->rodata->wakeup_bytes = o->ringbuf_bytes / 16;
 		tracker->rodata->block_loopback6 = o->block_loopback6;
+		tracker->rodata->honor_ipv6_block = o->blocker;
+		tracker->rodata->scope_cgroup_id = cgroup_id;
+		tracker->rodata->scope_cgroup_level = cgroup_level;
 		r = load_object(tracker->obj, "the tracker (connpid.bpf.o)", o->pin_dir, &rb);
 		if (r < 0)
 			goto fail;
 		objs[n_objs++] = tracker->obj;
+		/* Global hooks (exec) keep to the attach cgroup through this. */
+		if (bpf_map_update_elem(bpf_map__fd(tracker->maps.scope_cgroup), &zero, &cgroup_fd, BPF_ANY) < 0) {
+			r = log_error_errno(negative_errno(), "Cannot set the scope cgroup: %m");
+			goto fail;
+		}
 	}
 	if (o->blocker) {
 		blocker = ipv6_block_bpf__open();
@@ -484,8 +607,10 @@ int loader_load(const struct load_opts *o)
 	 * reaches sockops. */
 	for (size_t i = n_objs; i > 0; i--) {
 		bpf_object__for_each_program(prog, objs[i - 1]) {
+			if (is_iter(prog))
+				continue;
 			total++;
-			r = attach_program(prog, cgroup_fd, o->pin_dir, idx++, &rb, &attached);
+			r = attach_program(prog, cgroup_fd, cgroup_id, o->pin_dir, idx++, &rb, &attached);
 			if (r < 0)
 				goto fail;
 		}
@@ -496,10 +621,17 @@ int loader_load(const struct load_opts *o)
 	}
 	for (size_t i = 0; i < n_objs; i++) {
 		bpf_object__for_each_program(prog, objs[i]) {
+			if (is_iter(prog))
+				continue;
 			r = pin_program(prog, o->pin_dir, &rb);
 			if (r < 0)
 				goto fail;
 		}
+	}
+	if (tracker && o->seed) {
+		r = seed_existing_flows(tracker->progs.connpid_seed);
+		if (r < 0)
+			goto fail;
 	}
 	r = write_meta_and_config(objs[0], o);
 	if (r < 0)

@@ -14,6 +14,7 @@ struct load_opts {
 	__u32 v4_entries;
 	__u32 v6_entries;
 	__u32 ringbuf_bytes;
+	bool seed;                 /* seed flows that existed before loading */
 	const char *pin_group;     /* group given rw access to the pins */
 	bool pin_group_explicit;   /* --group given: it must exist */
 };

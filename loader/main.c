@@ -16,7 +16,7 @@
 enum {
 	ARG_UNLOAD = 0x100, ARG_STATUS, ARG_JSON, ARG_PIN_DIR, ARG_CGROUP, ARG_IPV6_BLOCK,
 	ARG_BLOCK_LOOPBACK6, ARG_NO_BLOCKER, ARG_BLOCKER_ONLY, ARG_NO_DNS, ARG_V4, ARG_V6,
-	ARG_RINGBUF, ARG_VERSION, ARG_GROUP,
+	ARG_RINGBUF, ARG_VERSION, ARG_GROUP, ARG_NO_SEED,
 };
 
 static void help(void)
@@ -37,6 +37,7 @@ static void help(void)
 	       "  --ringbuf-bytes N     event ring size, a power of two (default %u)\n"
 	       "  --group NAME          group given read-write access to the pins\n"
 	       "                        (default: connpid, when that group exists)\n"
+	       "  --no-seed             do not record connections that existed before loading\n"
 	       "  --no-dns              do not load DNS programs\n"
 	       "  --unload              detach everything and remove every pin\n"
 	       "  --status              show what is pinned and attached\n"
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
 		{ "map-entries-v6", required_argument, NULL, ARG_V6 },
 		{ "ringbuf-bytes", required_argument, NULL, ARG_RINGBUF },
 		{ "group", required_argument, NULL, ARG_GROUP },
+		{ "no-seed", no_argument, NULL, ARG_NO_SEED },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
 		.v6_entries = CONNPID_MAP_V6_ENTRIES,
 		.ringbuf_bytes = CONNPID_RINGBUF_BYTES,
 		.pin_group = "connpid",
+		.seed = true,
 	};
 	bool unload = false, status = false, json = false, verbose = false;
 	int c, r;
@@ -141,6 +144,9 @@ int main(int argc, char **argv)
 				log_error("--ringbuf-bytes must be a power of two, not %u", o.ringbuf_bytes);
 				return EXIT_FAILURE;
 			}
+			break;
+		case ARG_NO_SEED:
+			o.seed = false;
 			break;
 		case ARG_GROUP:
 			o.pin_group = optarg;

@@ -47,6 +47,8 @@ struct client {
 /* Queue one JSON value as a line. Drops the client past CLIENT_MAX_OUT. */
 int client_send(struct client *c, json_object *o);
 void client_close_after_flush(struct client *c);
+/* Drop it at the next safe point (never frees in place). */
+void client_mark_dead(struct client *c);
 
 bool watch_filter_match(const struct watch_filter *w, const struct flow *f);
 

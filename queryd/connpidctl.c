@@ -110,16 +110,25 @@ static int send_request(int fd, json_object *req)
 	return 0;
 }
 
-/* One answer line; buffered reader so watch can call it repeatedly. */
+/* One answer line; buffered reader so watch can call it repeatedly. An
+ * answer (a long `recent`) may be megabytes: the buffer grows to a cap. */
+#define LINE_READER_MAX (64u << 20)
+
 struct line_reader {
-	char buf[128 * 1024];
-	size_t len;
+	char *buf;
+	size_t len, cap;
 };
+
+static void line_reader_free(struct line_reader *lr)
+{
+	free(lr->buf);
+	free(lr);
+}
 
 static int read_answer(int fd, struct line_reader *lr, json_object **ret)
 {
 	for (;;) {
-		char *nl = memchr(lr->buf, '\n', lr->len);
+		char *nl = lr->buf ? memchr(lr->buf, '\n', lr->len) : NULL;
 		ssize_t n;
 
 		if (nl) {
@@ -135,9 +144,19 @@ static int read_answer(int fd, struct line_reader *lr, json_object **ret)
 			*ret = o;
 			return 0;
 		}
-		if (lr->len == sizeof(lr->buf))
-			return -EMSGSIZE;
-		n = recv(fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len, 0);
+		if (lr->len == lr->cap) {
+			size_t cap = lr->cap ? lr->cap * 2 : 64 * 1024;
+			char *p;
+
+			if (cap > LINE_READER_MAX)
+				return -EMSGSIZE;
+			p = realloc(lr->buf, cap);
+			if (!p)
+				return -ENOMEM;
+			lr->buf = p;
+			lr->cap = cap;
+		}
+		n = recv(fd, lr->buf + lr->len, lr->cap - lr->len, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -312,7 +331,7 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 	r = send_request(fd, req);
 	if (r >= 0)
 		r = read_answer(fd, lr, &ans);
-	free(lr);
+	line_reader_free(lr);
 	if (r < 0) {
 		log_error_errno(r, "No answer from connpid-queryd: %m");
 		return EXIT_ERROR;
@@ -355,7 +374,7 @@ static int simple_op(const struct ctl *c, const char *op, json_object *extra, js
 	r = send_request(fd, req);
 	if (r >= 0)
 		r = read_answer(fd, lr, ret_ans);
-	free(lr);
+	line_reader_free(lr);
 	if (r < 0)
 		return log_error_errno(r, "No answer from connpid-queryd: %m");
 	return 0;
@@ -424,15 +443,26 @@ static int cmd_list(const struct ctl *c, const char *op)
 	return EXIT_FOUND;
 }
 
+static int watch_loop(const struct ctl *c, json_object *req, struct line_reader *lr);
+
 static int cmd_watch(const struct ctl *c)
 {
 	_cleanup_json_ json_object *req = json_object_new_object();
-	_cleanup_close_ int fd = -EBADF;
-	_cleanup_free_ struct line_reader *lr = calloc(1, sizeof(*lr));
+	struct line_reader *lr = calloc(1, sizeof(*lr));
 	int r;
 
 	if (!lr)
 		return EXIT_ERROR;
+	r = watch_loop(c, req, lr);
+	line_reader_free(lr);
+	return r;
+}
+
+static int watch_loop(const struct ctl *c, json_object *req, struct line_reader *lr)
+{
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
 	json_object_object_add(req, "op", json_object_new_string("watch"));
 	if (c->filter)
 		json_object_object_add(req, "filter", json_object_get(c->filter));
@@ -647,8 +677,8 @@ int main(int argc, char **argv)
 		case ARG_LIMIT:
 			errno = 0;
 			c.limit = strtol(optarg, &end, 10);
-			if (errno || *end || c.limit < 1 || c.limit > 10000) {
-				log_error("Invalid --limit '%s': expected 1-10000", optarg);
+			if (errno || *end || c.limit < 1 || c.limit > 5000) {
+				log_error("Invalid --limit '%s': expected 1-5000", optarg);
 				goto out;
 			}
 			break;

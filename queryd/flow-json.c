@@ -88,6 +88,46 @@ static void add_cgroup(json_object *o, struct manager *m, __u64 cgroup_id)
 	}
 }
 
+static json_object *comm_json(const char *comm)
+{
+	return json_object_new_string_len(comm, (int)strnlen(comm, CONNPID_COMM_LEN));
+}
+
+/* Parent first, as the hook saw them when the flow was made. */
+static void add_ancestors(json_object *o, const struct connpid_event *e)
+{
+	json_object *a = json_object_new_array();
+
+	for (int i = 0; i < CONNPID_ANCESTORS && e->ancestor_pid[i]; i++) {
+		json_object *p = json_object_new_object();
+
+		add_int(p, "pid", e->ancestor_pid[i]);
+		json_object_object_add(p, "comm", comm_json(e->ancestor_comm[i]));
+		json_object_array_add(a, p);
+	}
+	json_object_object_add(o, "ancestors", a);
+}
+
+/* The socket's creator: differs from the owner after fork() or when the
+ * fd was passed over SCM_RIGHTS; unknown for sockets older than connpid. */
+static void add_creator(json_object *o, const struct connpid_event *e)
+{
+	json_object *c;
+
+	if (!e->creator_pid) {
+		json_object_object_add(o, "creator", NULL);
+		return;
+	}
+	c = json_object_new_object();
+	add_int(c, "pid", e->creator_pid);
+	json_object_object_add(c, "comm", comm_json(e->creator_comm));
+	add_int(c, "start_time", (int64_t)boottime_ns_to_ticks(e->creator_start_boottime_ns));
+	json_object_object_add(c, "same_process",
+			       json_object_new_boolean(e->creator_pid == e->pid &&
+						       e->creator_start_boottime_ns == e->start_boottime_ns));
+	json_object_object_add(o, "creator", c);
+}
+
 json_object *flow_to_json(struct manager *m, const struct flow *f)
 {
 	const struct connpid_event *e = &f->ev;
@@ -122,7 +162,11 @@ json_object *flow_to_json(struct manager *m, const struct flow *f)
 	add_liveness(o, (pid_t)e->pid, start);
 	if (e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
 		add_int(o, "previous_pid", e->prev_pid);
-	add_str(o, "seen", "event");
+	if (f->proc && f->proc->exe_from_exec)
+		add_str(o, "exe_source", "exec");
+	add_ancestors(o, e);
+	add_creator(o, e);
+	add_str(o, "seen", e->source == CONNPID_SRC_SEEDED ? "seeded" : "event");
 	return o;
 }
 

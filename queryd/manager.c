@@ -59,6 +59,7 @@ struct manager *manager_free(struct manager *m)
 	if (!m)
 		return NULL;
 	manager_close_clients(m);
+	m->reaper = sd_event_source_disable_unref(m->reaper);
 	m->listen_io = sd_event_source_disable_unref(m->listen_io);
 	m->pins_timer = sd_event_source_disable_unref(m->pins_timer);
 	m->status_timer = sd_event_source_disable_unref(m->status_timer);

@@ -58,6 +58,8 @@ struct manager {
 
 	int listen_fd;
 	bool listen_fd_activated;
+	char activated_path[108];
+	sd_event_source *reaper;
 	sd_event_source *listen_io;
 	struct client *clients;
 	size_t n_clients;

@@ -39,6 +39,8 @@ static int pinned_meta_id(const char *pin_dir, __u32 *ret)
 void manager_close_pins(struct manager *m)
 {
 	manager_ringbuf_detach(m);
+	if (m->procs)
+		proc_cache_set_exec_map(m->procs, -EBADF);
 	connpid_maps_close(&m->maps);
 	m->maps_open = false;
 	m->meta_map_id = 0;
@@ -73,6 +75,7 @@ int manager_open_pins(struct manager *m)
 	}
 	m->maps_open = true;
 	m->meta_map_id = id;
+	proc_cache_set_exec_map(m->procs, m->maps.exec_info_fd);
 	m->maps_problem[0] = '\0';
 	log_info("Using pins in %s (ABI %u, loader %s)", m->cfg.pin_dir,
 		 m->maps.meta.abi_version, m->maps.meta.version);

@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/types.h>
+#include <bpf/bpf.h>
+
+#include "connpid.h"
 #include "macro.h"
 #include "proc-cache.h"
 #include "procinfo.h"
@@ -13,6 +17,7 @@ struct proc_cache {
 	struct proc_entry *buckets[PROC_BUCKETS];
 	size_t n;
 	__u64 reads;
+	int exec_map_fd;
 };
 
 int proc_cache_new(struct proc_cache **ret)
@@ -21,6 +26,7 @@ int proc_cache_new(struct proc_cache **ret)
 
 	if (!c)
 		return -ENOMEM;
+	c->exec_map_fd = -EBADF;
 	*ret = c;
 	return 0;
 }
@@ -52,15 +58,37 @@ static size_t bucket_of(pid_t pid, __u64 start)
 	return (size_t)(h >> 32) % PROC_BUCKETS;
 }
 
+void proc_cache_set_exec_map(struct proc_cache *c, int fd)
+{
+	c->exec_map_fd = fd;
+}
+
+/* The process exited before we looked: what the exec hook saw is all the
+ * exe we can have. Only if it is the same process (start time). */
+static void enrich_from_exec(struct proc_cache *c, struct proc_entry *e)
+{
+	struct connpid_exec_info info;
+	__u32 key = (__u32)e->pid;
+
+	if (c->exec_map_fd < 0 || bpf_map_lookup_elem(c->exec_map_fd, &key, &info) < 0)
+		return;
+	if (boottime_ns_to_ticks(info.start_boottime_ns) != e->start_ticks || !info.filename[0])
+		return;
+	info.filename[sizeof(info.filename) - 1] = '\0';
+	e->exe = strdup(info.filename);
+	e->exe_from_exec = e->exe != NULL;
+}
+
 static void enrich(struct proc_cache *c, struct proc_entry *e)
 {
 	struct procinfo p;
 
 	c->reads++;
-	if (procinfo_read(e->pid, &p) < 0)
-		return; /* exited before we looked: the event's comm is all we have */
-	if (p.start_ticks != e->start_ticks)
-		return; /* pid already reused: this is another process */
+	if (procinfo_read(e->pid, &p) < 0 || p.start_ticks != e->start_ticks) {
+		/* exited, or the pid is already another process's */
+		enrich_from_exec(c, e);
+		return;
+	}
 	e->ppid = p.ppid;
 	if (p.exe[0])
 		e->exe = strdup(p.exe);

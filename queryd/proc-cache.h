@@ -18,6 +18,7 @@ struct proc_entry {
 	pid_t ppid;
 	__u64 start_ticks;
 	bool enriched;        /* /proc was read while it lived */
+	bool exe_from_exec;   /* exe known only from the exec hook: process was gone */
 	char *exe;            /* NULL when unknown */
 	char *cmdline;        /* NUL-separated args */
 	size_t cmdline_len;
@@ -31,7 +32,10 @@ struct proc_cache *proc_cache_free(struct proc_cache *c);
 /* A reference to the entry for (pid, start); reads /proc on first sight.
  * Never fails for lack of /proc data: the entry is then not enriched. */
 struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_ticks);
+/* Start time in ns: what the BPF side reports, for the exec map check. */
 void proc_entry_unref(struct proc_cache *c, struct proc_entry *e);
 size_t proc_cache_size(const struct proc_cache *c);
+/* The pinned exec_info map, consulted when /proc is too late (-EBADF: none). */
+void proc_cache_set_exec_map(struct proc_cache *c, int fd);
 /* /proc reads done since start (each a new process). */
 __u64 proc_cache_reads(const struct proc_cache *c);

@@ -21,7 +21,7 @@
 #include "store.h"
 
 #define RECENT_DEFAULT 50
-#define RECENT_MAX 10000
+#define RECENT_MAX 5000
 
 json_object *protocol_error(const char *code, const char *fmt, ...)
 {
@@ -453,7 +453,12 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 
 	req = json_tokener_parse_verbose(line, &jerr);
 	if (!req) {
-		ans = protocol_error("bad_json", "request is not valid JSON: %s", json_tokener_error_desc(jerr));
+		/* json-c parses the valid JSON `null` to NULL with success */
+		if (jerr == json_tokener_success)
+			ans = protocol_error("bad_request", "request must be a JSON object");
+		else
+			ans = protocol_error("bad_json", "request is not valid JSON: %s",
+					     json_tokener_error_desc(jerr));
 		goto out;
 	}
 	if (!json_object_is_type(req, json_type_object)) {

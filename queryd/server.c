@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -86,11 +87,13 @@ int client_send(struct client *c, json_object *o)
 
 	if (c->dead)
 		return -EPIPE;
-	if (pending + len + 1 > CLIENT_MAX_OUT) {
+	/* The bound is on what is still unread, so one large answer to a
+	 * caught-up client always goes out. */
+	if (pending > CLIENT_MAX_OUT) {
 		/* It stopped reading: drop it rather than grow without bound. */
 		log_debug("Dropping client pid %d: %zu bytes unread", (int)c->pid, pending);
 		c->m->clients_dropped_slow++;
-		c->dead = true;
+		client_mark_dead(c);
 		return -ENOBUFS;
 	}
 	if (c->out_off > 0 && c->out_off == c->out_len)
@@ -110,7 +113,7 @@ int client_send(struct client *c, json_object *o)
 		if (cap != c->out_cap) {
 			p = realloc(c->out, cap);
 			if (!p) {
-				c->dead = true;
+				client_mark_dead(c);
 				return -ENOMEM;
 			}
 			c->out = p;
@@ -121,6 +124,28 @@ int client_send(struct client *c, json_object *o)
 	c->out[c->out_len + len] = '\n';
 	c->out_len += len + 1;
 	return 0;
+}
+
+static int on_reap(sd_event_source *s, void *userdata)
+{
+	struct manager *m = userdata;
+
+	for (struct client *c = m->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->dead)
+			client_free(c);
+	}
+	return 0;
+}
+
+void client_mark_dead(struct client *c)
+{
+	struct manager *m = c->m;
+
+	c->dead = true;
+	if (!m->reaper && sd_event_add_defer(m->event, &m->reaper, on_reap, m) < 0)
+		return; /* freed on its next I/O event instead */
+	(void)sd_event_source_set_enabled(m->reaper, SD_EVENT_ONESHOT);
 }
 
 void client_close_after_flush(struct client *c)
@@ -219,8 +244,10 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f)
 			json_object_object_add(line, "flow", flow_to_json(m, f));
 		}
 		if (client_send(c, line) < 0 || client_flush(c) < 0) {
+			/* Never freed here: the client may be the one whose request
+			 * caused this drain. The reaper frees it after dispatch. */
 			m->watch_events_dropped++;
-			client_free(c);
+			client_mark_dead(c);
 			continue;
 		}
 		client_update_events(c);
@@ -362,7 +389,14 @@ int manager_listen(struct manager *m)
 	if (fd < 0 && fd != -EBADF)
 		return fd;
 	if (fd >= 0) {
+		struct sockaddr_un sa = {};
+		socklen_t salen = sizeof(sa);
+
 		m->listen_fd_activated = true;
+		if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 && sa.sun_path[0]) {
+			snprintf(m->activated_path, sizeof(m->activated_path), "%s", sa.sun_path);
+			m->cfg.socket_path = m->activated_path;
+		}
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
 			return log_error_errno(negative_errno(), "Cannot make the activated socket non-blocking: %m");
 		log_info("Serving on the socket passed by systemd");
