@@ -7,6 +7,7 @@ pkgs=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libsystemd-dev libjson-c-dev libsqlite3-dev
   systemd iproute2 python3 procps util-linux man-db groff-base
+  mitmproxy curl nftables iptables sqlite3
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,676 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Harness for connpid's integration tests (Python standard library only).
+
+Each test runs against the real kernel, in its own child cgroup and its own
+pin dir, so tests can run in parallel:
+
+    with connpidtest.TestEnv() as env:
+        env.load()                       # connpid-loader --cgroup C --pin-dir D
+        with listeners.tcp4() as port:
+            w = env.spawn("tcp4", "127.0.0.1", port)
+            ...                          # w.info: pid, sport, ...
+        maps = env.maps()                # raw bpf(2) on the pins
+
+Leaving the block (also on an exception) unloads, kills what is left in the
+cgroup, removes the cgroup and the pin dir.
+
+Exit 77 means skipped for meson (not root, no BTF, no cgroup2).
+"""
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOAD = os.path.join(HERE, "workload.py")
+
+SKIP = 77
+BTF_PATH = "/sys/kernel/btf/vmlinux"
+BPFFS_ROOT = "/sys/fs/bpf"
+BPF_FS_MAGIC = 0xCAFE4A11
+CLONE_NEWNET = 0x40000000
+
+# common/connpid.h
+PROTO_TCP = 6
+PROTO_UDP = 17
+AF_INET = 2
+AF_INET6 = 10
+SRC_SOCKOPS_CONNECT = 1
+SRC_SENDMSG = 2
+SRC_SKB_EGRESS = 3
+(STAT_EVENTS, STAT_RINGBUF_DROPS, STAT_MAP_UPDATE_ERRORS, STAT_FLOWS_V4,
+ STAT_FLOWS_V6, STAT_REPEATS, STAT_BLOCKED_V6, STAT_MAX) = range(8)
+
+MAP_PINS = ("conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events",
+            "meta", "sock_creators", "exec_info", "scope_cgroup")
+TRACKER_CGROUP_PROGS = ("connpid_sockops", "connpid_sendmsg4", "connpid_sendmsg6",
+                        "connpid_udp_egress", "connpid_sock_create")
+# attached globally (tp_btf), scoped to the cgroup inside the program
+TRACKER_GLOBAL_PROGS = ("connpid_exec",)
+TRACKER_PROGS = TRACKER_CGROUP_PROGS + TRACKER_GLOBAL_PROGS
+BLOCKER_PROGS = ("connpid_block_connect6", "connpid_block_sendmsg6")
+ALL_PROGS = TRACKER_PROGS + BLOCKER_PROGS
+CGROUP_PROGS = TRACKER_CGROUP_PROGS + BLOCKER_PROGS
+
+# bpftool's names of the attach types each program uses
+PROG_ATTACH_TYPE = {
+    "connpid_sockops": "cgroup_sock_ops",
+    "connpid_sendmsg4": "cgroup_udp4_sendmsg",
+    "connpid_sendmsg6": "cgroup_udp6_sendmsg",
+    "connpid_udp_egress": "cgroup_inet_egress",
+    "connpid_block_connect6": "cgroup_inet6_connect",
+    "connpid_block_sendmsg6": "cgroup_udp6_sendmsg",
+    "connpid_sock_create": "cgroup_inet_sock_create",
+}
+
+
+# ---------------------------------------------------------------- reporting
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def skip(reason):
+    """Print why and exit 77, which meson counts as skipped."""
+    print("SKIP: " + reason, flush=True)
+    sys.exit(SKIP)
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg, *details):
+    if not cond:
+        raise TestFailure(msg + "".join("\n    " + str(d) for d in details))
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise TestFailure("%s: got %r, want %r" % (what, got, want))
+
+
+_CASES = []
+
+
+def case(fn):
+    """Register a test case; run_cases() runs them in definition order."""
+    _CASES.append(fn)
+    return fn
+
+
+def run_cases(shared=None, argv=None):
+    """Run every @case (or those named in argv) and exit 0, 1 or 77.
+
+    shared: optional callable returning a context manager (e.g. a loaded
+    TestEnv) entered once; its value is passed to every case. Without it,
+    cases take no argument."""
+    require_environment()
+    names = set((argv if argv is not None else sys.argv[1:]) or [])
+    failed, passed = [], 0
+    with (shared() if shared else contextlib.nullcontext()) as ctx:
+        for fn in _CASES:
+            if names and fn.__name__ not in names:
+                continue
+            t0 = time.monotonic()
+            log("=== %s" % fn.__name__)
+            try:
+                fn(ctx) if shared else fn()
+            except Exception:
+                failed.append(fn.__name__)
+                log("FAIL %s (%.2fs)\n%s" % (fn.__name__, time.monotonic() - t0,
+                                             traceback.format_exc()))
+            else:
+                passed += 1
+                log("PASS %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
+    log("%d passed, %d failed%s" % (passed, len(failed),
+                                   (": " + ", ".join(failed)) if failed else ""))
+    sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------- environment
+
+def _unescape_mountinfo(s):
+    out, i = "", 0
+    while i < len(s):
+        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
+            out += chr(int(s[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += s[i]
+            i += 1
+    return out
+
+
+def cgroup2_mount():
+    """The first cgroup2 mount point in /proc/self/mountinfo, or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, sep, post = line.partition(" - ")
+            if not sep:
+                continue
+            if post.split()[0] == "cgroup2":
+                return _unescape_mountinfo(pre.split()[4])
+    return None
+
+
+def require_environment():
+    if os.geteuid() != 0:
+        skip("needs root (loads BPF programs and creates cgroups)")
+    if not os.access(BTF_PATH, os.R_OK):
+        skip("no kernel BTF at %s" % BTF_PATH)
+    if not cgroup2_mount():
+        skip("no cgroup2 mount in /proc/self/mountinfo")
+    for var in ("CONNPID_LOADER",):
+        if not os.environ.get(var):
+            skip("%s is not set (run through meson test)" % var)
+
+
+def binary(var):
+    """Path of a binary passed by meson in env var `var`, or skip."""
+    path = os.environ.get(var, "")
+    if not path or not os.access(path, os.X_OK):
+        skip("%s not built (env %s=%r)" % (var.lower(), var, path))
+    return path
+
+
+def clk_tck():
+    return os.sysconf("SC_CLK_TCK")
+
+
+def proc_start_ticks(pid):
+    """Field 22 of /proc/PID/stat: start time in clock ticks after boot."""
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    rest = data[data.rindex(")") + 2:].split()
+    return int(rest[22 - 3])
+
+
+def netns_ino(pid="self"):
+    return os.stat("/proc/%s/ns/net" % pid).st_ino
+
+
+def is_bpffs(path):
+    try:
+        out = subprocess.run(["stat", "-f", "-c", "%t", path],
+                             capture_output=True, text=True, check=True)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return False
+    return int(out.stdout.strip(), 16) == BPF_FS_MAGIC
+
+
+def run(cmd, env=None, timeout=60, input=None):
+    """Run a command, capture text output, never raise on exit status."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    log("+ " + " ".join(cmd) +
+        ("  [%s]" % " ".join("%s=%s" % kv for kv in env.items()) if env else ""))
+    p = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
+                       timeout=timeout, input=input)
+    if p.stdout.strip():
+        log("  stdout: " + p.stdout.strip().replace("\n", "\n          "))
+    if p.stderr.strip():
+        log("  stderr: " + p.stderr.strip().replace("\n", "\n          "))
+    log("  exit %d" % p.returncode)
+    return p
+
+
+# ---------------------------------------------------------------- bpf(2)
+
+class Bpf:
+    """The few bpf(2) commands the tests need, through a raw syscall."""
+    NR_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280,
+              "loongarch64": 280, "s390x": 351, "ppc64le": 361}
+    MAP_LOOKUP_ELEM = 1
+    MAP_GET_NEXT_KEY = 4
+    OBJ_GET = 7
+    OBJ_GET_INFO_BY_FD = 15
+    ATTR_SIZE = 128
+
+    def __init__(self):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.syscall.restype = ctypes.c_long
+        machine = os.uname().machine
+        if machine not in self.NR_BPF:
+            skip("bpf(2) syscall number unknown for %s" % machine)
+        self.nr = self.NR_BPF[machine]
+
+    def _call(self, cmd, attr):
+        r = self.libc.syscall(ctypes.c_long(self.nr), ctypes.c_int(cmd),
+                              ctypes.byref(attr), ctypes.c_uint(len(attr)))
+        if r < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, "bpf(cmd=%d): %s" % (cmd, os.strerror(e)))
+        return r
+
+    def obj_get(self, path):
+        p = ctypes.create_string_buffer(os.fsencode(path))
+        attr = ctypes.create_string_buffer(self.ATTR_SIZE)
+        struct.pack_into("=QII", attr, 0, ctypes.addressof(p), 0, 0)
+        return self._call(self.OBJ_GET, attr)
+
+    def lookup(self, fd, key, value_size):
+        """Value bytes, or None when the key is absent (ENOENT)."""
+        k = ctypes.create_string_buffer(bytes(key), len(key))
+        v = ctypes.create_string_buffer(value_size)
+        attr = ctypes.create_string_buffer(self.ATTR_SIZE)
+        struct.pack_into("=IIQQQ", attr, 0, fd, 0, ctypes.addressof(k),
+                         ctypes.addressof(v), 0)
+        try:
+            self._call(self.MAP_LOOKUP_ELEM, attr)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+        return v.raw
+
+    def keys(self, fd, key_size):
+        """Every key of a hash map, as bytes, via BPF_MAP_GET_NEXT_KEY."""
+        out = []
+        prev = None
+        nxt = ctypes.create_string_buffer(key_size)
+        while True:
+            attr = ctypes.create_string_buffer(self.ATTR_SIZE)
+            kaddr = 0
+            if prev is not None:
+                kbuf = ctypes.create_string_buffer(prev, key_size)
+                kaddr = ctypes.addressof(kbuf)
+            struct.pack_into("=IIQQ", attr, 0, fd, 0, kaddr,
+                             ctypes.addressof(nxt))
+            try:
+                self._call(self.MAP_GET_NEXT_KEY, attr)
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    return out
+                raise
+            prev = nxt.raw
+            out.append(prev)
+            if len(out) > 10_000_000:
+                raise TestFailure("map key walk does not end")
+
+    def map_info(self, fd):
+        """(type, id, key_size, value_size, max_entries) of a map fd."""
+        info = ctypes.create_string_buffer(256)
+        attr = ctypes.create_string_buffer(self.ATTR_SIZE)
+        struct.pack_into("=IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
+        self._call(self.OBJ_GET_INFO_BY_FD, attr)
+        return struct.unpack_from("=IIIII", info, 0)
+
+
+def possible_cpus():
+    with open("/sys/devices/system/cpu/possible") as f:
+        spec = f.read().strip()
+    n = 0
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
+def key_v4(dst_ip, sport, dport, proto):
+    """Byte-exact conn_key_v4: ip network order, ports host (LE) order."""
+    return struct.pack("<4sHHB3x", socket.inet_pton(socket.AF_INET, dst_ip),
+                       sport, dport, proto)
+
+
+def key_v6(dst_ip, sport, dport, proto):
+    return struct.pack("<16sHHB3x", socket.inet_pton(socket.AF_INET6, dst_ip),
+                       sport, dport, proto)
+
+
+def decode_key(raw):
+    if len(raw) == 12:
+        ip, sp, dp, proto = struct.unpack("<4sHHB3x", raw)
+        return (socket.inet_ntop(socket.AF_INET, ip), sp, dp, proto)
+    ip, sp, dp, proto = struct.unpack("<16sHHB3x", raw)
+    return (socket.inet_ntop(socket.AF_INET6, ip), sp, dp, proto)
+
+
+class PinnedMaps:
+    """The pinned maps of one pin dir, read with plain bpf syscalls."""
+
+    def __init__(self, pin_dir):
+        self.bpf = Bpf()
+        self.pin_dir = pin_dir
+        self.fds = {}
+        for name in ("conn_to_pid_v4", "conn_to_pid_v6", "stats", "config",
+                     "meta"):
+            self.fds[name] = self.bpf.obj_get(os.path.join(pin_dir, name))
+
+    def close(self):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def lookup_pid(self, key):
+        name = "conn_to_pid_v4" if len(key) == 12 else "conn_to_pid_v6"
+        v = self.bpf.lookup(self.fds[name], key, 4)
+        return None if v is None else struct.unpack("<I", v)[0]
+
+    def keys(self, family):
+        if family == 4:
+            return self.bpf.keys(self.fds["conn_to_pid_v4"], 12)
+        return self.bpf.keys(self.fds["conn_to_pid_v6"], 24)
+
+    def stat(self, slot):
+        ncpu = possible_cpus()
+        raw = self.bpf.lookup(self.fds["stats"], struct.pack("<I", slot),
+                              8 * ncpu)
+        check(raw is not None, "stats slot %d missing" % slot)
+        return sum(struct.unpack("<%dQ" % ncpu, raw))
+
+    def stats(self):
+        return [self.stat(i) for i in range(STAT_MAX)]
+
+    def config(self):
+        raw = self.bpf.lookup(self.fds["config"], struct.pack("<I", 0), 4)
+        return struct.unpack("<I", raw)[0]
+
+
+# ---------------------------------------------------------------- listeners
+
+@contextlib.contextmanager
+def listener(kind, host):
+    """A TCP listener or UDP receiver in the test process (outside the test
+    cgroup); yields its port. kind: 'tcp' or 'udp'."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    typ = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(fam, typ)
+    try:
+        s.bind((host, 0))
+        if typ == socket.SOCK_STREAM:
+            s.listen(64)
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- workloads
+
+class Workload:
+    """A workload.py child living in the test cgroup."""
+
+    def __init__(self, proc, action):
+        self.proc = proc
+        self.action = action
+        self.info = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def readline(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TestFailure("workload %s (pid %d) said nothing for %ss"
+                                  % (self.action, self.pid, timeout))
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                line = fd.readline()
+                if not line:
+                    err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+                    raise TestFailure("workload %s (pid %d) exited (%s): %s"
+                                      % (self.action, self.pid,
+                                         self.proc.poll(), err))
+                return json.loads(line)
+
+    def send(self):
+        """Send once more on the same socket; return the answer dict."""
+        self.proc.stdin.write("send\n")
+        self.proc.stdin.flush()
+        return self.readline()
+
+    def close(self, timeout=5):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------- the env
+
+class TestEnv:
+    """A private child cgroup and pin dir; see the module docstring."""
+
+    def __init__(self, tag=None):
+        self.loader = binary("CONNPID_LOADER")
+        self.cg_root = cgroup2_mount()
+        if not self.cg_root:
+            skip("no cgroup2 mount")
+        self.name = "connpid-test-%d-%s%s" % (os.getpid(), secrets.token_hex(4),
+                                             "-" + tag if tag else "")
+        self.cgroup = os.path.join(self.cg_root, self.name)
+        self.pin_dir = os.path.join(BPFFS_ROOT, self.name)
+        self.workloads = []
+        self.cgroup_id = None
+
+    # -- lifecycle
+    def __enter__(self):
+        os.mkdir(self.cgroup, 0o755)
+        self.cgroup_id = os.stat(self.cgroup).st_ino
+        log("env: cgroup %s (id %d), pin dir %s"
+            % (self.cgroup, self.cgroup_id, self.pin_dir))
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.cleanup()
+        return False
+
+    def cleanup(self):
+        errors = []
+
+        def step(what, fn):
+            try:
+                fn()
+            except Exception as e:  # keep going: clean up everything
+                errors.append("%s: %s" % (what, e))
+
+        for w in self.workloads:
+            step("close workload %d" % w.pid, w.close)
+        if os.path.exists(self.pin_dir):
+            step("unload", lambda: run([self.loader, "--unload", "--pin-dir",
+                                        self.pin_dir], timeout=30))
+        step("kill cgroup", self._kill_cgroup)
+        step("rmdir cgroup", self._rmdir_cgroup)
+        step("remove pin dir", lambda: remove_pin_tree(self.pin_dir))
+        for e in errors:
+            log("cleanup: " + e)
+
+    def _kill_cgroup(self):
+        procs = os.path.join(self.cgroup, "cgroup.procs")
+        if not os.path.exists(procs):
+            return
+        deadline = time.monotonic() + 10
+        while True:
+            with open(procs) as f:
+                pids = [int(x) for x in f.read().split()]
+            if not pids:
+                return
+            if time.monotonic() > deadline:
+                raise TestFailure("processes left in %s: %s" % (self.cgroup, pids))
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
+    def _rmdir_cgroup(self):
+        deadline = time.monotonic() + 10
+        while os.path.isdir(self.cgroup):
+            try:
+                os.rmdir(self.cgroup)
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    # -- the loader
+    def loader_cmd(self, *args, cgroup=True):
+        cmd = [self.loader, "--pin-dir", self.pin_dir]
+        if cgroup:
+            cmd += ["--cgroup", self.cgroup]
+        return cmd + list(args)
+
+    def load(self, *args, check_ok=True, env=None):
+        p = run(self.loader_cmd(*args), env=env)
+        if check_ok:
+            check(p.returncode == 0, "connpid-loader %s failed (exit %d)"
+                  % (" ".join(args), p.returncode), p.stderr)
+        return p
+
+    def unload(self, check_ok=True):
+        p = run([self.loader, "--unload", "--pin-dir", self.pin_dir])
+        if check_ok:
+            check(p.returncode == 0, "connpid-loader --unload failed", p.stderr)
+        return p
+
+    def status_json(self):
+        p = run([self.loader, "--status", "--json", "--pin-dir", self.pin_dir])
+        check(p.returncode == 0, "--status --json failed", p.stderr)
+        return json.loads(p.stdout)
+
+    def attachments(self):
+        return cgroup_attachments(self.cgroup)
+
+    def maps(self):
+        return PinnedMaps(self.pin_dir)
+
+    def pins(self):
+        """Relative paths of everything under the pin dir (files and dirs)."""
+        out = []
+        for root, dirs, files in os.walk(self.pin_dir):
+            rel = os.path.relpath(root, self.pin_dir)
+            for n in dirs + files:
+                out.append(os.path.normpath(os.path.join(rel, n)))
+        return sorted(out)
+
+    # -- workloads
+    def spawn(self, action, host, port, comm=None, timeout=5.0,
+              expect_ok=True, new_netns=False):
+        """Start workload.py inside the cgroup; wait for its first line.
+        new_netns: also unshare a fresh network namespace (no routes, lo
+        down), so nothing can leave the machine."""
+        procs = os.path.join(self.cgroup, "cgroup.procs")
+        libc = ctypes.CDLL(None, use_errno=True) if new_netns else None
+
+        def enter_cgroup():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+            if new_netns and libc.unshare(CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+
+        cmd = [sys.executable, WORKLOAD, action, host, str(port),
+               "--timeout", str(timeout)]
+        if comm:
+            cmd += ["--comm", comm]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=enter_cgroup, close_fds=True)
+        w = Workload(p, action)
+        self.workloads.append(w)
+        w.info = w.readline(timeout=timeout + 10)
+        log("workload %s: %s" % (action, w.info))
+        if expect_ok:
+            check(w.info.get("ok"), "workload %s failed" % action, w.info)
+        return w
+
+    def ringdump(self, timeout_ms=500, count=None):
+        """Drain the events ring; a list of event dicts."""
+        cmd = [binary("CONNPID_RINGDUMP"), "--pin-dir", self.pin_dir,
+               "--timeout-ms", str(timeout_ms)]
+        if count is not None:
+            cmd += ["--count", str(count)]
+        p = run(cmd, timeout=timeout_ms / 1000 + 30)
+        check(p.returncode == 0, "ringdump failed", p.stderr)
+        return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+def remove_pin_tree(path):
+    """rm -r for a pin dir (unlinking a link pin drops that reference)."""
+    if not os.path.lexists(path):
+        return
+    for root, dirs, files in os.walk(path, topdown=False):
+        for n in files:
+            os.unlink(os.path.join(root, n))
+        for n in dirs:
+            os.rmdir(os.path.join(root, n))
+    os.rmdir(path)
+
+
+def cgroup_attachments(cgroup):
+    """Programs attached directly to a cgroup dir, from bpftool, as a list of
+    dicts with id, attach_type, name."""
+    p = subprocess.run(["bpftool", "cgroup", "show", cgroup, "-j"],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise TestFailure("bpftool cgroup show %s: %s" % (cgroup, p.stderr))
+    out = p.stdout.strip()
+    return json.loads(out) if out else []
+
+
+def attachment_counts(cgroup):
+    """{program name: number of attachments} at this cgroup."""
+    counts = {}
+    for a in cgroup_attachments(cgroup):
+        counts[a.get("name")] = counts.get(a.get("name"), 0) + 1
+    return counts
+
+
+def check_attached_once(cgroup, progs=CGROUP_PROGS):
+    atts = cgroup_attachments(cgroup)
+    counts = {}
+    for a in atts:
+        counts[a["name"]] = counts.get(a["name"], 0) + 1
+        want = PROG_ATTACH_TYPE.get(a["name"])
+        check(want == a["attach_type"], "%s attached as %s, want %s"
+              % (a["name"], a["attach_type"], want))
+    check_eq(counts, {p: 1 for p in progs}, "attachments at %s" % cgroup)
+
+
+def check_nothing_attached(cgroup):
+    atts = cgroup_attachments(cgroup)
+    check(atts == [], "programs still attached to %s" % cgroup, atts)
+
+
+def v4_of(addr):
+    """'::ffff:1.2.3.4' -> '1.2.3.4'; other addresses unchanged."""
+    if addr.startswith("::ffff:") and "." in addr:
+        return addr[len("::ffff:"):]
+    return addr

@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""connpid-loader: idempotent loads, --status, --unload, concurrent loaders,
+rollback on injected failures, a pin dir off bpffs, non-root."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import connpidtest as T  # noqa: E402
+from connpidtest import case, check, check_eq  # noqa: E402
+
+EXPECTED_PINS = sorted(list(T.MAP_PINS) + ["links", "progs"] +
+                       ["links/" + p for p in T.ALL_PROGS] +
+                       ["progs/" + p for p in T.ALL_PROGS])
+FAIL_STEPS = ("load", "pin-maps", "attach:0", "attach:3", "pin-progs", "meta")
+
+
+def error_lines(p):
+    return [l for l in p.stderr.splitlines() if l.strip()]
+
+
+def check_one_error_line(p, what):
+    lines = error_lines(p)
+    check(len(lines) == 1, "%s: want exactly one line on stderr, got %d"
+          % (what, len(lines)), *lines)
+    return lines[0]
+
+
+def check_clean(env, what):
+    atts = env.attachments()
+    check(atts == [], "%s: attachments left at %s" % (what, env.cgroup), atts)
+    check(not os.path.lexists(env.pin_dir), "%s: pin dir %s left behind"
+          % (what, env.pin_dir), "its entries: %s"
+          % (env.pins() if os.path.isdir(env.pin_dir) else "-"))
+
+
+def check_loaded(env, what):
+    check_eq(env.pins(), EXPECTED_PINS, "%s: pins under %s" % (what, env.pin_dir))
+    T.check_attached_once(env.cgroup)
+
+
+@case
+def load_twice_is_idempotent():
+    with T.TestEnv("twice") as env:
+        env.load()
+        check_loaded(env, "first load")
+        ids1 = sorted(a["id"] for a in env.attachments())
+        st1 = env.status_json()
+        env.load()
+        check_loaded(env, "second load")
+        ids2 = sorted(a["id"] for a in env.attachments())
+        check_eq(ids2, ids1, "attached program ids after a second load")
+        st2 = env.status_json()
+        check_eq(sorted((m["name"], m["id"]) for m in st2["maps"]),
+                 sorted((m["name"], m["id"]) for m in st1["maps"]),
+                 "map ids after a second load (maps reused, not recreated)")
+        check_eq(sorted((l["name"], l["id"]) for l in st2["links"]),
+                 sorted((l["name"], l["id"]) for l in st1["links"]),
+                 "link ids after a second load")
+        # A third run with --ipv6-block on top must still not attach twice.
+        env.load("--ipv6-block")
+        check_loaded(env, "third load")
+        with env.maps() as m:
+            check_eq(m.config(), 1, "config[0] after --ipv6-block")
+
+
+@case
+def rerun_reattaches_detached_link():
+    """A link pin whose link was detached (bpftool link detach, or the
+    cgroup went away) must not count as attached: a re-run repairs it."""
+    with T.TestEnv("detached") as env:
+        env.load()
+        link = json.loads(T.run(["bpftool", "link", "show", "pinned",
+                                 os.path.join(env.pin_dir, "links",
+                                              "connpid_sockops"), "-j"]).stdout)
+        p = T.run(["bpftool", "link", "detach", "id", str(link["id"])])
+        check_eq(p.returncode, 0, "bpftool link detach")
+        check_eq(T.attachment_counts(env.cgroup).get("connpid_sockops"), None,
+                 "sockops attachments after the detach")
+        env.load()
+        T.check_attached_once(env.cgroup)
+
+
+@case
+def status_shows_pins():
+    with T.TestEnv("status") as env:
+        env.load()
+        p = T.run([env.loader, "--status", "--pin-dir", env.pin_dir])
+        check_eq(p.returncode, 0, "--status exit")
+        check(env.pin_dir in p.stdout, "--status does not name the pin dir")
+        for name in T.MAP_PINS + T.ALL_PROGS:
+            check(name in p.stdout, "--status does not show %s" % name, p.stdout)
+
+        st = env.status_json()
+        check_eq(st.get("pin_dir"), env.pin_dir, "status pin_dir")
+        check_eq(st.get("loaded"), True, "status loaded")
+        check_eq(st.get("abi_version"), 1, "status abi_version")
+        check_eq(sorted(m["name"] for m in st["maps"]), sorted(T.MAP_PINS),
+                 "status maps")
+        check_eq(sorted(l["name"] for l in st["links"]), sorted(T.ALL_PROGS),
+                 "status links")
+        check_eq(sorted(q["name"] for q in st["programs"]), sorted(T.ALL_PROGS),
+                 "status programs")
+        attached_ids = {a["id"] for a in env.attachments()}
+        for link in st["links"]:
+            check_eq(link.get("attached"), True, "link %s attached" % link["name"])
+            if link["name"] in T.TRACKER_GLOBAL_PROGS:
+                # a tracing link: no cgroup; the program scopes itself
+                check_eq(link.get("link_type"), "raw_tracepoint",
+                         "link %s type" % link["name"])
+                continue
+            check_eq(link.get("cgroup_id"), env.cgroup_id,
+                     "link %s cgroup_id" % link["name"])
+            check_eq(link.get("attach_type"), T.PROG_ATTACH_TYPE[link["name"]],
+                     "link %s attach_type" % link["name"])
+            check(link.get("prog_id") in attached_ids, "link %s: program %s "
+                  "not among those bpftool sees attached" % (link["name"],
+                                                             link.get("prog_id")))
+
+
+@case
+def unload_removes_everything():
+    with T.TestEnv("unload") as env:
+        env.load()
+        check_loaded(env, "load")
+        env.unload()
+        check_clean(env, "after --unload")
+        p = env.unload()  # nothing left: still success
+        check_eq(p.returncode, 0, "second --unload exit")
+        check_clean(env, "after a second --unload")
+        # and it can be loaded again after that
+        env.load()
+        check_loaded(env, "reload after unload")
+
+
+@case
+def concurrent_loaders():
+    with T.TestEnv("concurrent") as env:
+        for rnd in range(3):
+            procs = [subprocess.Popen(env.loader_cmd(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+                     for _ in range(2)]
+            results = [(p.wait(60), p.stderr.read()) for p in procs]
+            for p in procs:
+                p.stdout.close()
+                p.stderr.close()
+            T.log("round %d: %s" % (rnd, results))
+            for rc, err in results:
+                check_eq(rc, 0, "round %d: concurrent loader exit (%s)"
+                         % (rnd, err.strip()))
+            check_loaded(env, "round %d: two loaders at once" % rnd)
+            env.unload()
+            check_clean(env, "round %d: unload" % rnd)
+
+
+@case
+def failure_injection_rolls_back():
+    with T.TestEnv("failinject") as env:
+        for step in FAIL_STEPS:
+            p = env.load(check_ok=False, env={"CONNPID_TEST_FAIL_AT": step})
+            check(p.returncode != 0, "CONNPID_TEST_FAIL_AT=%s: loader succeeded"
+                  % step)
+            check_one_error_line(p, "CONNPID_TEST_FAIL_AT=%s" % step)
+            check_clean(env, "CONNPID_TEST_FAIL_AT=%s" % step)
+        env.load()
+        check_loaded(env, "load after the injected failures")
+
+
+@case
+def failure_on_reload_keeps_working_load():
+    """A failing re-run removes only what it added: the load before stays."""
+    with T.TestEnv("failreload") as env:
+        env.load()
+        before = sorted(a["id"] for a in env.attachments())
+        for step in ("pin-progs", "meta"):
+            p = env.load(check_ok=False, env={"CONNPID_TEST_FAIL_AT": step})
+            check(p.returncode != 0, "re-run with CONNPID_TEST_FAIL_AT=%s "
+                  "succeeded" % step)
+            check_one_error_line(p, "re-run CONNPID_TEST_FAIL_AT=%s" % step)
+            check_loaded(env, "after a failed re-run at %s" % step)
+            check_eq(sorted(a["id"] for a in env.attachments()), before,
+                     "attachment ids after a failed re-run at %s" % step)
+        st = env.status_json()
+        check_eq(st.get("loaded"), True, "still loaded after failed re-runs")
+
+
+@case
+def killed_loader_heals_on_rerun():
+    """A loader SIGKILLed midway leaves pins without meta; the next run
+    starts over and ends with one attachment per program."""
+    with T.TestEnv("killed") as env:
+        for step in ("attach:3", "meta"):
+            kill_loader_at(env, step)
+            attached = [a["name"] for a in env.attachments()]
+            T.log("killed at %s; pins: %s; attached: %s"
+                  % (step, env.pins(), attached))
+            # The scenario is real only if the dead loader left links behind.
+            check_eq(len(attached), {"attach:3": 3, "meta": len(T.CGROUP_PROGS)}[step],
+                     "programs left attached by a loader killed at %s" % step)
+            env.load()
+            check_loaded(env, "re-run after a loader killed at %s" % step)
+            env.unload()
+            check_clean(env, "unload after the kill at %s" % step)
+
+
+def kill_loader_at(env, step):
+    """Run the loader with CONNPID_TEST_HANG_AT=step and SIGKILL it there."""
+    proc = subprocess.Popen(env.loader_cmd(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, CONNPID_TEST_HANG_AT=step))
+    try:
+        deadline = time.monotonic() + 30
+        line = ""
+        while "test hang" not in line:
+            check(time.monotonic() < deadline, "loader never reached %s" % step)
+            line = proc.stderr.readline()
+            check(line or proc.poll() is None,
+                  "loader exited before hanging at %s" % step)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+
+
+@case
+def failure_after_healing_rolls_back():
+    """A run that cleans up a dead loader's pins and then fails leaves
+    nothing behind either (it re-created the pin dir, so it removes it)."""
+    with T.TestEnv("healfail") as env:
+        kill_loader_at(env, "meta")
+        check_eq(len(env.attachments()), len(T.CGROUP_PROGS), "links left by the killed loader")
+        p = env.load(check_ok=False, env={"CONNPID_TEST_FAIL_AT": "meta"})
+        check(p.returncode != 0, "injected failure after healing: loader succeeded")
+        check_clean(env, "failure after healing a half-loaded pin dir")
+
+
+@case
+def pin_dir_not_on_bpffs():
+    with T.TestEnv("notbpffs") as env:
+        tmp = tempfile.mkdtemp(prefix="connpid-test-notbpffs-")
+        try:
+            p = T.run([env.loader, "--pin-dir", tmp, "--cgroup", env.cgroup])
+            check(p.returncode != 0, "loader accepted a pin dir on %s" % tmp)
+            line = check_one_error_line(p, "pin dir off bpffs")
+            check("bpffs" in line, "error does not mention bpffs", line)
+            check_eq(os.listdir(tmp), [], "pins written into %s" % tmp)
+            check_eq(env.attachments(), [], "attachments after the refusal")
+
+            missing = os.path.join(tmp, "sub")
+            p = T.run([env.loader, "--pin-dir", missing, "--cgroup", env.cgroup])
+            check(p.returncode != 0, "loader accepted a pin dir on %s" % missing)
+            line = check_one_error_line(p, "new pin dir off bpffs")
+            check("bpffs" in line, "error does not mention bpffs", line)
+            check(not os.path.exists(missing), "loader left %s behind" % missing)
+            check_eq(env.attachments(), [], "attachments after the refusal")
+        finally:
+            T.remove_pin_tree(tmp)
+
+
+@case
+def non_root_is_refused():
+    setpriv = "/usr/bin/setpriv"
+    if not os.access(setpriv, os.X_OK):
+        T.log("no setpriv: skipping the non-root case")
+        return
+    with T.TestEnv("nonroot") as env:
+        drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = T.run(drop + ["test", "-x", env.loader])
+        if probe.returncode != 0:
+            T.log("nobody cannot execute %s: skipping the non-root case" % env.loader)
+            return
+        for args in ([], ["--unload"]):
+            p = T.run(drop + env.loader_cmd(*args, cgroup=not args))
+            check(p.returncode != 0, "loader %s ran as nobody" % args)
+            line = check_one_error_line(p, "non-root %s" % args)
+            check("root" in line, "non-root error does not say root", line)
+            check_clean(env, "after the non-root attempt %s" % args)
+
+
+if __name__ == "__main__":
+    T.run_cases()
