@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Issue 3, item 2: restart without detaching. queryd runs, workloads make
+flows; queryd is killed with SIGKILL; more flows while it is down; queryd is
+started again on the same (now stale) socket path. Every flow of both phases
+is found with the right pid; the flows made while it was down come from the
+ring buffer drained at restart ("seen":"event", first_seen before the
+restart); the cgroup's attachment count never changes."""
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qdharness import Skip, attachments, check, check_eq, log, main  # noqa: E402
+
+N = 5
+
+
+def make_flows(env, w, lport):
+    flows = []
+    for _ in range(N):
+        c = w.cmd({"cmd": "tcp", "host": "127.0.0.1", "port": lport})
+        flows.append(("tcp", c["sport"], c["dport"], w))
+    for _ in range(N):
+        c = w.cmd({"cmd": "udpc", "host": "127.0.0.1", "port": env.free_udp_port()})
+        flows.append(("udp", c["sport"], c["dport"], w))
+    return flows
+
+
+def lookup(cl, proto, sport, dport):
+    ans = cl.request({"op": "lookup", "proto": proto, "dst": "127.0.0.1", "sport": sport, "dport": dport,
+                      "id": [proto, sport, dport]})
+    check_eq(ans.get("id"), [proto, sport, dport], "id echoed")
+    check(ans.get("ok") and ans.get("found"), "%s %d->%d not found" % (proto, sport, dport), ans)
+    return ans["flow"]
+
+
+def test(env):
+    if not shutil.which("bpftool"):
+        raise Skip("bpftool not installed")
+    att = attachments(env.cgroup)
+    check(att > 0, "loader attached nothing to %s" % env.cgroup)
+    log("attachments:", att)
+    _, lport = env.listener()
+
+    d1 = env.daemon()
+    d1.wait_ready()
+    check_eq(attachments(env.cgroup), att, "attachments after queryd start")
+
+    w1 = env.workload(comm="cpq-phase1")
+    phase1 = make_flows(env, w1, lport)
+    cl = env.client()
+    for proto, sp, dp, w in phase1:
+        f = lookup(cl, proto, sp, dp)
+        check_eq(f["pid"], w.pid, "phase 1 pid")
+        check_eq(f["seen"], "event", "phase 1 flow is indexed from its event")
+        check_eq(f["comm"], "cpq-phase1", "phase 1 comm")
+    cl.close()
+
+    d1.kill9()
+    check_eq(attachments(env.cgroup), att, "attachments after kill -9")
+    check(os.path.exists(env.sock), "a killed daemon leaves its socket file (stale)")
+
+    w2 = env.workload(comm="cpq-phase2")
+    phase2 = make_flows(env, w2, lport)
+    # connpidctl falls back to the pinned maps while the daemon is down
+    proto, sp, dp, _ = phase2[0]
+    r = env.ctl("--json", "lookup", "127.0.0.1", str(sp), str(dp), "--protocol", proto)
+    check_eq(r.returncode, 0, "connpidctl lookup with queryd down (falls back to --direct): %r" % r.stderr)
+    check_eq(json.loads(r.stdout)["pid"], w2.pid, "direct fallback pid")
+    check("not reachable" in r.stderr, "fallback warns on stderr", r.stderr)
+    check_eq(attachments(env.cgroup), att, "attachments while queryd is down")
+
+    t_restart = time.time()
+    time.sleep(0.05)
+    d2 = env.daemon()
+    d2.wait_ready()
+    check_eq(attachments(env.cgroup), att, "attachments after restart")
+
+    cl = env.client()
+    st = cl.request({"op": "stats"})["stats"]
+    check(st["events_received"] >= len(phase2),
+          "the restarted daemon drained the events made while it was down", st)
+    for proto, sp, dp, w in phase1 + phase2:
+        f = lookup(cl, proto, sp, dp)
+        check_eq(f["pid"], w.pid, "%s %d->%d pid after restart" % (proto, sp, dp))
+        check_eq(f["alive"], True, "alive")
+    for proto, sp, dp, w in phase2:
+        f = lookup(cl, proto, sp, dp)
+        check_eq(f["seen"], "event", "flow made while down was drained from the ring (%s %d)" % (proto, sp))
+        check_eq(f["comm"], "cpq-phase2", "comm from the event")
+        check_eq(f["exe"], w2.exe, "exe")
+        check(f["first_seen"] <= t_restart,
+              "first_seen of a flow made while down is its own time, not the drain time",
+              "first_seen %.3f restart %.3f" % (f["first_seen"], t_restart))
+    rec = cl.request({"op": "recent", "limit": 100, "filter": {"pid": w2.pid}})
+    check_eq(len(rec["flows"]), len(phase2), "recent shows every drained phase-2 flow")
+    cl.close()
+    check_eq(attachments(env.cgroup), att, "attachments at the end")
+    check_eq(d2.stop(), 0, "queryd exit on SIGTERM")
+    check(not os.path.exists(env.sock), "queryd removes its own socket on a clean stop")
+    w1.exit()
+    w2.exit()
+
+
+if __name__ == "__main__":
+    main(test, "rst")
