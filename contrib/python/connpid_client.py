@@ -1,0 +1,470 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Minimal client for the connpid-queryd socket protocol.
+
+Standard library only. The protocol is JSON lines over a Unix stream socket
+(default /run/connpid.sock): one request object per line, one answer object
+per line, answers in order, every answer has "ok". Requests carry an
+incrementing "id" which the daemon echoes; answers are matched by it.
+
+    from connpid_client import ConnpidClient
+    with ConnpidClient() as c:
+        flow = c.lookup("tcp", "142.250.80.46", 54321, 443)
+        if flow:
+            print(flow["pid"], flow["comm"], flow["exe"])
+
+One ConnpidClient keeps one persistent connection and may be shared between
+threads (calls are serialized by a lock). If the daemon went away since the
+last call (restart, crash) the request is retried once on a fresh
+connection. After a timeout the connection is dropped, so a late answer can
+never be taken for the answer to a later request.
+"""
+
+import ipaddress
+import json
+import os
+import select
+import socket
+import threading
+import time
+
+__all__ = [
+    "ConnpidClient",
+    "ConnpidError",
+    "ConnpidUnavailable",
+    "ConnpidTimeout",
+    "ConnpidProtocolError",
+    "DEFAULT_SOCKET",
+]
+
+__version__ = "0.1.0"
+
+DEFAULT_SOCKET = "/run/connpid.sock"
+MAX_ANSWER_BYTES = 16 << 20  # largest answer line we accept (recent can be big)
+
+_PROTOS = {"tcp": "tcp", "udp": "udp", 6: "tcp", 17: "udp", "6": "tcp", "17": "udp"}
+
+
+class ConnpidError(Exception):
+    """Base class of every error raised by this module."""
+
+
+class ConnpidUnavailable(ConnpidError):
+    """The daemon cannot be reached (no socket, refused, closed on us)."""
+
+
+class ConnpidTimeout(ConnpidError):
+    """No complete answer within the call's timeout."""
+
+
+class ConnpidProtocolError(ConnpidError):
+    """The daemon answered with an error, or with something unparsable.
+
+    code and message are the daemon's error.code / error.message for an
+    {"ok":false} answer; for a malformed answer the code is "bad_answer"
+    (a client-side code) and `answer` holds the offending raw line.
+    """
+
+    def __init__(self, message, code=None, answer=None):
+        super().__init__(f"{code}: {message}" if code else message)
+        self.code = code
+        self.message = message
+        self.answer = answer
+
+
+class _Closed(Exception):
+    """Internal: peer closed before a byte of the answer arrived."""
+
+
+def _normalize_proto(proto):
+    p = _PROTOS.get(proto if not isinstance(proto, str) else proto.lower())
+    if p is None:
+        raise ValueError(f"protocol must be 'tcp' or 'udp', not {proto!r}")
+    return p
+
+
+def _normalize_addr(addr):
+    """Canonical text form; IPv4-mapped IPv6 becomes plain IPv4."""
+    if isinstance(addr, (tuple, list)):
+        addr = addr[0]
+    addr = str(addr)
+    if "%" in addr:  # fe80::1%eth0 -> scope is not part of the key
+        addr = addr.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError as e:
+        raise ValueError(f"not an IP address: {addr!r}") from e
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def _port(value, name):
+    try:
+        p = int(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be an integer, not {value!r}") from e
+    if not 0 <= p <= 65535:
+        raise ValueError(f"{name} out of range: {p}")
+    return p
+
+
+class _Conn:
+    """One socket plus its read buffer."""
+
+    def __init__(self, path, deadline):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.buf = bytearray()
+        try:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.001)
+                                 if deadline is not None else None)
+            self.sock.connect(path)
+        except socket.timeout as e:
+            self.close()
+            raise ConnpidTimeout(f"connect to {path} timed out") from e
+        except OSError as e:
+            self.close()
+            raise ConnpidUnavailable(f"cannot connect to {path}: "
+                                     f"{e.strerror or e}") from e
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def looks_dead(self):
+        """True if the peer closed the connection or sent something unasked.
+
+        Checked before reusing an idle connection: a daemon restart shows
+        up here as EOF, and unsolicited bytes mean we are out of sync.
+        """
+        if self.buf:
+            return True
+        try:
+            r, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(r)  # readable while idle = EOF, error or stray data
+
+    def send(self, data, deadline):
+        self.sock.settimeout(max(deadline - time.monotonic(), 0.001)
+                             if deadline is not None else None)
+        self.sock.sendall(data)
+
+    def readline(self, deadline, max_bytes=MAX_ANSWER_BYTES):
+        """Return one line (without newline). Raises _Closed on EOF before
+        any byte, ConnpidUnavailable on EOF mid-line, socket.timeout."""
+        got_any = bool(self.buf)
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self.buf[:nl])
+                del self.buf[: nl + 1]
+                return line
+            if len(self.buf) > max_bytes:
+                raise ConnpidProtocolError(
+                    f"answer longer than {max_bytes} bytes", code="bad_answer")
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise socket.timeout("timed out")
+                self.sock.settimeout(remaining)
+            else:
+                self.sock.settimeout(None)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if got_any:
+                    raise ConnpidUnavailable("daemon closed the connection "
+                                             "in the middle of an answer")
+                raise _Closed()
+            got_any = True
+            self.buf += chunk
+
+
+def _parse(line):
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ConnpidProtocolError(f"malformed answer from daemon: {e}",
+                                   code="bad_answer", answer=line) from None
+    if not isinstance(obj, dict):
+        raise ConnpidProtocolError("answer is not a JSON object",
+                                   code="bad_answer", answer=line)
+    return obj
+
+
+def _check_ok(obj, line=None):
+    ok = obj.get("ok")
+    if ok is True:
+        return obj
+    if ok is False:
+        err = obj.get("error")
+        if isinstance(err, dict):
+            raise ConnpidProtocolError(str(err.get("message", "")),
+                                       code=str(err.get("code", "internal")),
+                                       answer=obj)
+        raise ConnpidProtocolError(str(err or "request failed"),
+                                   code="internal", answer=obj)
+    raise ConnpidProtocolError('answer has no boolean "ok"',
+                               code="bad_answer", answer=line or obj)
+
+
+class ConnpidClient:
+    """Client for connpid-queryd.
+
+    path:    the daemon's socket (default /run/connpid.sock)
+    timeout: default per-call timeout in seconds (connect + send + answer);
+             None waits forever. Every method takes timeout= to override it.
+    """
+
+    def __init__(self, path=DEFAULT_SOCKET, timeout=0.2):
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._conn = None
+        self._next_id = 1
+        self._lock = threading.Lock()
+
+    # -- connection management -------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self):
+        """Drop the connection (the next call reconnects)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    @property
+    def connected(self):
+        return self._conn is not None
+
+    def _deadline(self, timeout):
+        if timeout is None:
+            timeout = self.timeout
+        return None if timeout is None else time.monotonic() + timeout
+
+    def _take_id(self):
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    # -- the request/answer cycle ---------------------------------------------
+
+    def request(self, op, timeout=None, **fields):
+        """Send {"op": op, **fields} and return the daemon's answer dict.
+
+        Raises ConnpidProtocolError for {"ok": false} answers (with the
+        daemon's code and message), ConnpidTimeout, ConnpidUnavailable.
+        """
+        msg = dict(fields)
+        msg["op"] = op
+        deadline = self._deadline(timeout)
+        with self._lock:
+            return self._request_locked(msg, deadline)
+
+    def _request_locked(self, msg, deadline):
+        for attempt in (0, 1):
+            fresh = False
+            if self._conn is not None and self._conn.looks_dead():
+                self.close()
+            if self._conn is None:
+                self._conn = _Conn(self.path, deadline)
+                fresh = True
+            rid = self._take_id()
+            msg["id"] = rid
+            data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+            conn = self._conn
+            try:
+                conn.send(data, deadline)
+                return self._read_answer(conn, rid, deadline)
+            except (_Closed, BrokenPipeError, ConnectionResetError) as e:
+                # The daemon went away (restart): retry once, on a new
+                # connection, unless this connection was already new.
+                self.close()
+                if fresh or attempt == 1:
+                    raise ConnpidUnavailable(
+                        f"daemon closed the connection ({self.path})") from (
+                        e if not isinstance(e, _Closed) else None)
+                continue
+            except socket.timeout:
+                self.close()
+                raise ConnpidTimeout(f"no answer to {msg['op']!r} from "
+                                     f"{self.path} in time") from None
+            except ConnpidProtocolError as e:
+                # A server-side {"ok":false} leaves the stream in sync,
+                # except line_too_long (the daemon closes) and anything
+                # we could not parse.
+                if e.code in ("bad_answer", "line_too_long"):
+                    self.close()
+                raise
+            except ConnpidError:
+                self.close()
+                raise
+            except OSError as e:
+                self.close()
+                raise ConnpidUnavailable(f"socket error talking to "
+                                         f"{self.path}: {e}") from e
+        raise AssertionError("unreachable")
+
+    def _read_answer(self, conn, rid, deadline):
+        while True:
+            line = conn.readline(deadline)
+            obj = _parse(line)
+            if "id" not in obj:
+                # Only errors for unparsable requests may lack the id; we
+                # have exactly one request outstanding, so it is ours.
+                if obj.get("ok") is False:
+                    return _check_ok(obj, line)
+                raise ConnpidProtocolError('answer without "id"',
+                                           code="bad_answer", answer=line)
+            aid = obj["id"]
+            if aid == rid:
+                return _check_ok(obj, line)
+            if isinstance(aid, int) and not isinstance(aid, bool) and aid < rid:
+                continue  # stale answer to an older request: skip it
+            raise ConnpidProtocolError(
+                f"answer id {aid!r} does not match request id {rid}",
+                code="bad_answer", answer=line)
+
+    # -- operations -------------------------------------------------------
+
+    def ping(self, timeout=None):
+        """Return the daemon's pong answer (has "version")."""
+        return self.request("ping", timeout=timeout)
+
+    def lookup(self, proto, dst, sport, dport, timeout=None):
+        """Who owns the flow sport -> dst:dport/proto?
+
+        Returns the FLOW dict (pid, comm, exe, uid, user, cgroup, ...) or
+        None if connpid does not know the flow.
+        """
+        ans = self.request("lookup", timeout=timeout,
+                           proto=_normalize_proto(proto),
+                           dst=_normalize_addr(dst),
+                           sport=_port(sport, "sport"),
+                           dport=_port(dport, "dport"))
+        if not ans.get("found"):
+            return None
+        flow = ans.get("flow")
+        if not isinstance(flow, dict):
+            raise ConnpidProtocolError('"found" answer without a "flow" object',
+                                       code="bad_answer", answer=ans)
+        return flow
+
+    def recent(self, limit=50, timeout=None, **filters):
+        """Recent flows, newest first; filters: pid, comm, proto, dst, dport."""
+        fields = {"limit": int(limit)}
+        if filters:
+            fields["filter"] = filters
+        ans = self.request("recent", timeout=timeout, **fields)
+        flows = ans.get("flows")
+        if not isinstance(flows, list):
+            raise ConnpidProtocolError('"recent" answer without "flows" list',
+                                       code="bad_answer", answer=ans)
+        return flows
+
+    def stats(self, timeout=None):
+        return self.request("stats", timeout=timeout).get("stats", {})
+
+    def status(self, timeout=None):
+        return self.request("status", timeout=timeout).get("status", {})
+
+    def watch(self, timeout=None, idle_timeout=None, **filters):
+        """Yield a FLOW dict for every new flow, until the generator is
+        closed (or the daemon goes away: ConnpidUnavailable).
+
+        Uses a connection of its own. timeout bounds connecting and the
+        daemon's acknowledgement; idle_timeout (default: none) raises
+        ConnpidTimeout if no event arrives for that long.
+        """
+        deadline = self._deadline(timeout)
+        conn = _Conn(self.path, deadline)
+        try:
+            msg = {"op": "watch", "id": 0}
+            if filters:
+                msg["filter"] = filters
+            try:
+                conn.send((json.dumps(msg, separators=(",", ":")) + "\n").encode(),
+                          deadline)
+                line = conn.readline(deadline)
+            except socket.timeout:
+                raise ConnpidTimeout("no answer to 'watch' in time") from None
+            except (_Closed, OSError) as e:
+                raise ConnpidUnavailable("daemon closed the watch connection") from (
+                    None if isinstance(e, _Closed) else e)
+            _check_ok(_parse(line), line)
+            while True:
+                dl = None if idle_timeout is None else time.monotonic() + idle_timeout
+                try:
+                    line = conn.readline(dl)
+                except socket.timeout:
+                    raise ConnpidTimeout(f"no watch event for {idle_timeout}s") from None
+                except (_Closed, OSError) as e:
+                    raise ConnpidUnavailable("daemon ended the watch stream") from (
+                        None if isinstance(e, _Closed) else e)
+                obj = _parse(line)
+                if obj.get("ok") is False:
+                    _check_ok(obj, line)
+                if obj.get("event") == "flow" and isinstance(obj.get("flow"), dict):
+                    yield obj["flow"]
+                # other event kinds (future: dns, ...) are skipped
+        finally:
+            conn.close()
+
+
+def _main(argv=None):
+    """Tiny CLI for poking at a daemon: python3 connpid_client.py ping."""
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--socket", default=DEFAULT_SOCKET)
+    ap.add_argument("--timeout", type=float, default=1.0)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("ping")
+    sub.add_parser("stats")
+    sub.add_parser("status")
+    lk = sub.add_parser("lookup")
+    lk.add_argument("dst")
+    lk.add_argument("sport", type=int)
+    lk.add_argument("dport", type=int)
+    lk.add_argument("--protocol", default="tcp")
+    rc = sub.add_parser("recent")
+    rc.add_argument("--limit", type=int, default=20)
+    sub.add_parser("watch")
+    a = ap.parse_args(argv)
+    c = ConnpidClient(a.socket, a.timeout)
+    try:
+        if a.cmd == "lookup":
+            out = c.lookup(a.protocol, a.dst, a.sport, a.dport)
+            print(json.dumps(out))
+            return 0 if out else 1
+        if a.cmd == "recent":
+            out = c.recent(a.limit)
+        elif a.cmd == "watch":
+            for f in c.watch():
+                print(json.dumps(f), flush=True)
+            return 0
+        else:
+            out = getattr(c, a.cmd)()
+        print(json.dumps(out))
+        return 0
+    except ConnpidError as e:
+        print(f"connpid: {e}", file=__import__("sys").stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -1,0 +1,437 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""mitmproxy addon: name the process behind every intercepted connection.
+
+    mitmdump -s contrib/python/connpid_mitmproxy.py \\
+        --set connpid_socket=/run/connpid.sock
+
+On each client connection the addon asks connpid-queryd who owns the flow
+(client source port -> the address the client connected to: the proxy's
+own listen address in regular mode, the original destination in
+transparent mode), caches the answer for the connection and attaches it to
+every flow on it:
+
+  * flow.metadata["connpid"]: the daemon's FLOW object plus "status"
+    ("found" or "unknown") and, when unknown, "reason";
+  * flow.comment: "connpid: curl[1234] exe=/usr/bin/curl user=root ..."
+    (shown in mitmproxy's and mitmweb's flow details);
+  * one log line per connection (visible in mitmdump's output).
+
+A lookup never stalls the proxy: it runs in a worker thread, the hook
+waits at most connpid_timeout seconds, and anything that goes wrong
+(timeout, daemon down, protocol error, flow not in the maps) makes the
+connection "unknown". After a timeout, lookups are skipped for a short
+while so a hung daemon cannot pile up work.
+
+Egress filtering: with connpid_allow_exe set, only connections made by the
+listed executables pass; others (and unknown ones with
+connpid_block_unknown) are refused, by a 403 answer on HTTP requests or by
+closing the connection (connpid_block_action=kill).
+
+Tested with mitmproxy 8.1 (Debian 12).
+"""
+
+import asyncio
+import concurrent.futures
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from connpid_client import (  # noqa: E402
+    DEFAULT_SOCKET,
+    ConnpidClient,
+    ConnpidError,
+    ConnpidProtocolError,
+    ConnpidTimeout,
+    ConnpidUnavailable,
+)
+
+from mitmproxy import ctx, exceptions, http  # noqa: E402
+
+try:  # mitmproxy >= 7
+    from mitmproxy.platform import original_addr as _original_addr
+except Exception:  # pragma: no cover
+    _original_addr = None
+
+META_KEY = "connpid"
+WORKERS = 4
+BACKOFF_AFTER_TIMEOUT = 0.5  # seconds without lookups after a timeout
+
+
+def _log(level, msg):
+    try:
+        getattr(ctx.log, level)(msg)
+    except Exception:  # no master (unit tests) or a newer mitmproxy
+        import logging
+        logging.getLogger("connpid").log(
+            {"debug": 10, "info": 20, "warn": 30, "error": 40}.get(level, 20), msg)
+
+
+def _addr(a):
+    """(host, port, ...) -> (host without ::ffff: mapping, port)."""
+    if not a:
+        return None
+    host, port = a[0], a[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return host, int(port)
+
+
+def _fmt_addr(a):
+    if not a:
+        return "?"
+    return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
+
+
+def _first(flow, *names):
+    """First present, non-empty field among names; dicts are shortened to
+    their name/id (e.g. container {"id":..,"name":..})."""
+    for n in names:
+        v = flow.get(n)
+        if v in (None, "", [], {}):
+            continue
+        if isinstance(v, dict):
+            v = v.get("name") or v.get("id") or v.get("unit") or str(v)
+        elif isinstance(v, (list, tuple)):
+            v = ",".join(str(x) for x in v)
+        return str(v)
+    return None
+
+
+def describe(info):
+    """One-line human summary of a connpid record (used for comment/log)."""
+    if info.get("status") != "found":
+        return f"unknown ({info.get('reason', 'no answer')})"
+    parts = [f"{info.get('comm') or '?'}[{info.get('pid', '?')}]"]
+    if info.get("exe"):
+        parts.append(f"exe={info['exe']}")
+    user = info.get("user")
+    if user is None and info.get("uid") is not None:
+        user = str(info["uid"])
+    if user is not None:
+        parts.append(f"user={user}")
+    for label, names in (("container", ("container", "container_name", "container_id")),
+                         ("unit", ("unit", "systemd_unit", "service")),
+                         ("domain", ("domain", "dns_name", "domains", "dns"))):
+        v = _first(info, *names)
+        if v is not None:
+            parts.append(f"{label}={v}")
+    return " ".join(parts)
+
+
+class _Conn:
+    """What we know about one client connection."""
+    __slots__ = ("info", "allowed", "reason", "key", "logged")
+
+    def __init__(self):
+        self.info = None
+        self.allowed = True
+        self.reason = ""
+        self.key = None
+        self.logged = False
+
+
+class Connpid:
+    def __init__(self):
+        self._executor = None
+        self._tls = threading.local()
+        self._gen = 0
+        self._conns = {}
+        self._backoff_until = 0.0
+        self._timeout = 0.2
+        self._socket = DEFAULT_SOCKET
+        self._allow = set()
+
+    # -- options ------------------------------------------------------------
+
+    def load(self, loader):
+        loader.add_option(
+            "connpid_socket", str, DEFAULT_SOCKET,
+            "connpid-queryd socket to ask which process owns each connection.")
+        loader.add_option(
+            "connpid_timeout", str, "0.2",
+            "Longest wait for a connpid lookup, in seconds; on timeout the "
+            "connection is marked unknown.")
+        loader.add_option(
+            "connpid_allow_exe", str, "",
+            "Comma-separated executables (full paths, or bare names matched "
+            "against the exe's basename) allowed through the proxy; when set, "
+            "connections from any other executable are refused.")
+        loader.add_option(
+            "connpid_block_unknown", bool, False,
+            "Refuse connections whose process connpid cannot name "
+            "(not found, daemon down or too slow).")
+        loader.add_option(
+            "connpid_block_action", str, "403",
+            "How to refuse: '403' answers HTTP requests with 403 Forbidden "
+            "(raw TCP from the client is dropped), 'kill' closes the client connection "
+            "right away.",
+            choices=("403", "kill"))
+
+    def configure(self, updated):
+        # Apply every valid option before complaining about an invalid one,
+        # so a typo in one option never silently disables the allow list.
+        o = ctx.options
+        errors = []
+        if "connpid_allow_exe" in updated:
+            allow = set()
+            for e in o.connpid_allow_exe.split(","):
+                e = e.strip()
+                if not e:
+                    continue
+                allow.add(e)
+                if "/" in e:
+                    allow.add(os.path.realpath(e))
+            self._allow = allow
+        if "connpid_timeout" in updated:
+            try:
+                t = float(o.connpid_timeout)
+                if not 0 < t <= 60:
+                    raise ValueError
+                self._timeout = t
+            except ValueError:
+                errors.append(f"connpid_timeout must be seconds in (0, 60], "
+                              f"not {o.connpid_timeout!r}")
+        if ("connpid_block_action" in updated
+                and o.connpid_block_action not in ("403", "kill")):
+            errors.append(f"connpid_block_action must be '403' or 'kill', "
+                          f"not {o.connpid_block_action!r}")
+        if "connpid_socket" in updated:
+            self._socket = o.connpid_socket
+        if updated & {"connpid_timeout", "connpid_socket"}:
+            self._gen += 1  # worker threads reopen their clients
+            self._backoff_until = 0.0
+        if errors:
+            raise exceptions.OptionsError("; ".join(errors))
+
+    def running(self):
+        self._ensure_executor()
+
+    def done(self):
+        ex, self._executor = self._executor, None
+        if ex is not None:
+            ex.shutdown(wait=False)
+
+    def _ensure_executor(self):
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=WORKERS, thread_name_prefix="connpid")
+        return self._executor
+
+    # -- lookups ---------------------------------------------------------------
+
+    def _client(self):
+        c = getattr(self._tls, "client", None)
+        if c is None or self._tls.gen != self._gen:
+            if c is not None:
+                c.close()
+            c = ConnpidClient(self._socket, self._timeout)
+            self._tls.client, self._tls.gen = c, self._gen
+        return c
+
+    def _lookup_blocking(self, key):
+        """Runs in a worker thread. Returns the connpid record."""
+        proto, dst, sport, dport = key
+        try:
+            flow = self._client().lookup(proto, dst, sport, dport)
+        except ConnpidTimeout:
+            self._backoff_until = time.monotonic() + BACKOFF_AFTER_TIMEOUT
+            return {"status": "unknown", "reason": "timeout"}
+        except ConnpidUnavailable as e:
+            return {"status": "unknown", "reason": f"unavailable: {e}"}
+        except ConnpidProtocolError as e:
+            return {"status": "unknown", "reason": f"error: {e}"}
+        except (ConnpidError, ValueError) as e:
+            return {"status": "unknown", "reason": f"error: {e}"}
+        if flow is None:
+            return {"status": "unknown", "reason": "not found"}
+        rec = dict(flow)
+        rec["status"] = "found"
+        return rec
+
+    async def _lookup(self, key):
+        if key is None:
+            return {"status": "unknown", "reason": "no destination address"}
+        if time.monotonic() < self._backoff_until:
+            return {"status": "unknown", "reason": "daemon slow, backing off"}
+        loop = asyncio.get_running_loop()
+        try:
+            fut = loop.run_in_executor(self._ensure_executor(),
+                                       self._lookup_blocking, key)
+            # the worker's own socket timeout normally fires first
+            return await asyncio.wait_for(fut, self._timeout + 0.05)
+        except asyncio.TimeoutError:
+            self._backoff_until = time.monotonic() + BACKOFF_AFTER_TIMEOUT
+            return {"status": "unknown", "reason": "timeout"}
+        except Exception as e:  # never let a lookup take the proxy down
+            return {"status": "unknown", "reason": f"error: {e!r}"}
+
+    # -- policy ------------------------------------------------------------------
+
+    def _decide(self, info):
+        o = ctx.options
+        if info.get("status") != "found":
+            if o.connpid_block_unknown:
+                return False, f"process unknown ({info.get('reason')})"
+            return True, ""
+        if not self._allow:
+            return True, ""
+        exe = info.get("exe") or ""
+        if exe.endswith(" (deleted)"):
+            exe = exe[: -len(" (deleted)")]
+        if exe and (exe in self._allow or os.path.basename(exe) in self._allow):
+            return True, ""
+        return False, f"executable {exe or '?'} ({info.get('comm') or '?'}) not allowed"
+
+    # -- destination of a client connection ------------------------------------
+
+    @staticmethod
+    def _mode(client):
+        pm = getattr(client, "proxy_mode", None)  # mitmproxy >= 9
+        if pm is not None:
+            return getattr(pm, "type_name", str(pm))
+        mode = ctx.options.mode
+        if not isinstance(mode, str):
+            mode = mode[0] if mode else "regular"
+        return mode.split(":", 1)[0]
+
+    @staticmethod
+    def _original_dst(client):
+        """SO_ORIGINAL_DST of a transparently redirected client socket.
+
+        mitmproxy 8 only reads it in the transparent layer, after
+        client_connected, so find the socket through the proxyserver
+        addon (internal API; None if that does not work)."""
+        if _original_addr is None:
+            return None
+        try:
+            ps = ctx.master.addons.get("proxyserver")
+            h = ps._connections[("tcp", client.peername, client.sockname)]
+            sock = h.transports[client].writer.get_extra_info("socket")
+            return _addr(_original_addr(sock))
+        except Exception:
+            return None
+
+    def _key(self, client, dst=None):
+        src = _addr(client.peername)
+        if dst is None:
+            if self._mode(client) == "transparent":
+                dst = self._original_dst(client)
+            else:
+                dst = _addr(client.sockname)
+        if src is None or dst is None:
+            return None
+        proto = getattr(client, "transport_protocol", "tcp") or "tcp"
+        return (proto, dst[0], src[1], dst[1])
+
+    # -- hooks ---------------------------------------------------------------
+
+    async def _resolve(self, client, dst=None):
+        st = self._conns.get(client.id)
+        if st is None:
+            st = self._conns[client.id] = _Conn()
+        if st.info is not None:
+            return st
+        st.key = self._key(client, dst)
+        if st.key is None and dst is None:
+            return st  # transparent without original dst yet: retry per flow
+        info = await self._lookup(st.key)
+        if st.info is None:
+            st.info = info
+            st.allowed, st.reason = self._decide(info)
+            self._log_conn(client, st)
+        return st
+
+    def _log_conn(self, client, st):
+        if st.logged:
+            return
+        st.logged = True
+        k = st.key
+        where = (f"{_fmt_addr(_addr(client.peername))} -> "
+                 f"{_fmt_addr((k[1], k[3])) if k else '?'}")
+        info = st.info
+        if info.get("status") == "found":
+            user = info.get("user")
+            fields = [f"pid={info.get('pid')}", f"comm={info.get('comm') or '-'}",
+                      f"exe={info.get('exe') or '-'}",
+                      f"user={user if user is not None else info.get('uid', '-')}"]
+            for label, names in (("container", ("container", "container_name", "container_id")),
+                                 ("unit", ("unit", "systemd_unit", "service")),
+                                 ("domain", ("domain", "dns_name", "domains", "dns"))):
+                v = _first(info, *names)
+                if v is not None:
+                    fields.append(f"{label}={v}")
+            line = f"connpid: {where} " + " ".join(fields)
+        else:
+            line = f"connpid: {where} unknown ({info.get('reason')})"
+        if not st.allowed:
+            line += f" REFUSED: {st.reason}"
+        _log("info" if st.allowed else "warn", line)
+
+    async def client_connected(self, client):
+        try:
+            st = await self._resolve(client)
+            if (st.info is not None and not st.allowed
+                    and ctx.options.connpid_block_action == "kill"):
+                client.error = f"connpid: refused: {st.reason}"
+        except Exception as e:  # pragma: no cover - belt and braces
+            _log("error", f"connpid: internal error in client_connected: {e!r}")
+
+    def client_disconnected(self, client):
+        self._conns.pop(client.id, None)
+
+    async def _annotate(self, flow):
+        try:
+            client = flow.client_conn
+            st = self._conns.get(client.id)
+            if st is None or st.info is None:
+                dst = _addr(flow.server_conn.address) if flow.server_conn else None
+                st = await self._resolve(client, dst)
+            info = st.info or {"status": "unknown", "reason": "no destination address"}
+            flow.metadata[META_KEY] = dict(info)
+            note = "connpid: " + describe(info)
+            if not st.allowed:
+                note += f" [refused: {st.reason}]"
+            if not flow.comment:
+                flow.comment = note
+            elif "connpid:" not in flow.comment:
+                flow.comment += "\n" + note
+            return st
+        except Exception as e:  # pragma: no cover
+            _log("error", f"connpid: internal error annotating flow: {e!r}")
+            return None
+
+    def _refuse_http(self, flow, st):
+        if ctx.options.connpid_block_action == "kill":
+            flow.kill()
+            return
+        body = f"connpid: refused: {st.reason}\n".encode("utf-8", "replace")
+        flow.response = http.Response.make(
+            403, body, {"Content-Type": "text/plain; charset=utf-8",
+                        "Connection": "close"})
+
+    async def http_connect(self, flow):
+        st = await self._annotate(flow)
+        if st is not None and not st.allowed:
+            self._refuse_http(flow, st)
+
+    async def requestheaders(self, flow):
+        st = await self._annotate(flow)
+        if st is not None and not st.allowed and flow.response is None:
+            self._refuse_http(flow, st)
+
+    async def tcp_start(self, flow):
+        await self._annotate(flow)
+
+    def tcp_message(self, flow):
+        # Raw TCP on a refused connection (mitmproxy 8 cannot close it from
+        # an addon here): forward nothing the client sends.
+        st = self._conns.get(flow.client_conn.id)
+        if st is not None and not st.allowed and flow.messages:
+            msg = flow.messages[-1]
+            if msg.from_client:
+                msg.content = b""
+
+
+addons = [Connpid()]
