@@ -18,7 +18,9 @@
 /* Default sizes; the loader may change them before load. */
 #define CONNPID_MAP_V4_ENTRIES   65536
 #define CONNPID_MAP_V6_ENTRIES   16384
-#define CONNPID_RINGBUF_BYTES    (16u << 20)
+/* 4 MiB holds ~17k events while queryd is down; a drained ring lost
+ * nothing at 200k new flows/s with 256 KiB (tests/bench/RESULTS.md). */
+#define CONNPID_RINGBUF_BYTES    (4u << 20)
 #define CONNPID_COMM_LEN         16
 
 /*

@@ -187,6 +187,36 @@ int connpid_stats_read(int stats_fd, __u32 slot, __u64 *ret)
 	return 0;
 }
 
+/* Batched lookups walk 65k entries in ~16 syscalls instead of 65k; the
+ * key walk remains for kernels or maps without batch support. */
+static int map_count_batch(int map_fd, size_t key_size, size_t value_size, __u32 *ret)
+{
+	const __u32 chunk = 4096;
+	_cleanup_free_ void *keys = malloc(chunk * key_size);
+	_cleanup_free_ void *values = malloc(chunk * value_size);
+	__u64 in_batch = 0, out_batch = 0;
+	bool first = true;
+	__u32 n = 0;
+
+	if (!keys || !values)
+		return -ENOMEM;
+	for (;;) {
+		__u32 count = chunk;
+		int r = bpf_map_lookup_batch(map_fd, first ? NULL : &in_batch, &out_batch,
+					     keys, values, &count, NULL);
+
+		if (r < 0 && errno != ENOENT)
+			return negative_errno();
+		n += count;
+		if (r < 0)
+			break; /* ENOENT: that was the last batch */
+		in_batch = out_batch;
+		first = false;
+	}
+	*ret = n;
+	return 0;
+}
+
 int connpid_map_count(int map_fd, size_t key_size, __u32 *ret)
 {
 	unsigned char key[64], next[64];
@@ -195,6 +225,8 @@ int connpid_map_count(int map_fd, size_t key_size, __u32 *ret)
 
 	if (key_size > sizeof(key))
 		return -EINVAL;
+	if (map_count_batch(map_fd, key_size, sizeof(__u32), ret) == 0)
+		return 0;
 	while (bpf_map_get_next_key(map_fd, prev, next) == 0) {
 		memcpy(key, next, key_size);
 		prev = key;

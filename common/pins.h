@@ -45,5 +45,5 @@ int connpid_maps_open(const char *pin_dir, struct connpid_maps *m, bool require_
 
 /* Sum one slot of the per-CPU stats map. */
 int connpid_stats_read(int stats_fd, __u32 slot, __u64 *ret);
-/* Count entries by walking keys (map fill). */
+/* Count entries of a map with u32 values (map fill). */
 int connpid_map_count(int map_fd, size_t key_size, __u32 *ret);

@@ -68,9 +68,10 @@ void flow_key_from_event(const struct connpid_event *e, struct flow_key *ret)
 		memcpy(ret->dst_ip, e->dst_ip, sizeof(ret->dst_ip));
 }
 
-static size_t hash_key(const struct flow_key *k, size_t n_buckets)
+static __u32 hash_key(const struct flow_key *k)
 {
-	/* FNV-1a over the packed key: cheap and good enough for ports+IPs. */
+	/* FNV-1a over the packed key, then a murmur finalizer so the low bits
+	 * used for the bucket depend on every byte. */
 	const unsigned char *p = (const unsigned char *)k;
 	__u64 h = 0xcbf29ce484222325ULL;
 
@@ -78,16 +79,24 @@ static size_t hash_key(const struct flow_key *k, size_t n_buckets)
 		h ^= p[i];
 		h *= 0x100000001b3ULL;
 	}
-	return (size_t)(h ^ (h >> 29)) & (n_buckets - 1);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (__u32)h;
+}
+
+static struct flow **slot_of_hashed(struct flow_index *x, const struct flow_key *k, __u32 h)
+{
+	struct flow **pp = &x->buckets[h & (x->n_buckets - 1)];
+
+	while (*pp && ((*pp)->hash != h || memcmp(&(*pp)->key, k, sizeof(*k)) != 0))
+		pp = &(*pp)->hnext;
+	return pp;
 }
 
 static struct flow **slot_of(struct flow_index *x, const struct flow_key *k)
 {
-	struct flow **pp = &x->buckets[hash_key(k, x->n_buckets)];
-
-	while (*pp && memcmp(&(*pp)->key, k, sizeof(*k)) != 0)
-		pp = &(*pp)->hnext;
-	return pp;
+	return slot_of_hashed(x, k, hash_key(k));
 }
 
 static void list_unlink(struct flow_index *x, struct flow *f)
@@ -157,6 +166,7 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 			return NULL;
 		}
 		f->key = k;
+		f->hash = hash_key(&k);
 		f->first_seen = now;
 		*pp = f;
 		x->n++;

@@ -45,15 +45,22 @@ static void add_user(json_object *o, uid_t uid)
 		json_object_object_add(o, "user", NULL);
 }
 
-/* Alive means the pid still runs the process we captured: same start time. */
-static void add_liveness(json_object *o, pid_t pid, __u64 start_ticks)
+/* Alive means the pid still runs the process we captured. */
+static void add_liveness(json_object *o, const struct flow *f)
 {
-	__u64 now_ticks = 0;
-	int r = procinfo_start_ticks(pid, &now_ticks);
-	bool alive = r == 0 && now_ticks == start_ticks;
+	__u64 now_ticks = 0, start = boottime_ns_to_ticks(f->ev.start_boottime_ns);
+	bool reused = false;
+	int r, alive;
 
+	if (f->proc) {
+		alive = proc_entry_alive(f->proc, &reused);
+	} else {
+		r = procinfo_start_ticks((pid_t)f->ev.pid, &now_ticks);
+		alive = r == 0 && now_ticks == start;
+		reused = r == 0 && !alive;
+	}
 	json_object_object_add(o, "alive", json_object_new_boolean(alive));
-	json_object_object_add(o, "pid_reused", json_object_new_boolean(r == 0 && !alive));
+	json_object_object_add(o, "pid_reused", json_object_new_boolean(reused));
 }
 
 static void add_nonempty(json_object *o, const char *k, const char *v)
@@ -145,7 +152,11 @@ json_object *flow_to_json(struct manager *m, const struct flow *f)
 	add_int(o, "tid", e->tid);
 	add_int(o, "uid", e->uid);
 	add_int(o, "gid", e->gid);
-	add_user(o, e->uid);
+	/* The name was looked up once per process, not per answer. */
+	if (f->proc && f->proc->user)
+		add_str(o, "user", f->proc->user);
+	else
+		add_user(o, e->uid);
 	json_object_object_add(o, "comm", json_object_new_string_len(e->comm, (int)strnlen(e->comm, sizeof(e->comm))));
 	add_str(o, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
 	json_object_object_add(o, "cmdline", cmdline_array(f->proc ? f->proc->cmdline : NULL,
@@ -159,7 +170,7 @@ json_object *flow_to_json(struct manager *m, const struct flow *f)
 	add_int(o, "start_time", (int64_t)start);
 	json_object_object_add(o, "first_seen", json_object_new_double(f->first_seen));
 	json_object_object_add(o, "last_seen", json_object_new_double(f->last_seen));
-	add_liveness(o, (pid_t)e->pid, start);
+	add_liveness(o, f);
 	if (e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
 		add_int(o, "previous_pid", e->prev_pid);
 	if (f->proc && f->proc->exe_from_exec)

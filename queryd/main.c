@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -156,6 +157,16 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	log_setup_libbpf(verbose);
+	/* A pidfd per indexed process: take the hard limit, as systemd allows. */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				log_debug_errno(negative_errno(), "Cannot raise RLIMIT_NOFILE: %m");
+		}
+	}
 
 	r = manager_new(&cfg, &m);
 	if (r < 0) {

@@ -35,16 +35,16 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 	m->cfg = *cfg;
 	m->listen_fd = -EBADF;
 	connpid_maps_init(&m->maps);
-	r = proc_cache_new(&m->procs);
+	r = sd_event_default(&m->event);
+	if (r < 0)
+		goto fail;
+	r = proc_cache_new(m->event, &m->procs);
 	if (r < 0)
 		goto fail;
 	r = flow_index_new(cfg->max_flows, m->procs, &m->flows);
 	if (r < 0)
 		goto fail;
 	r = cgroup_cache_new(&m->cgroups);
-	if (r < 0)
-		goto fail;
-	r = sd_event_default(&m->event);
 	if (r < 0)
 		goto fail;
 	*ret = m;

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <pwd.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,24 +22,78 @@ struct proc_cache {
 	size_t n;
 	__u64 reads;
 	int exec_map_fd;
+	sd_event *event;
 };
 
-int proc_cache_new(struct proc_cache **ret)
+int proc_cache_new(sd_event *event, struct proc_cache **ret)
 {
 	struct proc_cache *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return -ENOMEM;
 	c->exec_map_fd = -EBADF;
+	c->event = event ? sd_event_ref(event) : NULL;
 	*ret = c;
 	return 0;
 }
 
+static void entry_stop_watching(struct proc_entry *e)
+{
+	e->exit_source = sd_event_source_disable_unref(e->exit_source);
+	e->pidfd = safe_close(e->pidfd);
+}
+
 static void entry_free(struct proc_entry *e)
 {
+	entry_stop_watching(e);
 	free(e->exe);
 	free(e->cmdline);
+	free(e->user);
 	free(e);
+}
+
+static int on_process_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct proc_entry *e = userdata;
+
+	e->exited = true;
+	entry_stop_watching(e);
+	return 0;
+}
+
+/* Opened before /proc is read: if the start time then matches, the pidfd
+ * is this process's, whatever happens to the pid later. */
+static void watch_exit(struct proc_cache *c, struct proc_entry *e)
+{
+	int fd;
+
+	if (!c->event)
+		return;
+	fd = (int)syscall(SYS_pidfd_open, e->pid, 0);
+	if (fd < 0)
+		return; /* gone already, or out of fds: /proc will answer */
+	e->pidfd = fd;
+	if (sd_event_add_io(c->event, &e->exit_source, fd, EPOLLIN, on_process_exit, e) < 0)
+		e->pidfd = safe_close(e->pidfd);
+}
+
+int proc_entry_alive(const struct proc_entry *e, bool *ret_reused)
+{
+	__u64 ticks = 0;
+	int r;
+
+	*ret_reused = false;
+	if (e->exited)
+		goto gone;
+	if (e->pidfd >= 0)
+		return 1;
+	r = procinfo_start_ticks(e->pid, &ticks);
+	if (r == 0 && ticks == e->start_ticks)
+		return 1;
+gone:
+	/* Gone for good; tell the asker if the pid now names another process. */
+	*ret_reused = procinfo_start_ticks(e->pid, &ticks) == 0 && ticks != e->start_ticks;
+	return 0;
 }
 
 struct proc_cache *proc_cache_free(struct proc_cache *c)
@@ -47,6 +105,7 @@ struct proc_cache *proc_cache_free(struct proc_cache *c)
 			next = e->hnext;
 			entry_free(e);
 		}
+	sd_event_unref(c->event);
 	free(c);
 	return NULL;
 }
@@ -79,16 +138,30 @@ static void enrich_from_exec(struct proc_cache *c, struct proc_entry *e)
 	e->exe_from_exec = e->exe != NULL;
 }
 
+static char *user_name(uid_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return NULL;
+	return strdup(res->pw_name);
+}
+
 static void enrich(struct proc_cache *c, struct proc_entry *e)
 {
 	struct procinfo p;
 
 	c->reads++;
+	watch_exit(c, e);
 	if (procinfo_read(e->pid, &p) < 0 || p.start_ticks != e->start_ticks) {
 		/* exited, or the pid is already another process's */
+		entry_stop_watching(e);
+		e->exited = true;
 		enrich_from_exec(c, e);
 		return;
 	}
+	e->user = user_name(p.uid);
 	e->ppid = p.ppid;
 	if (p.exe[0])
 		e->exe = strdup(p.exe);
@@ -119,6 +192,7 @@ struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_t
 	e->pid = pid;
 	e->start_ticks = start_ticks;
 	e->refs = 1;
+	e->pidfd = -EBADF;
 	enrich(c, e);
 	e->hnext = c->buckets[b];
 	c->buckets[b] = e;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <linux/types.h>
+#include <systemd/sd-event.h>
 
 struct proc_entry {
 	struct proc_entry *hnext;
@@ -22,11 +23,18 @@ struct proc_entry {
 	char *exe;            /* NULL when unknown */
 	char *cmdline;        /* NUL-separated args */
 	size_t cmdline_len;
+	char *user;           /* name of the uid /proc showed, NULL if none */
+	/* A pidfd tells exit without a /proc read per answer, and never
+	 * points at a reused pid; -EBADF when it could not be had. */
+	int pidfd;
+	sd_event_source *exit_source;
+	bool exited;
 };
 
 struct proc_cache;
 
-int proc_cache_new(struct proc_cache **ret);
+/* With an event loop, exits are noticed through pidfds. */
+int proc_cache_new(sd_event *event, struct proc_cache **ret);
 struct proc_cache *proc_cache_free(struct proc_cache *c);
 
 /* A reference to the entry for (pid, start); reads /proc on first sight.
@@ -35,6 +43,9 @@ struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_t
 /* Start time in ns: what the BPF side reports, for the exec map check. */
 void proc_entry_unref(struct proc_cache *c, struct proc_entry *e);
 size_t proc_cache_size(const struct proc_cache *c);
+/* Is this still the process we captured? 1 alive, 0 exited, and
+ * *ret_reused set when its pid now names another process. */
+int proc_entry_alive(const struct proc_entry *e, bool *ret_reused);
 /* The pinned exec_info map, consulted when /proc is too late (-EBADF: none). */
 void proc_cache_set_exec_map(struct proc_cache *c, int fd);
 /* /proc reads done since start (each a new process). */
