@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "cgroup-cache.h"
+#include "docker.h"
 #include "flow-json.h"
 #include "macro.h"
 #include "manager.h"
@@ -89,6 +90,8 @@ static void add_cgroup(json_object *o, struct manager *m, __u64 cgroup_id)
 
 		add_str(c, "id", id->container_id);
 		add_str(c, "runtime", id->runtime);
+		if (m->docker && (streq(id->runtime, "docker") || streq(id->runtime, "unknown")))
+			docker_describe(m->docker, id->container_id, c);
 		json_object_object_add(o, "container", c);
 	} else {
 		json_object_object_add(o, "container", NULL);

@@ -19,7 +19,7 @@
 
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
        ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
-       ARG_RETAIN_ROWS, ARG_ALLOW_GROUP };
+       ARG_RETAIN_ROWS, ARG_ALLOW_GROUP, ARG_DOCKER_SOCKET };
 
 static void help(void)
 {
@@ -33,7 +33,8 @@ static void help(void)
 	       "  --allow-group NAME  besides root, members of NAME may query (default connpid)\n"
 	       "  --no-tcp            do not report TCP flows\n"
 	       "  --no-dns            no DNS attribution (accepted; none in this version)\n"
-	       "  --no-docker         no Docker enrichment (accepted; none in this version)\n"
+	       "  --docker-socket P   Docker Engine API socket (default /var/run/docker.sock)\n"
+	       "  --no-docker         no container names and images from Docker\n"
 	       "  --db PATH           history database (default %s)\n"
 	       "  --no-store          run without a history database\n"
 	       "  --retain-days N     prune history older than N days (default 7, 0 = never)\n"
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
 		{ "max-flows", required_argument, NULL, ARG_MAX_FLOWS },
 		{ "retain-days", required_argument, NULL, ARG_RETAIN_DAYS },
 		{ "allow-group", required_argument, NULL, ARG_ALLOW_GROUP },
+		{ "docker-socket", required_argument, NULL, ARG_DOCKER_SOCKET },
 		{ "retain-rows", required_argument, NULL, ARG_RETAIN_ROWS },
 		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -70,6 +72,7 @@ int main(int argc, char **argv)
 		.max_clients = 1024,
 		.db_path = DEFAULT_DB,
 		.allow_group = "connpid",
+		.docker_socket = "/var/run/docker.sock",
 		.retain_days = 7,
 		.retain_rows = 10000000,
 	};
@@ -96,7 +99,12 @@ int main(int argc, char **argv)
 			cfg.no_tcp = true;
 			break;
 		case ARG_NO_DNS:
+			break;
 		case ARG_NO_DOCKER:
+			cfg.docker_socket = NULL;
+			break;
+		case ARG_DOCKER_SOCKET:
+			cfg.docker_socket = optarg;
 			break;
 		case ARG_DB:
 			cfg.db_path = optarg;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "macro.h"
 #include "cgroup-cache.h"
+#include "docker.h"
 #include "manager.h"
 
 #define STATUS_USEC (5 * 1000 * 1000ULL)
@@ -47,6 +48,11 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 	r = cgroup_cache_new(&m->cgroups);
 	if (r < 0)
 		goto fail;
+	if (cfg->docker_socket) {
+		r = docker_new(m->event, cfg->docker_socket, &m->docker);
+		if (r < 0)
+			goto fail;
+	}
 	*ret = m;
 	return 0;
 fail:
@@ -71,6 +77,7 @@ struct manager *manager_free(struct manager *m)
 	m->listen_fd = safe_close(m->listen_fd);
 	flow_index_free(m->flows);
 	cgroup_cache_free(m->cgroups);
+	docker_free(m->docker);
 	proc_cache_free(m->procs);
 	sd_event_unref(m->event);
 	free(m);

@@ -16,6 +16,7 @@ struct client;
 struct ring_buffer;
 struct store;
 struct cgroup_cache;
+struct docker;
 
 struct manager_config {
 	const char *pin_dir;
@@ -24,6 +25,7 @@ struct manager_config {
 	bool no_tcp;      /* do not report TCP flows (Lanthorn's flag) */
 	size_t max_clients;
 	const char *allow_group; /* besides root, who may query */
+	const char *docker_socket; /* NULL: --no-docker */
 	const char *db_path;     /* NULL: --no-store */
 	double retain_days;
 	__u64 retain_rows;
@@ -47,6 +49,7 @@ struct manager {
 	struct proc_cache *procs;
 	struct flow_index *flows;
 	struct cgroup_cache *cgroups;
+	struct docker *docker;
 
 	struct store *store;
 	char store_problem[512];

@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "cgroup-cache.h"
+#include "docker.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -32,6 +33,7 @@ static double event_realtime(__u64 ts_ns)
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct manager *m = ctx;
+	const struct cgroup_info *cg;
 	struct connpid_event e;
 	struct flow *f;
 
@@ -42,8 +44,11 @@ static int on_event(void *ctx, void *data, size_t size)
 	m->events_received++;
 	if (m->cfg.no_tcp && e.protocol == CONNPID_PROTO_TCP)
 		return 0;
-	/* Resolve the cgroup now: a container may be gone by the time anyone asks. */
-	(void)cgroup_cache_get(m->cgroups, e.cgroup_id);
+	/* Resolve the cgroup now: a container may be gone by the time anyone
+	 * asks; and ask Docker now so the answer is ready by then. */
+	cg = cgroup_cache_get(m->cgroups, e.cgroup_id);
+	if (m->docker && cg && cg->ident.container_id[0])
+		docker_want(m->docker, cg->ident.container_id);
 	f = flow_index_add(m->flows, &e, event_realtime(e.ts_ns));
 	if (f) {
 		manager_store_flow(m, f);

@@ -404,8 +404,9 @@ int store_flush(struct store *s, size_t max_rows)
 	s->st.last_error = NULL;
 	return (int)n;
 rollback:
-	sqlite3_reset(s->insert);
+	/* the message first: resetting the statement clears it */
 	set_error(s, "write failed");
+	sqlite3_reset(s->insert);
 	(void)exec_sql(s->db, "ROLLBACK");
 	s->st.write_errors++;
 	return r;

@@ -7,7 +7,8 @@ pkgs=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libsystemd-dev libjson-c-dev libsqlite3-dev
   systemd iproute2 python3 procps util-linux man-db groff-base
-  mitmproxy curl nftables iptables sqlite3
+  mitmproxy curl nftables iptables sqlite3 libcurl4-openssl-dev
+  docker.io busybox-static
 )
 missing=()
 for p in "${pkgs[@]}"; do

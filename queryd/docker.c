@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "docker.h"
+#include "http-loop.h"
+#include "log.h"
+#include "macro.h"
+
+#define DOCKER_API "http://localhost/v1.41"
+#define DOCKER_BUCKETS 256
+#define DOCKER_MAX 4096
+#define DOCKER_RETRY_USEC (2 * 1000 * 1000ULL)
+#define DOCKER_INSPECT_TIMEOUT_MS 3000
+
+enum container_state { C_PENDING, C_KNOWN, C_GONE, C_FAILED };
+
+struct container {
+	struct container *next;
+	char id[80];
+	enum container_state state;
+	char *name;
+	char *image;
+	char *compose_project;
+	bool removed;           /* Docker said destroy: data is the last known */
+};
+
+struct docker {
+	sd_event *event;
+	struct http_loop *http;
+	char *socket_path;
+	struct container *buckets[DOCKER_BUCKETS];
+	size_t n;
+	struct http_request *events_req;
+	sd_event_source *retry_timer;
+	bool reachable;
+	bool said_unreachable;
+};
+
+static size_t bucket_of(const char *id)
+{
+	size_t h = 5381;
+
+	for (; *id; id++)
+		h = h * 33 + (unsigned char)*id;
+	return h % DOCKER_BUCKETS;
+}
+
+static struct container *find(struct docker *d, const char *id)
+{
+	for (struct container *c = d->buckets[bucket_of(id)]; c; c = c->next)
+		if (streq(c->id, id))
+			return c;
+	return NULL;
+}
+
+static void container_clear(struct container *c)
+{
+	free(c->name);
+	free(c->image);
+	free(c->compose_project);
+	c->name = c->image = c->compose_project = NULL;
+}
+
+static void clear_all(struct docker *d)
+{
+	for (size_t i = 0; i < DOCKER_BUCKETS; i++) {
+		for (struct container *c = d->buckets[i], *next; c; c = next) {
+			next = c->next;
+			container_clear(c);
+			free(c);
+		}
+		d->buckets[i] = NULL;
+	}
+	d->n = 0;
+}
+
+static const char *jpath_str(json_object *o, const char *a, const char *b)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, a, &v))
+		return NULL;
+	if (b && !json_object_object_get_ex(v, b, &v))
+		return NULL;
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void set_reachable(struct docker *d, bool on, int error)
+{
+	if (on && !d->reachable)
+		log_info("Docker Engine API reachable at %s", d->socket_path);
+	if (!on && (d->reachable || !d->said_unreachable)) {
+		log_info("Docker Engine API at %s not reachable (%s): answers carry no Docker data",
+			 d->socket_path, strerror(-error));
+		d->said_unreachable = true;
+	}
+	d->reachable = on;
+}
+
+struct inspect_ctx {
+	struct docker *d;
+	char id[80];
+};
+
+static void on_inspect(struct http_request *req, int error, long status, const char *body, size_t len,
+		       void *userdata)
+{
+	struct inspect_ctx *ctx = userdata;
+	struct docker *d = ctx->d;
+	struct container *c = find(d, ctx->id);
+	json_object *o = NULL, *labels, *cfg;
+
+	if (!c)
+		goto out;
+	if (error < 0) {
+		c->state = C_FAILED;
+		set_reachable(d, false, error);
+		goto out;
+	}
+	set_reachable(d, true, 0);
+	if (status == 404) {
+		c->state = C_GONE;
+		goto out;
+	}
+	o = json_tokener_parse(body);
+	if (status != 200 || !o) {
+		c->state = C_FAILED;
+		goto out;
+	}
+	container_clear(c);
+	{
+		const char *name = jpath_str(o, "Name", NULL);
+
+		c->name = dup_or_null(name && name[0] == '/' ? name + 1 : name);
+	}
+	c->image = dup_or_null(jpath_str(o, "Config", "Image"));
+	if (json_object_object_get_ex(o, "Config", &cfg) && json_object_object_get_ex(cfg, "Labels", &labels) &&
+	    json_object_is_type(labels, json_type_object))
+		c->compose_project = dup_or_null(jpath_str(labels, "com.docker.compose.project", NULL));
+	c->state = C_KNOWN;
+out:
+	json_object_put(o);
+	free(ctx);
+}
+
+static void fetch(struct docker *d, struct container *c)
+{
+	struct inspect_ctx *ctx = calloc(1, sizeof(*ctx));
+	char url[256];
+
+	if (!ctx)
+		return;
+	ctx->d = d;
+	snprintf(ctx->id, sizeof(ctx->id), "%s", c->id);
+	snprintf(url, sizeof(url), DOCKER_API "/containers/%s/json", c->id);
+	c->state = C_PENDING;
+	if (http_get(d->http, d->socket_path, url, DOCKER_INSPECT_TIMEOUT_MS, NULL, on_inspect, ctx, NULL) < 0) {
+		c->state = C_FAILED;
+		free(ctx);
+	}
+}
+
+/* One JSON object per line: rename gives the new name in the actor's
+ * attributes; destroy leaves the last known data, marked removed. */
+static void on_event_line(const char *line, size_t len, void *userdata)
+{
+	struct docker *d = userdata;
+	json_object *o = json_tokener_parse(line), *actor, *attrs;
+	const char *action, *id, *name;
+	struct container *c;
+
+	if (!o)
+		return;
+	action = jpath_str(o, "Action", NULL);
+	if (!json_object_object_get_ex(o, "Actor", &actor))
+		goto out;
+	id = jpath_str(actor, "ID", NULL);
+	if (!action || !id || !(c = find(d, id)))
+		goto out;
+	if (streq(action, "rename")) {
+		name = json_object_object_get_ex(actor, "Attributes", &attrs) ? jpath_str(attrs, "name", NULL) : NULL;
+		if (name) {
+			free(c->name);
+			c->name = strdup(name[0] == '/' ? name + 1 : name);
+		} else {
+			fetch(d, c);
+		}
+	} else if (streq(action, "destroy")) {
+		c->removed = true;
+	} else if (streq(action, "start") && c->state != C_KNOWN) {
+		fetch(d, c);
+	}
+out:
+	json_object_put(o);
+}
+
+static void start_events(struct docker *d);
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct docker *d = userdata;
+
+	start_events(d);
+	return 0;
+}
+
+static void schedule_retry(struct docker *d)
+{
+	uint64_t now = 0;
+
+	if (sd_event_now(d->event, CLOCK_MONOTONIC, &now) < 0)
+		return;
+	if (!d->retry_timer) {
+		if (sd_event_add_time(d->event, &d->retry_timer, CLOCK_MONOTONIC, now + DOCKER_RETRY_USEC,
+				      100 * 1000, on_retry, d) < 0)
+			return;
+	} else {
+		(void)sd_event_source_set_time(d->retry_timer, now + DOCKER_RETRY_USEC);
+	}
+	(void)sd_event_source_set_enabled(d->retry_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_events_done(struct http_request *req, int error, long status, const char *body, size_t len,
+			   void *userdata)
+{
+	struct docker *d = userdata;
+
+	d->events_req = NULL;
+	set_reachable(d, false, error < 0 ? error : -ECONNRESET);
+	/* Docker restarted or stopped: what we knew may be stale. */
+	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
+		for (struct container *c = d->buckets[i]; c; c = c->next)
+			if (c->state == C_KNOWN || c->state == C_PENDING)
+				c->state = C_FAILED;
+	schedule_retry(d);
+}
+
+static void start_events(struct docker *d)
+{
+	static const char url[] = DOCKER_API "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D";
+
+	if (d->events_req)
+		return;
+	if (http_get(d->http, d->socket_path, url, 0, on_event_line, on_events_done, d, &d->events_req) < 0)
+		schedule_retry(d);
+	else
+		d->reachable = true; /* optimistic until the connection says otherwise */
+}
+
+int docker_new(sd_event *event, const char *socket_path, struct docker **ret)
+{
+	struct docker *d;
+	int r;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->event = sd_event_ref(event);
+	d->socket_path = strdup(socket_path);
+	if (!d->socket_path) {
+		docker_free(d);
+		return -ENOMEM;
+	}
+	r = http_loop_new(event, &d->http);
+	if (r < 0) {
+		docker_free(d);
+		return r;
+	}
+	start_events(d);
+	*ret = d;
+	return 0;
+}
+
+struct docker *docker_free(struct docker *d)
+{
+	if (!d)
+		return NULL;
+	d->http = http_loop_free(d->http); /* no callbacks from here on */
+	sd_event_source_disable_unref(d->retry_timer);
+	clear_all(d);
+	sd_event_unref(d->event);
+	free(d->socket_path);
+	free(d);
+	return NULL;
+}
+
+void docker_want(struct docker *d, const char *id)
+{
+	struct container *c = find(d, id);
+	size_t b;
+
+	if (c) {
+		/* After Docker came back, ask again. */
+		if (c->state == C_FAILED && d->reachable)
+			fetch(d, c);
+		return;
+	}
+	if (d->n >= DOCKER_MAX)
+		clear_all(d);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	b = bucket_of(id);
+	c->next = d->buckets[b];
+	d->buckets[b] = c;
+	d->n++;
+	fetch(d, c);
+}
+
+void docker_describe(struct docker *d, const char *id, json_object *o)
+{
+	struct container *c = find(d, id);
+	const char *state;
+
+	if (!c) {
+		docker_want(d, id);
+		c = find(d, id);
+	}
+	if (!c || (!d->reachable && c->state != C_KNOWN)) {
+		json_object_object_add(o, "docker", json_object_new_string("unavailable"));
+		return;
+	}
+	if (!d->reachable) {
+		/* Docker is gone: say so rather than serve stale names. */
+		json_object_object_add(o, "docker", json_object_new_string("unavailable"));
+		return;
+	}
+	switch (c->state) {
+	case C_KNOWN:
+		state = c->removed ? "removed" : "ok";
+		break;
+	case C_PENDING:
+		state = "pending";
+		break;
+	case C_GONE:
+		state = "unknown";
+		break;
+	default:
+		state = "unavailable";
+		break;
+	}
+	json_object_object_add(o, "docker", json_object_new_string(state));
+	if (c->state != C_KNOWN)
+		return;
+	if (c->name)
+		json_object_object_add(o, "name", json_object_new_string(c->name));
+	if (c->image)
+		json_object_object_add(o, "image", json_object_new_string(c->image));
+	if (c->compose_project)
+		json_object_object_add(o, "compose_project", json_object_new_string(c->compose_project));
+}
+
+bool docker_reachable(const struct docker *d)
+{
+	return d->reachable;
+}
