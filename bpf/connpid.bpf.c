@@ -28,24 +28,12 @@
 #include <bpf/bpf_tracing.h>
 
 #include "maps.bpf.h"
+#include "flowmaps.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
 #define UDP_CONNECTED_STATE 1 /* TCP_ESTABLISHED, what connect() sets */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, CONNPID_MAP_V4_ENTRIES);
-	__type(key, struct conn_key_v4);
-	__type(value, __u32);
-} conn_to_pid_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, CONNPID_MAP_V6_ENTRIES);
-	__type(key, struct conn_key_v6);
-	__type(value, __u32);
-} conn_to_pid_v6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -74,14 +62,6 @@ struct {
 	__type(value, struct connpid_exec_info);
 } exec_info SEC(".maps");
 
-/* The cgroup the loader attached to (slot 0): global hooks (exec, seeding)
- * keep to the same scope as the cgroup hooks. */
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} scope_cgroup SEC(".maps");
 
 /* The scope's cgroup id and depth, for tasks other than current. */
 const volatile __u64 scope_cgroup_id = 0;
@@ -431,6 +411,31 @@ int BPF_PROG(connpid_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		return 0;
 	info->start_boottime_ns = BPF_CORE_READ(p, group_leader, start_boottime);
 	bpf_probe_read_kernel_str(info->filename, sizeof(info->filename), BPF_CORE_READ(bprm, filename));
+	return 0;
+}
+
+/* A child forked without exec runs its parent's executable: copy the
+ * parent's record so a short-lived worker still has an exe. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(connpid_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct connpid_exec_info *pinfo, *cinfo;
+	__u32 ptgid, ctgid;
+
+	if (BPF_CORE_READ(child, tgid) != BPF_CORE_READ(child, pid))
+		return 0; /* a thread, not a process */
+	if (!bpf_current_task_under_cgroup(&scope_cgroup, 0))
+		return 0;
+	ptgid = BPF_CORE_READ(parent, tgid);
+	ctgid = BPF_CORE_READ(child, tgid);
+	pinfo = bpf_map_lookup_elem(&exec_info, &ptgid);
+	if (!pinfo)
+		return 0;
+	if (bpf_map_update_elem(&exec_info, &ctgid, pinfo, BPF_ANY))
+		return 0;
+	cinfo = bpf_map_lookup_elem(&exec_info, &ctgid);
+	if (cinfo)
+		cinfo->start_boottime_ns = BPF_CORE_READ(child, start_boottime);
 	return 0;
 }
 

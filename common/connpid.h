@@ -109,6 +109,9 @@ enum connpid_stat {
 	CONNPID_STAT_FLOWS_V6,
 	CONNPID_STAT_REPEATS,          /* packets of a flow already known */
 	CONNPID_STAT_BLOCKED_V6,       /* native IPv6 attempts refused */
+	CONNPID_STAT_DNS_PACKETS,      /* DNS responses passed to queryd */
+	CONNPID_STAT_DNS_DROPS,        /* dns ring full */
+	CONNPID_STAT_GAI_CALLS,        /* getaddrinfo() results passed on */
 	CONNPID_STAT_MAX,
 };
 
@@ -125,3 +128,50 @@ struct connpid_meta {
 
 #define CONNPID_META_F_IPV6_BLOCKER 0x1
 #define CONNPID_META_F_BLOCK_LOOPBACK6 0x2
+
+/*
+ * DNS: one event per DNS response a tracked socket receives (raw message,
+ * parsed in queryd, where a bad packet can only be counted) and one per
+ * successful getaddrinfo() in glibc (name and addresses, no packet needed:
+ * /etc/hosts, DoT/DoH through nscd or systemd-resolved...).
+ */
+#define CONNPID_DNS_PAYLOAD 1024
+#define CONNPID_DNS_NAME_LEN 256
+#define CONNPID_GAI_ADDRS 16
+
+enum connpid_dns_source {
+	CONNPID_DNS_SRC_PACKET = 1,
+	CONNPID_DNS_SRC_GETADDRINFO = 2,
+};
+
+struct connpid_gai_addr {
+	__u32 family;
+	__u32 addr[4]; /* network order; v4 in [0] */
+};
+
+struct connpid_gai_result {
+	char name[CONNPID_DNS_NAME_LEN];
+	__u32 n_addrs;
+	__u32 pad;
+	struct connpid_gai_addr addrs[CONNPID_GAI_ADDRS];
+};
+
+struct connpid_dns_event {
+	__u64 ts_ns;
+	__u64 socket_cookie;
+	__u64 start_boottime_ns;  /* getaddrinfo: the caller's */
+	__u32 pid;                /* who asked: 0 when unknown */
+	__u32 payload_len;        /* packet: bytes copied; getaddrinfo: 0 */
+	__u32 msg_len;            /* packet: the DNS message's full length */
+	__u32 server_ip[4];       /* packet: the responding server */
+	__u16 server_port;
+	__u16 client_port;
+	__u8 family;
+	__u8 source;              /* enum connpid_dns_source */
+	__u8 pad[2];
+	char comm[CONNPID_COMM_LEN];
+	union {
+		__u8 payload[CONNPID_DNS_PAYLOAD];
+		struct connpid_gai_result gai;
+	};
+};

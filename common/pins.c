@@ -39,7 +39,7 @@ void connpid_maps_init(struct connpid_maps *m)
 	*m = (struct connpid_maps){
 		.v4_fd = -EBADF, .v6_fd = -EBADF, .config_fd = -EBADF,
 		.stats_fd = -EBADF, .events_fd = -EBADF, .meta_fd = -EBADF,
-		.exec_info_fd = -EBADF,
+		.exec_info_fd = -EBADF, .dns_events_fd = -EBADF,
 	};
 }
 
@@ -52,6 +52,7 @@ void connpid_maps_close(struct connpid_maps *m)
 	m->events_fd = safe_close(m->events_fd);
 	m->meta_fd = safe_close(m->meta_fd);
 	m->exec_info_fd = safe_close(m->exec_info_fd);
+	m->dns_events_fd = safe_close(m->dns_events_fd);
 }
 
 struct map_expect {
@@ -119,6 +120,7 @@ int connpid_maps_open(const char *pin_dir, struct connpid_maps *m, bool require_
 	const struct map_expect config = { "config", BPF_MAP_TYPE_ARRAY, 4, 4 };
 	const struct map_expect stats = { "stats", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8 };
 	const struct map_expect events = { "events", BPF_MAP_TYPE_RINGBUF, 0, 0 };
+	const struct map_expect dns_events = { "dns_events", BPF_MAP_TYPE_RINGBUF, 0, 0 };
 	const struct map_expect exec_info = { "exec_info", BPF_MAP_TYPE_LRU_HASH, 4,
 					      sizeof(struct connpid_exec_info) };
 	__u32 zero = 0;
@@ -160,6 +162,11 @@ int connpid_maps_open(const char *pin_dir, struct connpid_maps *m, bool require_
 	/* Optional: only a help for processes gone before queryd looks. */
 	if (open_one(pin_dir, &exec_info, &m->exec_info_fd, NULL, err, errlen) < 0) {
 		m->exec_info_fd = -EBADF;
+		err[0] = '\0';
+	}
+	/* Optional: absent when loaded with --no-dns. */
+	if (require_events && open_one(pin_dir, &dns_events, &m->dns_events_fd, NULL, err, errlen) < 0) {
+		m->dns_events_fd = -EBADF;
 		err[0] = '\0';
 	}
 	return 0;

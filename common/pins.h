@@ -22,6 +22,7 @@ struct connpid_maps {
 	int events_fd;
 	int meta_fd;
 	int exec_info_fd;   /* -EBADF when absent (blocker-only pins) */
+	int dns_events_fd;  /* -EBADF when loaded with --no-dns */
 	__u32 v4_max_entries;
 	__u32 v6_max_entries;
 	struct connpid_meta meta;

@@ -33,6 +33,7 @@
 
 #include "connpid.skel.h"
 #include "ipv6_block.skel.h"
+#include "dns.skel.h"
 
 static void connpid_bpf__destroyp(struct connpid_bpf **p)
 {
@@ -42,6 +43,38 @@ static void connpid_bpf__destroyp(struct connpid_bpf **p)
 static void ipv6_block_bpf__destroyp(struct ipv6_block_bpf **p)
 {
 	ipv6_block_bpf__destroy(*p);
+}
+
+static void dns_bpf__destroyp(struct dns_bpf **p)
+{
+	dns_bpf__destroy(*p);
+}
+
+/* The libc this loader runs with is the system's: its path from our own
+ * mappings, not from a list of guesses. */
+static int find_libc(char *buf, size_t size)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+
+	if (!f)
+		return negative_errno();
+	while (fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+		char *base;
+
+		if (!path)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		base = strrchr(path, '/') + 1;
+		if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0) {
+			if (strlen(path) >= size)
+				return -ENAMETOOLONG;
+			strcpy(buf, path);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 #define BTF_PATH "/sys/kernel/btf/vmlinux"
@@ -271,7 +304,8 @@ static bool is_iter(const struct bpf_program *prog)
 
 static bool is_cgroup_prog(const struct bpf_program *prog)
 {
-	return bpf_program__type(prog) != BPF_PROG_TYPE_TRACING;
+	return bpf_program__type(prog) != BPF_PROG_TYPE_TRACING &&
+	       bpf_program__type(prog) != BPF_PROG_TYPE_KPROBE;
 }
 
 /* Attach one program unless its link pin shows it is attached already. */
@@ -304,10 +338,22 @@ static int attach_program(struct bpf_program *prog, int cgroup_fd, __u64 cgroup_
 	if (test_fail_at(step))
 		return log_error_errno(-ECANCELED, "Test failure injected before attaching %s",
 				       bpf_program__name(prog));
-	if (is_cgroup_prog(prog))
+	if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE) {
+		/* getaddrinfo() in the system's libc; the exit half is the uretprobe */
+		char libc[PATH_MAX];
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "getaddrinfo",
+			    .retprobe = strstr(bpf_program__name(prog), "_exit") != NULL);
+
+		r = find_libc(libc, sizeof(libc));
+		if (r < 0)
+			return log_error_errno(r, "Cannot find libc for the getaddrinfo probes: %m "
+					       "(use --no-dns to go without)");
+		link = bpf_program__attach_uprobe_opts(prog, -1, libc, 0, &uo);
+	} else if (is_cgroup_prog(prog)) {
 		link = bpf_program__attach_cgroup(prog, cgroup_fd);
-	else
+	} else {
 		link = bpf_program__attach(prog);
+	}
 	if (!link)
 		return log_error_errno(negative_errno(), "Cannot attach %s: %m", bpf_program__name(prog));
 	rb->links[rb->n_links++] = link;
@@ -482,13 +528,14 @@ int loader_load(const struct load_opts *o)
 {
 	_cleanup_(connpid_bpf__destroyp) struct connpid_bpf *tracker = NULL;
 	_cleanup_(ipv6_block_bpf__destroyp) struct ipv6_block_bpf *blocker = NULL;
+	_cleanup_(dns_bpf__destroyp) struct dns_bpf *dns = NULL;
 	_cleanup_close_ int cgroup_fd = -EBADF, lock_fd = -EBADF;
 	struct rollback rb = {};
 	char cgroup_path[PATH_MAX];
 	bool dir_created = false, sub_created, half = false;
 	unsigned attached = 0, total = 0, idx = 0;
 	struct bpf_program *prog;
-	struct bpf_object *objs[2] = {};
+	struct bpf_object *objs[3] = {};
 	size_t n_objs = 0;
 	gid_t pins_gid = 0;
 	__u64 cgroup_id = 0;
@@ -599,20 +646,43 @@ int loader_load(const struct load_opts *o)
 			goto fail;
 		objs[n_objs++] = blocker->obj;
 	}
+	if (o->dns && o->tracker) {
+		dns = dns_bpf__open();
+		if (!dns) {
+			r = log_error_errno(negative_errno(), "Cannot open the DNS BPF object: %m");
+			goto fail;
+		}
+		/* Shares the flow maps by pin: same sizes or libbpf refuses them. */
+		bpf_map__set_max_entries(dns->maps.conn_to_pid_v4, o->v4_entries);
+		bpf_map__set_max_entries(dns->maps.conn_to_pid_v6, o->v6_entries);
+		r = load_object(dns->obj, "the DNS object (dns.bpf.o)", o->pin_dir, &rb);
+		if (r < 0)
+			goto fail;
+		objs[n_objs++] = dns->obj;
+	}
 
 	/* Attach order: the blocker's connect6/sendmsg6 first, then the tracker.
 	 * Cgroup multi-programs all run whatever the order, so the order does
 	 * not decide tracking: the tracker asks the same config map and never
 	 * records a refused native-IPv6 send, and a refused TCP connect never
 	 * reaches sockops. */
-	for (size_t i = n_objs; i > 0; i--) {
-		bpf_object__for_each_program(prog, objs[i - 1]) {
-			if (is_iter(prog))
+	{
+		/* blocker, tracker, DNS: in that order, whatever was loaded */
+		struct bpf_object *order[3] = {
+			blocker ? blocker->obj : NULL, tracker ? tracker->obj : NULL, dns ? dns->obj : NULL,
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+			if (!order[i])
 				continue;
-			total++;
-			r = attach_program(prog, cgroup_fd, cgroup_id, o->pin_dir, idx++, &rb, &attached);
-			if (r < 0)
-				goto fail;
+			bpf_object__for_each_program(prog, order[i]) {
+				if (is_iter(prog))
+					continue;
+				total++;
+				r = attach_program(prog, cgroup_fd, cgroup_id, o->pin_dir, idx++, &rb, &attached);
+				if (r < 0)
+					goto fail;
+			}
 		}
 	}
 	if (test_fail_at("pin-progs")) {

@@ -9,6 +9,7 @@ struct load_opts {
 	const char *cgroup_path;   /* NULL: the cgroup2 mount root */
 	bool tracker;              /* load bpf/connpid.bpf.c */
 	bool blocker;              /* load bpf/ipv6_block.bpf.c */
+	bool dns;                  /* load bpf/dns.bpf.c */
 	bool ipv6_block;           /* write config[0] = 1 */
 	bool block_loopback6;
 	__u32 v4_entries;

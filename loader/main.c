@@ -38,7 +38,7 @@ static void help(void)
 	       "  --group NAME          group given read-write access to the pins\n"
 	       "                        (default: connpid, when that group exists)\n"
 	       "  --no-seed             do not record connections that existed before loading\n"
-	       "  --no-dns              do not load DNS programs\n"
+	       "  --no-dns              do not load the DNS programs (packet parser, getaddrinfo probes)\n"
 	       "  --unload              detach everything and remove every pin\n"
 	       "  --status              show what is pinned and attached\n"
 	       "  --json                with --status: JSON output\n"
@@ -88,6 +88,7 @@ int main(int argc, char **argv)
 		.pin_dir = CONNPID_DEFAULT_PIN_DIR,
 		.tracker = true,
 		.blocker = true,
+		.dns = true,
 		.v4_entries = CONNPID_MAP_V4_ENTRIES,
 		.v6_entries = CONNPID_MAP_V6_ENTRIES,
 		.ringbuf_bytes = CONNPID_RINGBUF_BYTES,
@@ -128,7 +129,8 @@ int main(int argc, char **argv)
 			o.tracker = false;
 			break;
 		case ARG_NO_DNS:
-			break; /* no DNS programs in this version yet */
+			o.dns = false;
+			break;
 		case ARG_V4:
 			if (parse_u32(optarg, "--map-entries-v4", 16, 1u << 24, &o.v4_entries) < 0)
 				return EXIT_FAILURE;

@@ -14,7 +14,8 @@
  * nothing else, so a mistyped --pin-dir cannot wipe someone else's pins. */
 static const char *const connpid_pins[] = {
 	"conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events", "meta",
-	"sock_creators", "exec_info", "scope_cgroup", CONNPID_LINKS_SUBDIR, CONNPID_PROGS_SUBDIR,
+	"sock_creators", "exec_info", "scope_cgroup", "dns_events", "gai_calls",
+	CONNPID_LINKS_SUBDIR, CONNPID_PROGS_SUBDIR,
 };
 
 static int check_only_connpid_pins(const char *pin_dir)

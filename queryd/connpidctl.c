@@ -205,20 +205,48 @@ static int answer_error(json_object *ans)
 
 static void print_flow_row_header(void)
 {
-	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %s\n",
-	       "PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "EXE");
+	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %-24s %-20s %-24s %s\n",
+	       "PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "UNIT", "CONTAINER", "DOMAIN", "EXE");
+}
+
+/* The container's name when Docker told us, else a short id. */
+static void container_label(json_object *f, char *buf, size_t size)
+{
+	json_object *c, *v;
+
+	snprintf(buf, size, "-");
+	if (!json_object_object_get_ex(f, "container", &c) || !json_object_is_type(c, json_type_object))
+		return;
+	if (json_object_object_get_ex(c, "name", &v) && json_object_is_type(v, json_type_string))
+		snprintf(buf, size, "%s", json_object_get_string(v));
+	else if (json_object_object_get_ex(c, "id", &v) && json_object_is_type(v, json_type_string))
+		snprintf(buf, size, "%.12s", json_object_get_string(v));
+}
+
+static void domain_label(json_object *f, char *buf, size_t size)
+{
+	json_object *d, *v;
+
+	snprintf(buf, size, "-");
+	if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_object) &&
+	    json_object_object_get_ex(d, "name", &v))
+		snprintf(buf, size, "%s", json_object_get_string(v));
+	else if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_string))
+		snprintf(buf, size, "%s", json_object_get_string(d));
 }
 
 static void print_flow_row(json_object *f)
 {
-	char dst[80];
+	char dst[80], container[80], domain[256];
 
 	snprintf(dst, sizeof(dst), "%s", jget_str(f, "dst"));
-	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %s\n", jget_str(f, "pid"), jget_str(f, "comm"),
+	container_label(f, container, sizeof(container));
+	domain_label(f, domain, sizeof(domain));
+	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %-24s %-20s %-24s %s\n", jget_str(f, "pid"), jget_str(f, "comm"),
 	       jget_str(f, "proto"), dst, jget_str(f, "sport"), jget_str(f, "dport"),
 	       !json_object_object_get_ex(f, "alive", NULL) ? "-" :
 	       jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited"),
-	       jget_str(f, "exe"));
+	       jget_str(f, "unit"), container, domain, jget_str(f, "exe"));
 }
 
 static int lookup_direct(const struct ctl *c, const struct flow_query *q)
@@ -477,7 +505,8 @@ static int watch_loop(const struct ctl *c, json_object *req, struct line_reader 
 		return EXIT_ERROR;
 	}
 	if (!c->json) {
-		printf("%-8s %-5s %-6s %-28s %-8s %-16s %s\n", "TIME", "PROTO", "SPORT", "DST", "PID", "COMM", "EXE");
+		printf("%-8s %-5s %-6s %-28s %-8s %-16s %-20s %-24s %s\n", "TIME", "PROTO", "SPORT", "DST", "PID",
+		       "COMM", "CONTAINER", "DOMAIN", "EXE");
 		fflush(stdout);
 	}
 	for (;;) {
@@ -495,7 +524,7 @@ static int watch_loop(const struct ctl *c, json_object *req, struct line_reader 
 			print_json(o);
 		} else if (json_object_object_get_ex(o, "flow", &f)) {
 			json_object *ts;
-			char when[16] = "-", dst[96];
+			char when[16] = "-", dst[96], container[80], domain[256];
 			time_t t;
 			struct tm tm;
 
@@ -505,8 +534,11 @@ static int watch_loop(const struct ctl *c, json_object *req, struct line_reader 
 					strftime(when, sizeof(when), "%H:%M:%S", &tm);
 			}
 			snprintf(dst, sizeof(dst), "%s:%s", jget_str(f, "dst"), jget_str(f, "dport"));
-			printf("%-8s %-5s %-6s %-28s %-8s %-16s %s\n", when, jget_str(f, "proto"),
-			       jget_str(f, "sport"), dst, jget_str(f, "pid"), jget_str(f, "comm"), jget_str(f, "exe"));
+			container_label(f, container, sizeof(container));
+			domain_label(f, domain, sizeof(domain));
+			printf("%-8s %-5s %-6s %-28s %-8s %-16s %-20s %-24s %s\n", when, jget_str(f, "proto"),
+			       jget_str(f, "sport"), dst, jget_str(f, "pid"), jget_str(f, "comm"), container, domain,
+			       jget_str(f, "exe"));
 		} else if (answer_error(o) < 0) {
 			return EXIT_ERROR;
 		}
@@ -588,7 +620,10 @@ static int parse_time(const char *s, double *ret)
 			return -EINVAL;
 		for (size_t i = 0; i < ARRAY_SIZE(units); i++)
 			if (end[0] == units[i].unit && end[1] == '\0') {
-				*ret = (double)time(NULL) - v * units[i].mult;
+				struct timespec now;
+
+				clock_gettime(CLOCK_REALTIME, &now);
+				*ret = (double)now.tv_sec + now.tv_nsec / 1e9 - v * units[i].mult;
 				return 0;
 			}
 		return -EINVAL;

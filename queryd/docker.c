@@ -253,7 +253,7 @@ static void start_events(struct docker *d)
 	if (http_get(d->http, d->socket_path, url, 0, on_event_line, on_events_done, d, &d->events_req) < 0)
 		schedule_retry(d);
 	else
-		d->reachable = true; /* optimistic until the connection says otherwise */
+		set_reachable(d, true, 0); /* until the connection says otherwise */
 }
 
 int docker_new(sd_event *event, const char *socket_path, struct docker **ret)
@@ -322,7 +322,8 @@ void docker_describe(struct docker *d, const char *id, json_object *o)
 	struct container *c = find(d, id);
 	const char *state;
 
-	if (!c) {
+	if (!c || (c->state == C_FAILED && d->reachable)) {
+		/* new, or failed while Docker was away and it is back */
 		docker_want(d, id);
 		c = find(d, id);
 	}

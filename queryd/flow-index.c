@@ -18,6 +18,21 @@ struct flow_index {
 	__u64 evictions;
 };
 
+static void domain_free(struct flow_domain *d)
+{
+	if (!d)
+		return;
+	free(d->name);
+	free(d->chain);
+	free(d);
+}
+
+void flow_set_domain(struct flow *f, struct flow_domain *d)
+{
+	domain_free(f->domain);
+	f->domain = d;
+}
+
 int flow_index_new(size_t max_flows, struct proc_cache *procs, struct flow_index **ret)
 {
 	struct flow_index *x;
@@ -48,6 +63,7 @@ struct flow_index *flow_index_free(struct flow_index *x)
 	for (struct flow *f = x->newest, *next; f; f = next) {
 		next = f->older;
 		proc_entry_unref(x->procs, f->proc);
+		domain_free(f->domain);
 		free(f);
 	}
 	free(x->buckets);
@@ -134,6 +150,7 @@ static void evict_oldest(struct flow_index *x)
 		*pp = f->hnext;
 	list_unlink(x, f);
 	proc_entry_unref(x->procs, f->proc);
+	domain_free(f->domain);
 	free(f);
 	x->n--;
 	x->evictions++;
@@ -153,8 +170,10 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 		/* Same key, maybe a new owner: the newest event wins. */
 		proc_entry_unref(x->procs, f->proc);
 		list_unlink(x, f);
-		if (f->ev.pid != e->pid || f->ev.socket_cookie != e->socket_cookie)
+		if (f->ev.pid != e->pid || f->ev.socket_cookie != e->socket_cookie) {
 			f->first_seen = now;
+			flow_set_domain(f, NULL); /* another flow now: resolved anew */
+		}
 	} else {
 		if (x->n >= x->max) {
 			evict_oldest(x);

@@ -22,6 +22,16 @@ struct flow_key {
 	__u8 pad[2];
 };
 
+/* The name the flow's destination was resolved from, fixed at ingest. */
+struct flow_domain {
+	char *name;
+	char *chain;
+	__u8 origin;       /* enum dns_origin */
+	bool same_process;
+	__u32 ttl;
+	double resolved_at; /* unix time of the answer */
+};
+
 struct flow {
 	struct flow_key key;
 	struct flow *hnext;
@@ -29,6 +39,7 @@ struct flow {
 	struct flow *newer, *older;  /* recency list */
 	struct connpid_event ev;     /* what the kernel said, copied out */
 	struct proc_entry *proc;     /* shared; may be unenriched */
+	struct flow_domain *domain;  /* NULL: no DNS answer known for it */
 	double first_seen;           /* unix time */
 	double last_seen;
 };
@@ -51,6 +62,7 @@ static inline struct flow *flow_older(const struct flow *f)
 	return f->older;
 }
 
+void flow_set_domain(struct flow *f, struct flow_domain *d);
 size_t flow_index_size(const struct flow_index *x);
 size_t flow_index_capacity(const struct flow_index *x);
 __u64 flow_index_evictions(const struct flow_index *x);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "cgroup-cache.h"
+#include "dns-cache.h"
 #include "docker.h"
 #include "flow-json.h"
 #include "macro.h"
@@ -138,6 +139,56 @@ static void add_creator(json_object *o, const struct connpid_event *e)
 	json_object_object_add(o, "creator", c);
 }
 
+static void domain_json(json_object *o, const struct flow_domain *d)
+{
+	json_object *dj = json_object_new_object(), *chain = json_object_new_array();
+	const char *source;
+
+	if (d->origin == DNS_ORIGIN_GETADDRINFO && d->same_process)
+		source = "getaddrinfo";
+	else
+		source = d->same_process ? "same-process" : "global";
+	add_str(dj, "name", d->name);
+	add_str(dj, "source", source);
+	add_str(dj, "via", d->origin == DNS_ORIGIN_PACKET ? "packet" : "getaddrinfo");
+	if (d->chain) {
+		/* stored as "a -> b -> c" */
+		const char *p = d->chain;
+
+		while (*p) {
+			const char *arrow = strstr(p, " -> ");
+			size_t n = arrow ? (size_t)(arrow - p) : strlen(p);
+
+			json_object_array_add(chain, json_object_new_string_len(p, (int)n));
+			p += n + (arrow ? 4 : 0);
+		}
+	}
+	json_object_object_add(dj, "cname_chain", chain);
+	add_int(dj, "ttl", d->ttl);
+	json_object_object_add(dj, "age_seconds", json_object_new_double(now_realtime() - d->resolved_at));
+	json_object_object_add(o, "domain", dj);
+}
+
+/* Fixed when the flow arrived; if no answer was known then, ask again. */
+static void add_domain(json_object *o, struct manager *m, const struct flow *f)
+{
+	struct flow_domain *late;
+
+	if (f->domain) {
+		domain_json(o, f->domain);
+		return;
+	}
+	late = manager_domain_for(m, f->ev.pid, f->ev.family, f->ev.dst_ip);
+	if (!late) {
+		json_object_object_add(o, "domain", NULL);
+		return;
+	}
+	domain_json(o, late);
+	free(late->name);
+	free(late->chain);
+	free(late);
+}
+
 json_object *flow_to_json(struct manager *m, const struct flow *f)
 {
 	const struct connpid_event *e = &f->ev;
@@ -180,6 +231,7 @@ json_object *flow_to_json(struct manager *m, const struct flow *f)
 		add_str(o, "exe_source", "exec");
 	add_ancestors(o, e);
 	add_creator(o, e);
+	add_domain(o, m, f);
 	add_str(o, "seen", e->source == CONNPID_SRC_SEEDED ? "seeded" : "event");
 	return o;
 }

@@ -32,7 +32,7 @@ static void help(void)
 	       "  --max-clients N     concurrent clients (default 1024)\n"
 	       "  --allow-group NAME  besides root, members of NAME may query (default connpid)\n"
 	       "  --no-tcp            do not report TCP flows\n"
-	       "  --no-dns            no DNS attribution (accepted; none in this version)\n"
+	       "  --no-dns            no DNS attribution (names of destinations)\n"
 	       "  --docker-socket P   Docker Engine API socket (default /var/run/docker.sock)\n"
 	       "  --no-docker         no container names and images from Docker\n"
 	       "  --db PATH           history database (default %s)\n"
@@ -99,6 +99,7 @@ int main(int argc, char **argv)
 			cfg.no_tcp = true;
 			break;
 		case ARG_NO_DNS:
+			cfg.no_dns = true;
 			break;
 		case ARG_NO_DOCKER:
 			cfg.docker_socket = NULL;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "macro.h"
 #include "cgroup-cache.h"
+#include "dns-cache.h"
 #include "docker.h"
 #include "manager.h"
 
@@ -48,6 +49,11 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 	r = cgroup_cache_new(&m->cgroups);
 	if (r < 0)
 		goto fail;
+	if (!cfg->no_dns) {
+		r = dns_cache_new(32768, &m->dns);
+		if (r < 0)
+			goto fail;
+	}
 	if (cfg->docker_socket) {
 		r = docker_new(m->event, cfg->docker_socket, &m->docker);
 		if (r < 0)
@@ -78,6 +84,7 @@ struct manager *manager_free(struct manager *m)
 	flow_index_free(m->flows);
 	cgroup_cache_free(m->cgroups);
 	docker_free(m->docker);
+	dns_cache_free(m->dns);
 	proc_cache_free(m->procs);
 	sd_event_unref(m->event);
 	free(m);

@@ -17,6 +17,8 @@ struct ring_buffer;
 struct store;
 struct cgroup_cache;
 struct docker;
+struct dns_cache;
+struct flow_domain;
 
 struct manager_config {
 	const char *pin_dir;
@@ -26,6 +28,7 @@ struct manager_config {
 	size_t max_clients;
 	const char *allow_group; /* besides root, who may query */
 	const char *docker_socket; /* NULL: --no-docker */
+	bool no_dns;
 	const char *db_path;     /* NULL: --no-store */
 	double retain_days;
 	__u64 retain_rows;
@@ -50,6 +53,7 @@ struct manager {
 	struct flow_index *flows;
 	struct cgroup_cache *cgroups;
 	struct docker *docker;
+	struct dns_cache *dns;       /* NULL: --no-dns */
 
 	struct store *store;
 	char store_problem[512];
@@ -77,6 +81,10 @@ struct manager {
 	__u64 clients_total;
 	__u64 clients_dropped_slow;
 	__u64 watch_events_dropped;
+	__u64 dns_responses;
+	__u64 dns_malformed;
+	__u64 dns_truncated;
+	__u64 dns_getaddrinfo;
 	double started_at;
 	uint64_t started_mono_us;
 };
@@ -103,6 +111,10 @@ int manager_ringbuf_drain(struct manager *m);
 int manager_store_start(struct manager *m);
 void manager_store_flow(struct manager *m, const struct flow *f);
 void manager_store_stop(struct manager *m);
+
+/* dns-ingest.c */
+int manager_on_dns_event(void *ctx, void *data, size_t size);
+struct flow_domain *manager_domain_for(struct manager *m, __u32 pid, int family, const __u32 dst[4]);
 
 /* server.c */
 int manager_listen(struct manager *m);

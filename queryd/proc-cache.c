@@ -165,6 +165,8 @@ static void enrich(struct proc_cache *c, struct proc_entry *e)
 	e->ppid = p.ppid;
 	if (p.exe[0])
 		e->exe = strdup(p.exe);
+	else
+		enrich_from_exec(c, e); /* a zombie: /proc has no exe any more */
 	if (p.cmdline_len) {
 		e->cmdline = malloc(p.cmdline_len + 1);
 		if (e->cmdline) {

@@ -345,6 +345,9 @@ static json_object *op_stats(struct manager *m)
 		[CONNPID_STAT_FLOWS_V6] = "flows_v6",
 		[CONNPID_STAT_REPEATS] = "repeats",
 		[CONNPID_STAT_BLOCKED_V6] = "blocked_v6",
+		[CONNPID_STAT_DNS_PACKETS] = "dns_packets",
+		[CONNPID_STAT_DNS_DROPS] = "dns_drops",
+		[CONNPID_STAT_GAI_CALLS] = "getaddrinfo_calls",
 	};
 	uint64_t mono_now = 0;
 
@@ -363,6 +366,10 @@ static json_object *op_stats(struct manager *m)
 	add_u64(s, "index_evictions", flow_index_evictions(m->flows));
 	add_u64(s, "processes", proc_cache_size(m->procs));
 	add_u64(s, "proc_reads", proc_cache_reads(m->procs));
+	add_u64(s, "dns_responses", m->dns_responses);
+	add_u64(s, "dns_malformed", m->dns_malformed);
+	add_u64(s, "dns_truncated", m->dns_truncated);
+	add_u64(s, "dns_getaddrinfo", m->dns_getaddrinfo);
 	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &mono_now);
 	json_object_object_add(s, "uptime_seconds",
 			       json_object_new_double((double)(mono_now - m->started_mono_us) / 1e6));

@@ -50,6 +50,8 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (m->docker && cg && cg->ident.container_id[0])
 		docker_want(m->docker, cg->ident.container_id);
 	f = flow_index_add(m->flows, &e, event_realtime(e.ts_ns));
+	if (f && !f->domain)
+		flow_set_domain(f, manager_domain_for(m, e.pid, e.family, e.dst_ip));
 	if (f) {
 		manager_store_flow(m, f);
 		manager_broadcast_flow(m, f);
@@ -98,9 +100,20 @@ int manager_ringbuf_attach(struct manager *m)
 {
 	int r;
 
-	m->rb = ring_buffer__new(m->maps.events_fd, on_event, m, NULL);
-	if (!m->rb)
-		return negative_errno();
+	/* One epoll fd, one drain for both rings; the DNS ring first, so a
+	 * flow made right after its lookup finds the answer already cached. */
+	if (m->maps.dns_events_fd >= 0 && m->dns) {
+		m->rb = ring_buffer__new(m->maps.dns_events_fd, manager_on_dns_event, m, NULL);
+		if (!m->rb)
+			return negative_errno();
+		r = ring_buffer__add(m->rb, m->maps.events_fd, on_event, m);
+		if (r < 0)
+			goto fail;
+	} else {
+		m->rb = ring_buffer__new(m->maps.events_fd, on_event, m, NULL);
+		if (!m->rb)
+			return negative_errno();
+	}
 	r = sd_event_add_io(m->event, &m->rb_io, ring_buffer__epoll_fd(m->rb), EPOLLIN, on_rb_io, m);
 	if (r < 0)
 		goto fail;

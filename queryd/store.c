@@ -22,11 +22,13 @@ struct store_row {
 	char *cgroup_path;
 	char *unit;
 	char *container_id;
+	char *domain;
 };
 
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *insert;
+	sqlite3_stmt *insert_dns;
 	struct store_options opt;
 	struct store_row *queue;   /* ring */
 	size_t q_head, q_len, q_cap;
@@ -214,12 +216,25 @@ int store_open(const struct store_options *o, struct store **ret, char *err, siz
 		r = sqlite_to_errno(rc);
 		goto fail;
 	}
+	rc = sqlite3_prepare_v3(s->db,
+		"INSERT INTO dns_events (ts, pid, comm, query, answers, source, ttl) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert_dns, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot prepare DNS insert: %s", sqlite3_errmsg(s->db));
+		r = sqlite_to_errno(rc);
+		goto fail;
+	}
 	s->st.writable = true;
 	*ret = s;
 	return 0;
 fail:
 	store_close(s);
 	return r;
+}
+
+static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
 static void row_clear(struct store_row *row)
@@ -229,7 +244,9 @@ static void row_clear(struct store_row *row)
 	free(row->cgroup_path);
 	free(row->unit);
 	free(row->container_id);
+	free(row->domain);
 	row->exe = row->cmdline_json = row->cgroup_path = row->unit = row->container_id = NULL;
+	row->domain = NULL;
 }
 
 struct store *store_close(struct store *s)
@@ -240,6 +257,7 @@ struct store *store_close(struct store *s)
 		row_clear(&s->queue[(s->q_head + i) % s->q_cap]);
 	free(s->queue);
 	sqlite3_finalize(s->insert);
+	sqlite3_finalize(s->insert_dns);
 	sqlite3_close_v2(s->db);
 	free(s);
 	return NULL;
@@ -285,6 +303,31 @@ static int queue_grow(struct store *s)
 	return 0;
 }
 
+void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, const char *query,
+		   const char *answers, const char *source, __u32 ttl)
+{
+	sqlite3_stmt *st = s->insert_dns;
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_double(st, 1, ts);
+	if (pid)
+		sqlite3_bind_int64(st, 2, pid);
+	else
+		sqlite3_bind_null(st, 2);
+	bind_opt_text(st, 3, comm && comm[0] ? comm : NULL);
+	sqlite3_bind_text(st, 4, query, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, answers, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, ttl);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		set_error(s, "DNS write failed");
+		s->st.write_errors++;
+	}
+	sqlite3_reset(st);
+}
+
 static char *dup_nonempty(const char *s)
 {
 	return s && s[0] ? strdup(s) : NULL;
@@ -294,6 +337,10 @@ void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup
 {
 	struct store_row *row;
 
+	/* Full while the disk is fine: write a batch now rather than drop.
+	 * The loop pauses for one transaction; the kernel ring holds the rest. */
+	if (s->q_len == s->q_cap && s->q_cap >= s->opt.max_queue && s->st.writable)
+		(void)store_flush(s, 2000);
 	if (s->q_len == s->q_cap && queue_grow(s) < 0) {
 		/* The disk has refused writes for long: drop the oldest, count it. */
 		row_clear(&s->queue[s->q_head]);
@@ -306,6 +353,7 @@ void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup
 	row->first_seen = f->first_seen;
 	row->exe = f->proc && f->proc->exe ? strdup(f->proc->exe) : NULL;
 	row->cmdline_json = cmdline_to_json(f->proc);
+	row->domain = f->domain ? dup_nonempty(f->domain->name) : NULL;
 	if (cg && cg->resolved) {
 		row->cgroup_path = dup_nonempty(cg->path);
 		row->unit = dup_nonempty(cg->ident.unit);
@@ -318,11 +366,6 @@ void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup
 size_t store_queue_len(const struct store *s)
 {
 	return s->q_len;
-}
-
-static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
-{
-	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
 static int bind_row(sqlite3_stmt *st, const struct store_row *row)
@@ -354,9 +397,10 @@ static int bind_row(sqlite3_stmt *st, const struct store_row *row)
 	rc |= bind_opt_text(st, 18, row->cgroup_path);
 	rc |= bind_opt_text(st, 19, row->unit);
 	rc |= bind_opt_text(st, 20, row->container_id);
-	/* container name/image and domain: filled by enrichment to come */
-	for (int i = 21; i <= 23; i++)
-		rc |= sqlite3_bind_null(st, i);
+	/* container name and image: Docker answers later than rows are written */
+	rc |= sqlite3_bind_null(st, 21);
+	rc |= sqlite3_bind_null(st, 22);
+	rc |= bind_opt_text(st, 23, row->domain);
 	rc |= sqlite3_bind_int64(st, 24, (sqlite3_int64)e->socket_cookie);
 	rc |= sqlite3_bind_int64(st, 25, (sqlite3_int64)e->netns_ino);
 	return rc == SQLITE_OK ? 0 : -EINVAL;

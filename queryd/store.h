@@ -49,6 +49,9 @@ void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup
  * written, or negative errno (rows stay queued for a retry). */
 int store_flush(struct store *s, size_t max_rows);
 size_t store_queue_len(const struct store *s);
+/* A DNS answer: rare enough to write at once (WAL, no fsync per commit). */
+void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, const char *query,
+		   const char *answers, const char *source, __u32 ttl);
 /* Delete a batch of rows past retention; returns rows deleted. */
 int store_prune(struct store *s, double now, size_t batch);
 

@@ -8,7 +8,7 @@ pkgs=(
   libsystemd-dev libjson-c-dev libsqlite3-dev
   systemd iproute2 python3 procps util-linux man-db groff-base
   mitmproxy curl nftables iptables sqlite3 libcurl4-openssl-dev
-  docker.io busybox-static
+  docker.io busybox-static systemd-container debootstrap dnsmasq-base dnsutils
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -53,15 +53,17 @@ SRC_SKB_EGRESS = 3
  STAT_FLOWS_V6, STAT_REPEATS, STAT_BLOCKED_V6, STAT_MAX) = range(8)
 
 MAP_PINS = ("conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events",
-            "meta", "sock_creators", "exec_info", "scope_cgroup")
+            "meta", "sock_creators", "exec_info", "scope_cgroup", "dns_events",
+            "gai_calls")
 TRACKER_CGROUP_PROGS = ("connpid_sockops", "connpid_sendmsg4", "connpid_sendmsg6",
                         "connpid_udp_egress", "connpid_sock_create")
-# attached globally (tp_btf), scoped to the cgroup inside the program
-TRACKER_GLOBAL_PROGS = ("connpid_exec",)
-TRACKER_PROGS = TRACKER_CGROUP_PROGS + TRACKER_GLOBAL_PROGS
+DNS_CGROUP_PROGS = ("connpid_dns_ingress",)
+# attached globally (tp_btf, uprobes), scoped to the cgroup inside the program
+TRACKER_GLOBAL_PROGS = ("connpid_exec", "connpid_fork", "connpid_gai_enter", "connpid_gai_exit")
+TRACKER_PROGS = TRACKER_CGROUP_PROGS + DNS_CGROUP_PROGS + TRACKER_GLOBAL_PROGS
 BLOCKER_PROGS = ("connpid_block_connect6", "connpid_block_sendmsg6")
 ALL_PROGS = TRACKER_PROGS + BLOCKER_PROGS
-CGROUP_PROGS = TRACKER_CGROUP_PROGS + BLOCKER_PROGS
+CGROUP_PROGS = TRACKER_CGROUP_PROGS + DNS_CGROUP_PROGS + BLOCKER_PROGS
 
 # bpftool's names of the attach types each program uses
 PROG_ATTACH_TYPE = {
@@ -72,6 +74,7 @@ PROG_ATTACH_TYPE = {
     "connpid_block_connect6": "cgroup_inet6_connect",
     "connpid_block_sendmsg6": "cgroup_udp6_sendmsg",
     "connpid_sock_create": "cgroup_inet_sock_create",
+    "connpid_dns_ingress": "cgroup_inet_ingress",
 }
 
 

@@ -51,8 +51,11 @@ def test(env):
     lines = r.stdout.strip().splitlines()
     check_eq(len(lines), 2, "human output: header + one row (%r)" % r.stdout)
     hdr, row = lines[0].split(), lines[1].split()
-    check_eq(hdr, ["PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "EXE"], "header")
+    check_eq(hdr, ["PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "UNIT",
+                   "CONTAINER", "DOMAIN", "EXE"], "header")
+    check_eq(len(row), len(hdr), "one value per column (%r)" % lines[1])
     rec = dict(zip(hdr, row))
+    check_eq(rec["CONTAINER"], "-", "human CONTAINER (none)")
     check_eq(rec["PID"], str(w.pid), "human PID")
     check_eq(rec["COMM"], "cpq-act", "human COMM")
     check_eq(rec["EXE"], w.exe, "human EXE")

@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Issue 4, item 5: schema migrations from each older user_version, and
+databases connpid must not write.
+
+- user_version 0 (an empty file) and 1 (the version-1 schema exactly as in
+  store.c's migrations[0], one row in it): queryd migrates to 2; the old
+  row is still there, the new columns exist, `history` returns the old
+  row, new flows are written next to it.
+- user_version 99 (from the future): refused with a message saying
+  "newer"; the daemon keeps answering ping and lookups; `stats` shows the
+  store disabled with the problem; history is `unavailable`; the file is
+  untouched (same bytes, same mtime).
+- a read-only database (read-only bind mount): the daemon keeps answering
+  lookups, the problem shows in `stats`, the file is untouched.
+"""
+import hashlib
+import os
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from storeharness import (check, check_eq, history, log, lookup, main, stats,  # noqa: E402
+                          store_stats, wait_until)
+
+SCHEMA_VERSION = 2
+
+# store.c migrations[0], verbatim.
+SCHEMA_V1 = (
+    "CREATE TABLE connections ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts REAL NOT NULL,"
+    "  proto TEXT NOT NULL,"
+    "  src TEXT,"
+    "  sport INTEGER NOT NULL,"
+    "  dst TEXT NOT NULL,"
+    "  dport INTEGER NOT NULL,"
+    "  pid INTEGER,"
+    "  comm TEXT);"
+    "CREATE INDEX connections_ts ON connections(ts);"
+    "CREATE TABLE dns_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts REAL NOT NULL,"
+    "  pid INTEGER,"
+    "  comm TEXT,"
+    "  query TEXT NOT NULL,"
+    "  answers TEXT);"
+    "CREATE INDEX dns_events_ts ON dns_events(ts);")
+
+V2_CONNECTION_COLUMNS = {
+    "family", "tid", "uid", "gid", "exe", "cmdline", "start_time", "cgroup_id", "cgroup_path", "unit",
+    "container_id", "container_name", "container_image", "domain", "last_seen", "socket_cookie", "netns"}
+V2_DNS_COLUMNS = {"source", "ttl"}
+OLD_ROW = dict(ts=1700000000.25, proto="tcp", src="10.0.0.5", sport=40000, dst="192.0.2.7", dport=443,
+               pid=4242, comm="lanthorn-old")
+
+
+def user_version(path):
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
+
+
+def columns(con, table):
+    return {r[1] for r in con.execute("PRAGMA table_info(%s)" % table)}
+
+
+def fingerprint(path):
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest(), st.st_size, st.st_mtime_ns
+
+
+def live_flow_check(env, w, lport, what):
+    t = w.tcp("127.0.0.1", lport)
+    ans = lookup(env, "tcp", "127.0.0.1", t["sport"], t["dport"])
+    check(ans.get("ok") and ans.get("found"), "%s: live lookup works" % what, ans)
+    check_eq(ans["flow"]["pid"], w.pid, "%s: live lookup pid" % what)
+    with env.client() as c:
+        check(c.request({"op": "ping"}).get("pong"), "%s: ping" % what)
+    return t
+
+
+def migrate_case(env, w, lport, name, make):
+    db = env.path(name + ".db")
+    old_rows = make(db)
+    check_eq(user_version(db), 0 if not old_rows else 1, name + ": starting user_version")
+    d = env.daemon(db=db)
+    d.wait_ready()
+    check_eq(user_version(db), SCHEMA_VERSION, name + ": user_version after queryd opened it")
+    st = store_stats(env)
+    check(st["enabled"] and st["writable"], name + ": store enabled", st)
+    con = sqlite3.connect(db)
+    try:
+        check(V2_CONNECTION_COLUMNS <= columns(con, "connections"),
+              name + ": new connections columns", sorted(V2_CONNECTION_COLUMNS - columns(con, "connections")))
+        check(V2_DNS_COLUMNS <= columns(con, "dns_events"), name + ": new dns_events columns",
+              sorted(V2_DNS_COLUMNS - columns(con, "dns_events")))
+        idx = {r[1] for r in con.execute("PRAGMA index_list(connections)")}
+        check({"connections_ts", "connections_cookie"} <= idx, name + ": indexes", idx)
+        check_eq(con.execute("PRAGMA journal_mode").fetchone()[0], "wal", name + ": journal_mode")
+        check_eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", name + ": integrity_check")
+        if old_rows:
+            got = con.execute("SELECT ts, proto, src, sport, dst, dport, pid, comm FROM connections "
+                              "WHERE id = 1").fetchone()
+            check_eq(got, tuple(OLD_ROW[k] for k in ("ts", "proto", "src", "sport", "dst", "dport", "pid",
+                                                        "comm")), name + ": the old row survives")
+            check_eq(con.execute("SELECT count(*) FROM dns_events").fetchone()[0], 1, name + ": old dns row")
+    finally:
+        con.close()
+    if old_rows:
+        rows = history(env, {"pid": OLD_ROW["pid"]}, limit=10)
+        check_eq(len(rows), 1, name + ": history returns the old row")
+        r = rows[0]
+        for k in ("proto", "src", "sport", "dst", "dport", "pid", "comm"):
+            check_eq(r[k], OLD_ROW[k], name + ": history old row " + k)
+        check_eq(r["first_seen"], OLD_ROW["ts"], name + ": history old row first_seen")
+        check(r.get("exe") is None and r.get("socket_cookie") is None, name + ": new columns are null", r)
+        rows = history(env, {"until": OLD_ROW["ts"] + 1, "comm": "lanthorn-old", "dst": "192.0.2.7"})
+        check_eq([x["row_id"] for x in rows], [1], name + ": history filters on the old row")
+    # New flows go in next to the old rows.
+    t = live_flow_check(env, w, lport, name)
+    rows = wait_until(lambda: history(env, {"pid": w.pid, "dport": lport}, limit=100), what="new row")
+    check(any(x["sport"] == t["sport"] for x in rows), name + ": new flow written after the migration", rows)
+    check_eq(d.stop(), 0, name + ": queryd exit status")
+    check_eq(user_version(db), SCHEMA_VERSION, name + ": user_version after restart")
+    # Opening an up-to-date DB again changes nothing in the schema.
+    d = env.daemon(db=db)
+    d.wait_ready()
+    check_eq(store_stats(env)["enabled"], True, name + ": reopened")
+    check_eq(d.stop(), 0, name + ": queryd exit status (2)")
+
+
+def make_v0(db):
+    open(db, "wb").close()
+    return None
+
+
+def make_v1(db):
+    con = sqlite3.connect(db)
+    con.executescript(SCHEMA_V1)
+    con.execute("INSERT INTO connections (ts, proto, src, sport, dst, dport, pid, comm) "
+                "VALUES (:ts, :proto, :src, :sport, :dst, :dport, :pid, :comm)", OLD_ROW)
+    con.execute("INSERT INTO dns_events (ts, pid, comm, query, answers) VALUES (?, ?, ?, ?, ?)",
+                (OLD_ROW["ts"], OLD_ROW["pid"], OLD_ROW["comm"], "example.org", '["192.0.2.7"]'))
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    return [OLD_ROW]
+
+
+def refused_case(env, w, lport, name, db, expect_words):
+    before = fingerprint(db)
+    time.sleep(0.02)  # an mtime change would be visible
+    d = env.daemon(db=db)
+    d.wait_ready()
+    live_flow_check(env, w, lport, name)
+    st = store_stats(env)
+    log(name, "store stats:", st)
+    check_eq(st["enabled"], False, name + ": store.enabled")
+    problem = st.get("problem", "")
+    for word in expect_words:
+        check(word in problem.lower(), "%s: stats store.problem mentions %r" % (name, word), problem)
+    ans = history(env, {}, ok=False)
+    check(not ans.get("ok") and ans["error"]["code"] == "unavailable", name + ": history unavailable", ans)
+    check(problem in ans["error"]["message"] or problem[:40] in ans["error"]["message"],
+          name + ": history's error says why", ans)
+    ans = lookup(env, "tcp", "127.0.0.1", 1000, 80, at=time.time())
+    check(not ans.get("ok") and ans["error"]["code"] == "unavailable", name + ": lookup at: unavailable", ans)
+    check(stats(env)["loaded"], name + ": the rest of stats still works")
+    check_eq(d.stop(), 0, name + ": queryd exit status")
+    log_text = open(d.logpath).read()
+    for word in expect_words:
+        check(word in log_text.lower(), "%s: the log says %r" % (name, word), log_text[-1500:])
+    check_eq(fingerprint(db), before, name + ": the database file is untouched (sha256, size, mtime)")
+    return log_text
+
+
+def test(env):
+    env.load()
+    lport = env.listener()
+    w = env.workload(comm="cps-migr")
+
+    migrate_case(env, w, lport, "v0-empty-file", make_v0)
+    migrate_case(env, w, lport, "v1", make_v1)
+
+    # From the future: refused, never touched.
+    future = env.path("v99.db")
+    con = sqlite3.connect(future)
+    con.executescript("CREATE TABLE connections (id INTEGER PRIMARY KEY, ts REAL, hyperspace TEXT);"
+                      "INSERT INTO connections (ts, hyperspace) VALUES (1, 'x');")
+    con.execute("PRAGMA user_version = 99")
+    con.commit()
+    con.close()
+    text = refused_case(env, w, lport, "v99", future, ["newer"])
+    check("99" in text, "v99: the log names the version", text[-1500:])
+    check_eq(user_version(future), 99, "v99: user_version unchanged")
+    check(not os.path.exists(future + "-wal"), "v99: no WAL created next to the refused file")
+
+    # Read-only: a good v2 database on a read-only bind mount.
+    rodir = env.path("ro")
+    os.mkdir(rodir)
+    rodb = os.path.join(rodir, "ro.db")
+    make_v1(rodb)
+    d = env.daemon(db=rodb)    # migrate it to v2 while writable
+    d.wait_ready()
+    check_eq(d.stop(), 0, "ro: preparing queryd exit status")
+    check(not os.path.exists(rodb + "-wal"), "ro: clean close removed the WAL")
+    env.mount(["--bind", rodir], rodir)
+    env.mount(["-o", "remount,ro,bind"], rodir)
+    check(_ro_probe(rodir), "ro: the bind mount is read-only")
+    before = fingerprint(rodb)
+    d = env.daemon(db=rodb)
+    d.wait_ready()
+    live_flow_check(env, w, lport, "read-only")
+    time.sleep(0.3)   # flows reach the store's flush (100 ms)
+    st = store_stats(env)
+    log("read-only store stats:", st)
+    if st["enabled"]:
+        # Opened read-only: every write fails, counted and explained.
+        wait_until(lambda: store_stats(env)["write_errors"] > 0, timeout=10, what="a write error on a ro db")
+        st = store_stats(env)
+        check(not st["writable"] and st.get("last_error"), "ro: not writable, with a reason", st)
+    else:
+        check(st.get("problem"), "ro: stats store.problem says why", st)
+    check_eq(d.stop(), 0, "ro: queryd exit status")
+    check_eq(fingerprint(rodb), before, "ro: the database file is untouched")
+    text = open(d.logpath).read()
+    check("history store" in text.lower(), "ro: the log says what happened to the store", text[-1500:])
+    env.umount(rodir)
+
+
+def _ro_probe(d):
+    try:
+        open(os.path.join(d, ".probe"), "w").close()
+    except OSError:
+        return True
+    os.unlink(os.path.join(d, ".probe"))
+    return False
+
+
+if __name__ == "__main__":
+    main(test, "migr")
