@@ -11,6 +11,7 @@ meson setup build >/dev/null 2>&1 || true
 meson compile -C build >/dev/null
 
 B=build
+mkdir -p /var/lib/connpid
 $B/loader/connpid-loader
 if ! $B/queryd/connpidctl ping >/dev/null 2>&1; then
   nohup $B/queryd/connpid-queryd >/var/log/connpid-queryd.log 2>&1 &
