@@ -63,6 +63,15 @@ static int get_port(json_object *req, const char *key, char *buf, size_t size)
 	return 0;
 }
 
+static json_object *store_unavailable(struct store *st)
+{
+	struct store_stats ss;
+
+	store_get_stats(st, &ss);
+	return protocol_error("unavailable", "the history database is not open yet (retrying): %s",
+			      ss.last_error ? ss.last_error : "unknown reason");
+}
+
 static int get_time(json_object *v, double *ret)
 {
 	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
@@ -85,6 +94,8 @@ static json_object *lookup_at(struct manager *m, const struct flow_query *q, jso
 	if (!m->store)
 		return protocol_error("unavailable", "the history store is off: %s",
 				      m->store_problem[0] ? m->store_problem : "--no-store");
+	if (!store_is_open(m->store))
+		return store_unavailable(m->store);
 	/* Rows still queued must be visible to the question. */
 	while (store_queue_len(m->store) > 0 && store_flush(m->store, 2000) > 0)
 		;
@@ -233,6 +244,8 @@ static json_object *op_history(struct manager *m, json_object *req)
 	if (!m->store)
 		return protocol_error("unavailable", "the history store is off: %s",
 				      m->store_problem[0] ? m->store_problem : "--no-store");
+	if (!store_is_open(m->store))
+		return store_unavailable(m->store);
 	if (json_object_object_get_ex(req, "limit", &v)) {
 		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
 		    json_object_get_int64(v) > RECENT_MAX)
@@ -411,6 +424,7 @@ static json_object *op_stats(struct manager *m)
 			add_u64(h, "transactions", ss.transactions);
 			add_u64(h, "queue", ss.queue_len);
 			json_object_object_add(h, "writable", json_object_new_boolean(ss.writable));
+			json_object_object_add(h, "open", json_object_new_boolean(store_is_open(m->store)));
 			if (ss.last_error)
 				json_object_object_add(h, "last_error", json_object_new_string(ss.last_error));
 		} else if (m->store_problem[0]) {

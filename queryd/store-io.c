@@ -40,7 +40,7 @@ static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 	struct manager *m = userdata;
 	int r = store_flush(m->store, STORE_BATCH);
 
-	if (r < 0)
+	if (r < 0 || (!store_is_open(m->store) && store_queue_len(m->store) == 0))
 		return arm(s, STORE_RETRY_USEC);
 	if (store_queue_len(m->store) > 0)
 		return arm(s, store_queue_len(m->store) >= STORE_BATCH ? 0 : STORE_FLUSH_USEC);
@@ -98,6 +98,9 @@ int manager_store_start(struct manager *m)
 		r = sd_event_source_set_enabled(m->store_prune_timer, SD_EVENT_ONESHOT);
 	if (r < 0)
 		return log_error_errno(r, "Cannot schedule history writes: %m");
+	/* Not open yet (read-only, missing directory): the first flush retries. */
+	if (!store_is_open(m->store))
+		(void)arm(m->store_flush_timer, STORE_RETRY_USEC);
 	log_info("History store: %s (schema %d)", m->cfg.db_path, STORE_SCHEMA_VERSION);
 	return 0;
 }

@@ -87,11 +87,21 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"cmdline, start_time, cgroup_id, cgroup_path, unit, container_id, container_name, " \
 	"container_image, domain, socket_cookie, netns"
 
+static void set_error_msg(struct store *s, const char *now)
+{
+	/* Said once per new reason; the counters say how often. */
+	if (!s->st.last_error || strcmp(now, s->last_error) != 0)
+		log_warning("History store: %s", now);
+	snprintf(s->last_error, sizeof(s->last_error), "%s", now);
+	s->st.last_error = s->last_error;
+	s->st.writable = false;
+}
+
 static void set_error(struct store *s, const char *what)
 {
 	char now[sizeof(s->last_error)];
 
-	snprintf(now, sizeof(now), "%s: %s", what, sqlite3_errmsg(s->db));
+	snprintf(now, sizeof(now), "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : "database not open");
 	/* Said once per new reason; the counters say how often. */
 	if (!s->st.last_error || strcmp(now, s->last_error) != 0)
 		log_warning("History store: %s", now);
@@ -165,21 +175,26 @@ static int migrate(sqlite3 *db, int from, char *err, size_t errlen)
 	return 0;
 }
 
-int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen)
+static void disconnect(struct store *s)
 {
-	struct store *s;
+	sqlite3_finalize(s->insert);
+	sqlite3_finalize(s->insert_dns);
+	s->insert = s->insert_dns = NULL;
+	if (s->db)
+		sqlite3_close_v2(s->db);
+	s->db = NULL;
+}
+
+/* Open, check the version, migrate, prepare. On failure nothing stays
+ * open, and err says why. */
+static int connect_db(struct store *s, char *err, size_t errlen)
+{
+	const char *path = s->opt.path;
 	int version = 0, rc, r;
 
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->opt = *o;
-	if (!s->opt.max_queue)
-		s->opt.max_queue = 65536;
-	rc = sqlite3_open_v2(o->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", o->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		r = sqlite_to_errno(rc);
 		goto fail;
 	}
@@ -187,13 +202,13 @@ int store_open(const struct store_options *o, struct store **ret, char *err, siz
 	sqlite3_busy_timeout(s->db, 20);
 	r = get_user_version(s->db, &version);
 	if (r < 0) {
-		snprintf(err, errlen, "%s is not a usable SQLite database: %s", o->path, sqlite3_errmsg(s->db));
+		snprintf(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
 	if (version > STORE_SCHEMA_VERSION) {
 		snprintf(err, errlen, "%s has schema version %d, newer than this connpid-queryd's %d: "
 			 "refusing to touch it (upgrade connpid or use another --db)",
-			 o->path, version, STORE_SCHEMA_VERSION);
+			 path, version, STORE_SCHEMA_VERSION);
 		r = -EPROTO;
 		goto fail;
 	}
@@ -201,7 +216,7 @@ int store_open(const struct store_options *o, struct store **ret, char *err, siz
 	if (r >= 0)
 		r = exec_sql(s->db, "PRAGMA synchronous = NORMAL");
 	if (r < 0) {
-		snprintf(err, errlen, "cannot set WAL mode on %s: %s", o->path, sqlite3_errmsg(s->db));
+		snprintf(err, errlen, "cannot set WAL mode on %s: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
 	r = migrate(s->db, version, err, errlen);
@@ -211,25 +226,51 @@ int store_open(const struct store_options *o, struct store **ret, char *err, siz
 		"INSERT INTO connections (" ROW_COLUMNS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
 		"?20, ?21, ?22, ?23, ?24, ?25)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db,
+			"INSERT INTO dns_events (ts, pid, comm, query, answers, source, ttl) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert_dns, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot prepare insert: %s", sqlite3_errmsg(s->db));
+		snprintf(err, errlen, "cannot prepare statements: %s", sqlite3_errmsg(s->db));
 		r = sqlite_to_errno(rc);
 		goto fail;
 	}
-	rc = sqlite3_prepare_v3(s->db,
-		"INSERT INTO dns_events (ts, pid, comm, query, answers, source, ttl) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert_dns, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot prepare DNS insert: %s", sqlite3_errmsg(s->db));
-		r = sqlite_to_errno(rc);
-		goto fail;
-	}
-	s->st.writable = true;
-	*ret = s;
 	return 0;
 fail:
-	store_close(s);
+	disconnect(s);
 	return r;
+}
+
+int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen)
+{
+	struct store *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->opt = *o;
+	if (!s->opt.max_queue)
+		s->opt.max_queue = 65536;
+	r = connect_db(s, err, errlen);
+	if (r == -EPROTO) {
+		/* a newer schema: never ours to write, not even later */
+		store_close(s);
+		return r;
+	}
+	if (r < 0) {
+		/* Read-only, full, missing directory...: queue and retry. */
+		set_error_msg(s, err);
+	} else {
+		s->st.writable = true;
+	}
+	*ret = s;
+	return 0;
+}
+
+bool store_is_open(const struct store *s)
+{
+	return s->db != NULL;
 }
 
 static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
@@ -256,9 +297,7 @@ struct store *store_close(struct store *s)
 	for (size_t i = 0; i < s->q_len; i++)
 		row_clear(&s->queue[(s->q_head + i) % s->q_cap]);
 	free(s->queue);
-	sqlite3_finalize(s->insert);
-	sqlite3_finalize(s->insert_dns);
-	sqlite3_close_v2(s->db);
+	disconnect(s);
 	free(s);
 	return NULL;
 }
@@ -309,6 +348,10 @@ void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, cons
 	sqlite3_stmt *st = s->insert_dns;
 	int rc;
 
+	if (!s->db) {
+		s->st.write_errors++;
+		return;
+	}
 	sqlite3_reset(st);
 	sqlite3_bind_double(st, 1, ts);
 	if (pid)
@@ -413,6 +456,17 @@ int store_flush(struct store *s, size_t max_rows)
 
 	if (n == 0)
 		return 0;
+	if (!s->db) {
+		char err[512];
+
+		r = connect_db(s, err, sizeof(err));
+		if (r < 0) {
+			set_error_msg(s, err);
+			s->st.write_errors++;
+			return r;
+		}
+		log_info("History store: %s is open", s->opt.path);
+	}
 	r = exec_sql(s->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		goto fail;
@@ -465,6 +519,8 @@ int store_prune(struct store *s, double now, size_t batch)
 	sqlite3_stmt *st = NULL;
 	int deleted = 0, rc;
 
+	if (!s->db)
+		return 0;
 	if (s->opt.retain_days > 0) {
 		rc = sqlite3_prepare_v2(s->db, "DELETE FROM connections WHERE id IN "
 					"(SELECT id FROM connections WHERE ts < ?1 ORDER BY ts LIMIT ?2)", -1, &st, NULL);
@@ -547,6 +603,8 @@ int store_history(struct store *s, const struct history_query *q, json_object **
 	int rc, n = 0, idx = 1;
 	size_t o = 0;
 
+	if (!s->db)
+		return -ENOTCONN;
 #define ADD(cond) o += (size_t)snprintf(sql + o, sizeof(sql) - o, " AND " cond)
 	o += (size_t)snprintf(sql, sizeof(sql), "SELECT id, " ROW_COLUMNS " FROM connections WHERE 1");
 	if (q->has_pid)
@@ -624,6 +682,8 @@ int store_lookup_at(struct store *s, __u8 proto, const char *dst, __u16 sport, _
 	sqlite3_stmt *st = NULL;
 	int rc, found = 0;
 
+	if (!s->db)
+		return -ENOTCONN;
 	/* Walks the time index backwards from `at`: the log has no 4-tuple
 	 * index on purpose, and this is not the live lookup path. */
 	rc = sqlite3_prepare_v2(s->db, "SELECT id, " ROW_COLUMNS " FROM connections "

@@ -38,9 +38,13 @@ struct store_stats {
 };
 
 /* Opens (creating or migrating) the database. A file from a newer schema
- * version is refused with -EPROTO and a message in err; never touched. */
+ * version is refused with -EPROTO and a message in err; never touched.
+ * Any other failure still gives a store: it queues and retries. */
 int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen);
 struct store *store_close(struct store *s);
+/* False while the file cannot be opened (read-only, missing dir...):
+ * rows queue and each flush tries again. */
+bool store_is_open(const struct store *s);
 
 /* Queue a flow for the next batch; never blocks, never touches the disk. */
 struct cgroup_info;

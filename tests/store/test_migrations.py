@@ -232,6 +232,30 @@ def test(env):
     check("history store" in text.lower(), "ro: the log says what happened to the store", text[-1500:])
     env.umount(rodir)
 
+    # Read-only when queryd starts, writable later: flows seen meanwhile are
+    # queued, not lost, and land once the database can be created.
+    latedir = env.path("late")
+    os.mkdir(latedir)
+    latedb = os.path.join(latedir, "late.db")
+    env.mount(["--bind", latedir], latedir)
+    env.mount(["-o", "remount,ro,bind"], latedir)
+    d = env.daemon(db=latedb)
+    d.wait_ready()
+    t = live_flow_check(env, w, lport, "late")
+    st = store_stats(env)
+    check(st["enabled"] and not st.get("open") and st.get("last_error"),
+          "late: store enabled but not open, with a reason", st)
+    r = history(env, ok=False)
+    check(not r.get("ok") and r["error"]["code"] == "unavailable", "late: history says unavailable", r)
+    env.mount(["-o", "remount,rw,bind"], latedir)
+    wait_until(lambda: store_stats(env).get("open") and store_stats(env)["queue"] == 0,
+               timeout=15, what="the late database to open and drain")
+    rows = history(env, filt={"dport": lport, "pid": w.pid})
+    check(any(f["sport"] == t["sport"] for f in rows),
+          "late: the flow made while read-only is in the history", rows)
+    check_eq(d.stop(), 0, "late: queryd exit status")
+    env.umount(latedir)
+
 
 def _ro_probe(d):
     try:
