@@ -222,6 +222,7 @@ json_object *flow_to_json(struct manager *m, const struct flow *f)
 	add_int(o, "netns", (int64_t)e->netns_ino);
 	add_int(o, "socket_cookie", (int64_t)e->socket_cookie);
 	add_int(o, "start_time", (int64_t)start);
+	add_nonempty(o, "boot_id", m->boot_id);
 	json_object_object_add(o, "first_seen", json_object_new_double(f->first_seen));
 	json_object_object_add(o, "last_seen", json_object_new_double(f->last_seen));
 	add_liveness(o, f);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -137,6 +138,15 @@ static int setup_test_watchdog_stop(struct manager *m)
 					  on_stop_watchdog, m);
 }
 
+static void read_boot_id(struct manager *m)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (!f || !fgets(m->boot_id, sizeof(m->boot_id), f))
+		m->boot_id[0] = '\0';
+	m->boot_id[strcspn(m->boot_id, "\n")] = '\0';
+}
+
 static void resolve_allow_group(struct manager *m)
 {
 	struct group gr, *res = NULL;
@@ -179,6 +189,7 @@ int manager_startup(struct manager *m)
 	if (r < 0)
 		return r;
 	resolve_allow_group(m);
+	read_boot_id(m);
 
 	r = manager_store_start(m);
 	if (r < 0)

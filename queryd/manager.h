@@ -86,6 +86,7 @@ struct manager {
 	__u64 dns_truncated;
 	__u64 dns_getaddrinfo;
 	double started_at;
+	char boot_id[40];     /* pid + start time + boot id name a process for good */
 	uint64_t started_mono_us;
 };
 
