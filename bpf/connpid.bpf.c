@@ -155,6 +155,9 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 		stat_inc(CONNPID_STAT_RINGBUF_DROPS);
 		return;
 	}
+	/* Ring memory is reused: fields a hook leaves unset (no creator,
+	 * fewer ancestors) must read as zero, not as an older event's. */
+	__builtin_memset(e, 0, sizeof(*e));
 	struct task_struct *task = f->task;
 
 	if (task)

@@ -215,6 +215,15 @@ static void container_label(json_object *f, char *buf, size_t size)
 	json_object *c, *v;
 
 	snprintf(buf, size, "-");
+	/* history rows carry flat columns */
+	if (json_object_object_get_ex(f, "container_name", &v) && json_object_is_type(v, json_type_string)) {
+		snprintf(buf, size, "%s", json_object_get_string(v));
+		return;
+	}
+	if (json_object_object_get_ex(f, "container_id", &v) && json_object_is_type(v, json_type_string)) {
+		snprintf(buf, size, "%.12s", json_object_get_string(v));
+		return;
+	}
 	if (!json_object_object_get_ex(f, "container", &c) || !json_object_is_type(c, json_type_object))
 		return;
 	if (json_object_object_get_ex(c, "name", &v) && json_object_is_type(v, json_type_string))

@@ -94,6 +94,8 @@ static void ingest_packet(struct manager *m, const struct connpid_dns_event *e, 
 			continue;
 		family = rec->type == DNS_TYPE_A ? AF_INET : AF_INET6;
 		chain = cname_chain(msg, rec->name);
+		if (!chain && !streq(rec->name, msg->qname))
+			continue; /* not an answer to the question: never trusted */
 		(void)dns_cache_add(m->dns, e->pid, family, rec->addr, msg->qname, chain, rec->ttl,
 				    DNS_ORIGIN_PACKET, when);
 		free(chain);

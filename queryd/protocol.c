@@ -256,7 +256,7 @@ static json_object *op_history(struct manager *m, json_object *req)
 	    (order && !streq(order, "asc") && !streq(order, "desc")))
 		return protocol_error("invalid_argument", "\"order\" must be \"asc\" or \"desc\"");
 	q.ascending = order && streq(order, "asc");
-	if (json_object_object_get_ex(req, "filter", &f) && !json_object_is_type(f, json_type_object))
+	if (json_object_object_get_ex(req, "filter", &f) && f && !json_object_is_type(f, json_type_object))
 		return protocol_error("invalid_argument", "\"filter\" must be an object");
 	if (f) {
 		json_object_object_foreach(f, key, val) {

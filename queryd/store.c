@@ -522,6 +522,17 @@ int store_prune(struct store *s, double now, size_t batch)
 	if (!s->db)
 		return 0;
 	if (s->opt.retain_days > 0) {
+		/* DNS answers age out with the flows they explained. */
+		rc = sqlite3_prepare_v2(s->db, "DELETE FROM dns_events WHERE id IN "
+					"(SELECT id FROM dns_events WHERE ts < ?1 ORDER BY ts LIMIT ?2)", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return sqlite_to_errno(rc);
+		sqlite3_bind_double(st, 1, now - s->opt.retain_days * 86400.0);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)batch);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return sqlite_to_errno(rc);
 		rc = sqlite3_prepare_v2(s->db, "DELETE FROM connections WHERE id IN "
 					"(SELECT id FROM connections WHERE ts < ?1 ORDER BY ts LIMIT ?2)", -1, &st, NULL);
 		if (rc != SQLITE_OK)

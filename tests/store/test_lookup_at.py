@@ -45,11 +45,17 @@ def test(env):
     T = time.time()
     time.sleep(0.05)
 
-    # Push it out: thousands of new flows from another process.
-    pusher = env.workload(comm="cps-pusher")
-    pusher.udpflood(["127.0.0.3"], N_PUSH, first_port=2000)
-    wait_until(lambda: store_stats(env)["rows_written"] >= N_PUSH + 1 and store_stats(env)["queue"] == 0,
-               timeout=30, what="pushed flows written")
+    # Push it out: thousands of new flows, from every CPU. The kernel's LRU
+    # keeps per-CPU lists of fresh nodes: a node allocated on the target's
+    # CPU is only evicted once that CPU allocates again, so pushing from
+    # one CPU alone may leave it in place.
+    cpus = sorted(os.sched_getaffinity(0))
+    for i, cpu in enumerate(cpus):
+        pusher = env.workload(comm="cps-pusher")
+        os.sched_setaffinity(pusher.pid, {cpu})
+        pusher.udpflood(["127.0.0.3"], N_PUSH, first_port=2000 + i * N_PUSH)
+    wait_until(lambda: store_stats(env)["rows_written"] >= len(cpus) * N_PUSH + 1
+               and store_stats(env)["queue"] == 0, timeout=30, what="pushed flows written")
     st = store_stats(env)
     log("store stats:", st)
 
