@@ -1,0 +1,576 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Harness for the DNS attribution tests (issue 5, items 1-6). Stdlib only.
+
+Each test file runs in its own Env: a private child cgroup, a private pin
+dir (the loader attaches there with `--cgroup <test cgroup>`, DNS programs
+included), queryd `--pin-dir D --socket S --no-store`, a private temp dir,
+and one or more private network namespaces (`cpdns-<tag>-<pid>-<rand>`) with
+their own /etc/netns/<name>/resolv.conf pointing at a server on
+127.0.0.53:53 inside the namespace: a real dnsmasq, or a test server.
+
+Clients enter the test cgroup BEFORE `ip netns exec` (which remounts /sys):
+they are started by a preexec hook that writes their pid to cgroup.procs.
+
+Leaving the Env (also on an exception or SIGTERM from meson) kills every
+process this test started (by pid) and whatever is left in its cgroup,
+unloads, removes the cgroup, pin dir, namespaces, /etc/netns/<name> and the
+temp dir. Exit codes: 0 pass, 1 fail, 77 skip.
+"""
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT_PY = os.path.join(HERE, "dnsclient.py")
+SERVER_PY = os.path.join(HERE, "dnsbadserver.py")
+RESOLVE_C = os.path.join(HERE, "resolve.c")
+RESOLVE_GO = os.path.join(HERE, "resolve.go")
+DNS_IP = "127.0.0.53"
+SKIP = 77
+
+
+class Skip(Exception):
+    pass
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def log(*args):
+    print("[%s %.3f]" % (os.path.basename(sys.argv[0]), time.monotonic()), *args,
+          flush=True)
+
+
+def check(cond, msg, *details):
+    if not cond:
+        raise AssertionError(msg + "".join("\n    " + str(d) for d in details))
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)"
+                         % (timeout, what, last))
+
+
+def _unescape(s):
+    return (s.replace("\\040", " ").replace("\\011", "\t")
+            .replace("\\012", "\n").replace("\\134", "\\"))
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            sep = parts.index("-")
+            if parts[sep + 1] == "cgroup2":
+                return _unescape(parts[4])
+    return None
+
+
+def binary(var):
+    p = os.environ.get(var, "")
+    if not p or not os.access(p, os.X_OK):
+        raise Skip("%s is not set to an executable (%r): run through meson test"
+                   % (var, p))
+    return p
+
+
+def require_environment(need_dnsmasq=True):
+    if os.geteuid() != 0:
+        raise Skip("needs root (bpf, cgroups, network namespaces)")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        raise Skip("no BTF at /sys/kernel/btf/vmlinux")
+    if not cgroup2_mount():
+        raise Skip("no cgroup2 mount in /proc/self/mountinfo")
+    for v in ("CONNPID_LOADER", "CONNPID_QUERYD"):
+        binary(v)
+    if not shutil.which("ip"):
+        raise Skip("no `ip` (iproute2) for network namespaces")
+    if need_dnsmasq and not shutil.which("dnsmasq"):
+        raise Skip("no dnsmasq (apt-get install dnsmasq-base)")
+
+
+class Client:
+    """One connection to the query socket, JSON lines each way."""
+
+    def __init__(self, path, timeout=10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def request(self, obj):
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(1 << 20)
+            check(chunk, "daemon closed the connection instead of answering %r" % (obj,))
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def lookup(self, proto, dst, sport, dport):
+        """The FLOW of a found lookup; fails the test when not found."""
+        ans = self.request({"op": "lookup", "proto": proto, "dst": dst,
+                            "sport": sport, "dport": dport})
+        check(ans.get("ok") and ans.get("found"),
+              "lookup %s %s:%d->%d: not found" % (proto, dst, sport, dport), ans)
+        log("lookup %s %d->%s:%d: pid %s domain %s" % (proto, sport, dst, dport,
+                                                       ans["flow"].get("pid"),
+                                                       json.dumps(ans["flow"].get("domain"))))
+        return ans["flow"]
+
+    def stats(self):
+        ans = self.request({"op": "stats"})
+        check(ans.get("ok"), "stats failed", ans)
+        return ans["stats"]
+
+    def ping(self):
+        ans = self.request({"op": "ping"})
+        check(ans.get("ok") and ans.get("pong"), "ping failed", ans)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Proc:
+    """A JSON-lines program (dnsclient.py, or a one-shot resolver whose
+    first line is its result) started in the cgroup, inside a netns."""
+
+    def __init__(self, env, args, what):
+        self.what = what
+        self.proc = env.popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, bufsize=1)
+        self.pid = self.proc.pid   # `ip netns exec` execs the program: same pid
+
+    def read(self, timeout=30):
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        check(r, "%s (pid %d) did not answer within %ds" % (self.what, self.proc.pid, timeout))
+        line = self.proc.stdout.readline()
+        check(line, "%s (pid %d) exited (rc %r) without answering"
+              % (self.what, self.proc.pid, self.proc.poll()))
+        ans = json.loads(line)
+        check(ans.get("ok"), "%s failed: %r" % (self.what, ans))
+        return ans
+
+    def cmd(self, obj, timeout=30):
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+        return self.read(timeout)
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+
+class Netns:
+    def __init__(self, env, name):
+        self.env = env
+        self.name = name
+        self.etc = os.path.join("/etc/netns", name)
+        self.server = None
+
+    def exec_args(self, *args):
+        return ["ip", "netns", "exec", self.name] + list(args)
+
+    def dnsmasq(self, *records):
+        """A real dnsmasq on 127.0.0.53:53 in this namespace; records are
+        dnsmasq options (--host-record=..., --cname=...)."""
+        args = self.exec_args("dnsmasq", "--no-daemon", "--port=53",
+                              "--listen-address=" + DNS_IP, "--bind-interfaces",
+                              "--no-resolv", "--no-hosts", "--pid-file=", "--user=root",
+                              "--group=root", "--log-queries", "--log-facility=-",
+                              *records)
+        logf = open(os.path.join(self.env.tmp, "dnsmasq-%s.log" % self.name), "w")
+        self.server = self.env.popen(args, cgroup_dir=None, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        self.wait_server("dnsmasq")
+        return self.server
+
+    def bad_server(self):
+        """dnsbadserver.py on 127.0.0.53:53 (outside the test cgroup)."""
+        logf = open(os.path.join(self.env.tmp, "badserver-%s.log" % self.name), "w")
+        self.server = self.env.popen(self.exec_args(sys.executable, SERVER_PY, DNS_IP),
+                                     cgroup_dir=None, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        self.wait_server("test DNS server", probe="ready.test")
+        return self.server
+
+    def wait_server(self, what, probe="probe.invalid"):
+        """Until the server answers a query (sent from outside the cgroup)."""
+        q = build_query(0x4242, probe)
+        code = ("import socket,sys\n"
+                "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(0.3)\n"
+                "s.sendto(bytes.fromhex(sys.argv[1]),(%r,53))\n"
+                "try:\n s.recv(4096);print('up')\nexcept OSError:\n print('down')\n" % DNS_IP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            check(self.server.poll() is None, "%s in %s exited (rc %r): %s"
+                  % (what, self.name, self.server.returncode, self.env.file_tail(
+                      os.path.join(self.env.tmp, "*-%s.log" % self.name))))
+            r = subprocess.run(self.exec_args(sys.executable, "-c", code, q.hex()),
+                               capture_output=True, text=True, timeout=10)
+            if r.stdout.strip() == "up":
+                log("%s answers on %s:53 in netns %s" % (what, DNS_IP, self.name))
+                return
+            time.sleep(0.1)
+        raise AssertionError("%s in netns %s does not answer" % (what, self.name))
+
+
+def build_query(qid, name, qtype=1):
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+class Env:
+    def __init__(self, tag):
+        self.tag = tag
+        self.procs = []
+        self.netns = []
+        uniq = "%s-%d-%06x" % (tag, os.getpid(), random.getrandbits(24))
+        self.uniq = uniq
+        self.mount = cgroup2_mount()
+        self.cgroup = os.path.join(self.mount, "cpid-dns-" + uniq)
+        self.pin_dir = "/sys/fs/bpf/cpid-dns-" + uniq
+        self.tmp = None
+        self.sock = None
+        self.loaded = False
+        self.daemon_proc = None
+        self.daemon_log = None
+
+    # -- lifecycle
+    def __enter__(self):
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, self._on_signal)
+        try:
+            self.tmp = tempfile.mkdtemp(prefix="cpid-dns-")
+            os.chmod(self.tmp, 0o755)
+            self.sock = os.path.join(self.tmp, "q.sock")
+            os.mkdir(self.cgroup)
+        except BaseException:
+            self.cleanup()
+            raise
+        log("env: cgroup %s pins %s sock %s" % (self.cgroup, self.pin_dir, self.sock))
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            self.dump_logs()
+        self.cleanup()
+        return False
+
+    def _on_signal(self, signo, frame):
+        raise Interrupted("signal %d" % signo)
+
+    def file_tail(self, pattern, n=3000):
+        import glob
+        out = []
+        for p in glob.glob(pattern):
+            try:
+                with open(p) as f:
+                    out.append("--- %s\n%s" % (os.path.basename(p), f.read()[-n:]))
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def dump_logs(self):
+        if self.tmp:
+            log("logs:\n" + self.file_tail(os.path.join(self.tmp, "*.log")))
+
+    def run(self, args, timeout=120, env=None, quiet=False):
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+        if not quiet or r.returncode != 0:
+            log("+ %s -> rc %d%s%s" % (" ".join(args), r.returncode,
+                                      ("\n  stdout: " + r.stdout.strip()[-2000:]) if r.stdout.strip() else "",
+                                      ("\n  stderr: " + r.stderr.strip()[-2000:]) if r.stderr.strip() else ""))
+        return r
+
+    def load(self, *extra):
+        r = self.run([binary("CONNPID_LOADER"), "--pin-dir", self.pin_dir,
+                      "--cgroup", self.cgroup] + list(extra))
+        self.loaded = True   # even on failure: cleanup unloads whatever is there
+        check(r.returncode == 0, "connpid-loader failed (rc %d)" % r.returncode, r.stderr)
+
+    def daemon(self, timeout=15):
+        """Start connpid-queryd --no-store and wait until it answers ping."""
+        check(self.daemon_proc is None, "one daemon per env")
+        self.daemon_log = os.path.join(self.tmp, "queryd.log")
+        logf = open(self.daemon_log, "w")
+        self.daemon_proc = subprocess.Popen(
+            [binary("CONNPID_QUERYD"), "--pin-dir", self.pin_dir, "--socket", self.sock,
+             "--no-store"], stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        self.procs.append(self.daemon_proc)
+        deadline = time.monotonic() + timeout
+        err = None
+        while time.monotonic() < deadline:
+            check(self.daemon_proc.poll() is None, "queryd exited early (rc %r)"
+                  % self.daemon_proc.returncode)
+            try:
+                c = Client(self.sock, timeout=5)
+                try:
+                    ans = c.request({"op": "ping"})
+                finally:
+                    c.close()
+                if ans.get("ok") and ans.get("pong"):
+                    return
+                err = ans
+            except (OSError, AssertionError, ValueError) as e:
+                err = e
+            time.sleep(0.05)
+        raise AssertionError("queryd not ready after %ds: %r" % (timeout, err))
+
+    def start(self):
+        """Loader with DNS programs + queryd; a query client."""
+        self.load()
+        self.daemon()
+        return self.client()
+
+    def client(self, timeout=10.0):
+        return Client(self.sock, timeout)
+
+    # -- namespaces and processes
+    def new_netns(self, nameserver=DNS_IP):
+        name = "cpdns%d-%06x-%d" % (os.getpid(), random.getrandbits(24), len(self.netns))
+        ns = Netns(self, name)
+        self.netns.append(ns)   # before creating: cleanup removes half-made ones
+        os.makedirs(ns.etc, exist_ok=True)
+        with open(os.path.join(ns.etc, "resolv.conf"), "w") as f:
+            f.write("nameserver %s\noptions timeout:2 attempts:2\n" % nameserver)
+        r = self.run(["ip", "netns", "add", name])
+        check(r.returncode == 0, "ip netns add %s failed" % name, r.stderr)
+        r = self.run(["ip", "-n", name, "link", "set", "lo", "up"])
+        check(r.returncode == 0, "ip -n %s link set lo up failed" % name, r.stderr)
+        return ns
+
+    def popen(self, args, cgroup_dir="default", **kw):
+        """Start a process; with a cgroup_dir (default: the test cgroup) it
+        enters that cgroup before exec."""
+        if cgroup_dir == "default":
+            cgroup_dir = self.cgroup
+        if cgroup_dir:
+            procs = os.path.join(cgroup_dir, "cgroup.procs")
+
+            def enter():
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+            kw["preexec_fn"] = enter
+        p = subprocess.Popen(args, **kw)
+        self.procs.append(p)
+        return p
+
+    def py_client(self, ns, what, wrap=()):
+        """dnsclient.py (glibc: python3's getaddrinfo) in ns and the cgroup."""
+        p = Proc(self, ns.exec_args(*wrap, sys.executable, CLIENT_PY), what)
+        hello = p.read()
+        p.pid = hello["pid"]
+        check(self.in_cgroup(p.pid), "%s (pid %d) is not in the test cgroup" % (what, p.pid))
+        return p
+
+    def in_cgroup(self, pid):
+        rel = "/" + os.path.relpath(self.cgroup, self.mount)
+        try:
+            with open("/proc/%d/cgroup" % pid) as f:
+                return ("0::" + rel) in f.read().splitlines()
+        except OSError:
+            return False
+
+    def stats(self, cl):
+        s = cl.stats()
+        k = s.get("kernel", {})
+        return {"responses": s.get("dns_responses"), "malformed": s.get("dns_malformed"),
+                "truncated": s.get("dns_truncated"), "getaddrinfo": s.get("dns_getaddrinfo"),
+                "k_packets": k.get("dns_packets"), "k_drops": k.get("dns_drops"),
+                "k_gai": k.get("getaddrinfo_calls")}
+
+    def domain_of(self, cl, proto, dst, sport, dport, want=True, timeout=3.0):
+        """The flow's domain; with want, waits a little for the name."""
+        deadline = time.monotonic() + (timeout if want else 0)
+        while True:
+            f = cl.lookup(proto, dst, sport, dport)
+            if f.get("domain") or time.monotonic() >= deadline:
+                return f
+            time.sleep(0.1)
+
+    # -- teardown
+    def _kill_cgroup_tree(self):
+        kill_file = os.path.join(self.cgroup, "cgroup.kill")
+        if os.path.exists(kill_file):
+            try:
+                with open(kill_file, "w") as f:
+                    f.write("1")
+            except OSError:
+                pass
+        for root, _dirs, _files in os.walk(self.cgroup, topdown=False):
+            try:
+                with open(os.path.join(root, "cgroup.procs")) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except OSError:
+                pids = []
+            for pid in pids:   # anything in our cgroup was started by this test
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def cleanup(self):
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except OSError:
+                    pass
+            try:
+                p.wait(timeout=10)
+            except Exception:
+                pass
+        if self.loaded or os.path.isdir(self.pin_dir):
+            try:
+                r = subprocess.run([os.environ.get("CONNPID_LOADER", "connpid-loader"),
+                                    "--unload", "--pin-dir", self.pin_dir],
+                                   capture_output=True, text=True, timeout=60)
+                if r.returncode != 0:
+                    log("cleanup: unload failed:", r.stderr.strip())
+            except Exception as e:
+                log("cleanup: unload failed:", e)
+        if os.path.isdir(self.cgroup):
+            for _ in range(200):
+                self._kill_cgroup_tree()
+                try:
+                    for root, _dirs, _files in os.walk(self.cgroup, topdown=False):
+                        os.rmdir(root)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            else:
+                log("cleanup: could not remove", self.cgroup)
+        if os.path.isdir(self.pin_dir):
+            log("cleanup: pin dir %s left after unload; removing" % self.pin_dir)
+            shutil.rmtree(self.pin_dir, ignore_errors=True)
+        for ns in self.netns:
+            if os.path.exists(os.path.join("/run/netns", ns.name)):
+                r = subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, text=True)
+                if r.returncode != 0:
+                    log("cleanup: ip netns del %s: %s" % (ns.name, r.stderr.strip()))
+            shutil.rmtree(ns.etc, ignore_errors=True)
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_cases(cases, tag, need_dnsmasq=True):
+    """Each case gets its own Env; all run, the file fails if any does.
+    A Skip in a case skips the file (exit 77) unless another case failed."""
+    try:
+        require_environment(need_dnsmasq)
+    except Skip as e:
+        print("SKIP:", e, flush=True)
+        sys.exit(SKIP)
+    only = set(sys.argv[1:])
+    failed, skipped = [], []
+    for fn in cases:
+        if only and fn.__name__ not in only:
+            continue
+        log("=== %s" % fn.__name__)
+        try:
+            with Env(tag) as env:
+                fn(env)
+        except Skip as e:
+            log("SKIP %s: %s" % (fn.__name__, e))
+            skipped.append(fn.__name__)
+        except Interrupted as e:
+            print("FAIL: interrupted (%s), cleaned up" % e, flush=True)
+            sys.exit(1)
+        except Exception:
+            traceback.print_exc()
+            log("FAIL %s" % fn.__name__)
+            failed.append(fn.__name__)
+        else:
+            log("PASS %s" % fn.__name__)
+    if failed:
+        print("FAIL:", ", ".join(failed), flush=True)
+        sys.exit(1)
+    if skipped:
+        print("SKIP:", ", ".join(skipped), flush=True)
+        sys.exit(SKIP)
+    print("PASS", flush=True)
+    sys.exit(0)
+
+
+def check_domain(flow, what, name, source, via, chain=None, ttl=None):
+    """flow.domain has this name, source, via and (when given) CNAME chain;
+    age_seconds is a small non-negative number."""
+    d = flow.get("domain")
+    check(isinstance(d, dict), "%s: no domain on the flow" % what, json.dumps(flow))
+    got = {"name": d.get("name"), "source": d.get("source"), "via": d.get("via")}
+    want = {"name": name, "source": source, "via": via}
+    if chain is not None:
+        got["cname_chain"] = d.get("cname_chain")
+        want["cname_chain"] = chain
+    if ttl is not None:
+        got["ttl"] = d.get("ttl")
+        want["ttl"] = ttl
+    check_eq(got, want, what + ": domain")
+    age = d.get("age_seconds")
+    check(isinstance(age, (int, float)) and 0 <= age < 60,
+          "%s: age_seconds %r is not a small non-negative number" % (what, age), d)
+    check(flow.get("pid") is not None, "%s: flow has no pid" % what)
+
+
+def run_static_resolver(env, ns, exe, name, what, extra_env=None):
+    """A one-shot resolver (resolve.c / resolve.go) in ns and the cgroup:
+    its JSON line, the process left running until closed."""
+    p = Proc(env, ns.exec_args(*(["env"] + ["%s=%s" % kv for kv in (extra_env or {}).items()]
+                                   if extra_env else []), exe, name), what)
+    ans = p.read()
+    check_eq(ans.get("pid"), p.proc.pid, "%s pid (ip netns exec should exec it)" % what)
+    check(env.in_cgroup(p.proc.pid), "%s is not in the test cgroup" % what)
+    return p, ans
+
+
+def check_static_case(env, cl, ns, exe, what, name="static.example.test", ip="127.0.0.5",
+                      extra_env=None, chain=()):
+    """Issue 5, item 2 for one program that no uprobe sees: the name comes
+    back from the packet, for this process."""
+    before = env.stats(cl)
+    p, ans = run_static_resolver(env, ns, exe, name, what, extra_env)
+    check_eq(ans["addrs"], [ip], "%s: resolved addresses" % what)
+    f = env.domain_of(cl, "tcp", ip, ans["sport"], ans["dport"])
+    check_eq(f.get("pid"), p.proc.pid, "%s: flow pid" % what)
+    check_domain(f, what, name, "same-process", "packet", chain=list(chain))
+    after = env.stats(cl)
+    log("%s: stats before %s after %s" % (what, before, after))
+    check(after["k_packets"] > before["k_packets"], "%s: kernel counted no DNS packet" % what)
+    check_eq(after["k_gai"] - before["k_gai"], 0,
+             "%s: getaddrinfo uprobe calls (must not see a non-glibc program)" % what)
+    check_eq(after["getaddrinfo"] - before["getaddrinfo"], 0, "%s: getaddrinfo events" % what)
+    p.close()
