@@ -7,6 +7,7 @@
 
 #include "docker.h"
 #include "http-loop.h"
+#include "jsonw.h"
 #include "log.h"
 #include "macro.h"
 
@@ -317,7 +318,7 @@ void docker_want(struct docker *d, const char *id)
 	fetch(d, c);
 }
 
-void docker_describe(struct docker *d, const char *id, json_object *o)
+void docker_describe(struct docker *d, const char *id, struct jsonw *w)
 {
 	struct container *c = find(d, id);
 	const char *state;
@@ -328,12 +329,12 @@ void docker_describe(struct docker *d, const char *id, json_object *o)
 		c = find(d, id);
 	}
 	if (!c || (!d->reachable && c->state != C_KNOWN)) {
-		json_object_object_add(o, "docker", json_object_new_string("unavailable"));
+		jw_kstr(w, "docker", "unavailable");
 		return;
 	}
 	if (!d->reachable) {
 		/* Docker is gone: say so rather than serve stale names. */
-		json_object_object_add(o, "docker", json_object_new_string("unavailable"));
+		jw_kstr(w, "docker", "unavailable");
 		return;
 	}
 	switch (c->state) {
@@ -350,15 +351,15 @@ void docker_describe(struct docker *d, const char *id, json_object *o)
 		state = "unavailable";
 		break;
 	}
-	json_object_object_add(o, "docker", json_object_new_string(state));
+	jw_kstr(w, "docker", state);
 	if (c->state != C_KNOWN)
 		return;
 	if (c->name)
-		json_object_object_add(o, "name", json_object_new_string(c->name));
+		jw_kstr(w, "name", c->name);
 	if (c->image)
-		json_object_object_add(o, "image", json_object_new_string(c->image));
+		jw_kstr(w, "image", c->image);
 	if (c->compose_project)
-		json_object_object_add(o, "compose_project", json_object_new_string(c->compose_project));
+		jw_kstr(w, "compose_project", c->compose_project);
 }
 
 bool docker_reachable(const struct docker *d)

@@ -18,7 +18,8 @@ struct docker *docker_free(struct docker *d);
 
 /* A container id was seen: fetch what Docker knows, once. */
 void docker_want(struct docker *d, const char *id);
-/* Add name/image/compose_project (or "docker": pending/unavailable/unknown)
- * to a container object. */
-void docker_describe(struct docker *d, const char *id, json_object *container);
+struct jsonw;
+/* Write "docker" (ok/pending/unavailable/unknown/removed) and, when
+ * known, name, image and compose_project into an open container object. */
+void docker_describe(struct docker *d, const char *id, struct jsonw *w);
 bool docker_reachable(const struct docker *d);

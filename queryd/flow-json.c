@@ -9,6 +9,7 @@
 #include "dns-cache.h"
 #include "docker.h"
 #include "flow-json.h"
+#include "jsonw.h"
 #include "macro.h"
 #include "manager.h"
 #include "procinfo.h"
@@ -47,8 +48,50 @@ static void add_user(json_object *o, uid_t uid)
 		json_object_object_add(o, "user", NULL);
 }
 
+/* From here on: flows as they are answered, through the streaming writer. */
+
+static void w_nonempty(struct jsonw *w, const char *k, const char *v)
+{
+	jw_kstr(w, k, v && v[0] ? v : NULL);
+}
+
+static void w_comm(struct jsonw *w, const char *k, const char *comm)
+{
+	jw_key(w, k);
+	jw_strn(w, comm, strnlen(comm, CONNPID_COMM_LEN));
+}
+
+static void w_user(struct jsonw *w, const struct flow *f)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	/* The name was looked up once per process, not per answer. */
+	if (f->proc && f->proc->user) {
+		jw_kstr(w, "user", f->proc->user);
+		return;
+	}
+	if (getpwuid_r(f->ev.uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		jw_kstr(w, "user", res->pw_name);
+	else
+		jw_kstr(w, "user", NULL);
+}
+
+static void w_cmdline(struct jsonw *w, const struct proc_entry *p)
+{
+	jw_key(w, "cmdline");
+	jw_arr_begin(w);
+	for (size_t i = 0; p && p->cmdline && i < p->cmdline_len;) {
+		size_t n = strnlen(p->cmdline + i, p->cmdline_len - i);
+
+		jw_strn(w, p->cmdline + i, n);
+		i += n + 1;
+	}
+	jw_arr_end(w);
+}
+
 /* Alive means the pid still runs the process we captured. */
-static void add_liveness(json_object *o, const struct flow *f)
+static void w_liveness(struct jsonw *w, const struct flow *f)
 {
 	__u64 now_ticks = 0, start = boottime_ns_to_ticks(f->ev.start_boottime_ns);
 	bool reused = false;
@@ -61,180 +104,169 @@ static void add_liveness(json_object *o, const struct flow *f)
 		alive = r == 0 && now_ticks == start;
 		reused = r == 0 && !alive;
 	}
-	json_object_object_add(o, "alive", json_object_new_boolean(alive));
-	json_object_object_add(o, "pid_reused", json_object_new_boolean(reused));
-}
-
-static void add_nonempty(json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, v && v[0] ? json_object_new_string(v) : NULL);
+	jw_kbool(w, "alive", alive);
+	jw_kbool(w, "pid_reused", reused);
 }
 
 /* cgroup path and who it belongs to: unit, slice, container, pod. */
-static void add_cgroup(json_object *o, struct manager *m, __u64 cgroup_id)
+static void w_cgroup(struct jsonw *w, struct manager *m, __u64 cgroup_id)
 {
 	const struct cgroup_info *cg = cgroup_cache_get(m->cgroups, cgroup_id);
 	const struct cgroup_identity *id;
 
 	if (!cg || !cg->resolved) {
-		json_object_object_add(o, "cgroup", NULL);
+		jw_kstr(w, "cgroup", NULL);
 		return;
 	}
 	id = &cg->ident;
-	add_str(o, "cgroup", cg->path);
-	add_nonempty(o, "unit", id->unit);
-	add_nonempty(o, "slice", id->slice);
-	add_nonempty(o, "user_unit", id->user_unit);
-	add_nonempty(o, "pod_uid", id->pod_uid);
-	if (id->container_id[0]) {
-		json_object *c = json_object_new_object();
-
-		add_str(c, "id", id->container_id);
-		add_str(c, "runtime", id->runtime);
-		if (m->docker && (streq(id->runtime, "docker") || streq(id->runtime, "unknown")))
-			docker_describe(m->docker, id->container_id, c);
-		json_object_object_add(o, "container", c);
-	} else {
-		json_object_object_add(o, "container", NULL);
+	jw_kstr(w, "cgroup", cg->path);
+	w_nonempty(w, "unit", id->unit);
+	w_nonempty(w, "slice", id->slice);
+	w_nonempty(w, "user_unit", id->user_unit);
+	w_nonempty(w, "pod_uid", id->pod_uid);
+	jw_key(w, "container");
+	if (!id->container_id[0]) {
+		jw_null(w);
+		return;
 	}
-}
-
-static json_object *comm_json(const char *comm)
-{
-	return json_object_new_string_len(comm, (int)strnlen(comm, CONNPID_COMM_LEN));
+	jw_obj_begin(w);
+	jw_kstr(w, "id", id->container_id);
+	jw_kstr(w, "runtime", id->runtime);
+	if (m->docker && (streq(id->runtime, "docker") || streq(id->runtime, "unknown")))
+		docker_describe(m->docker, id->container_id, w);
+	jw_obj_end(w);
 }
 
 /* Parent first, as the hook saw them when the flow was made. */
-static void add_ancestors(json_object *o, const struct connpid_event *e)
+static void w_ancestors(struct jsonw *w, const struct connpid_event *e)
 {
-	json_object *a = json_object_new_array();
-
+	jw_key(w, "ancestors");
+	jw_arr_begin(w);
 	for (int i = 0; i < CONNPID_ANCESTORS && e->ancestor_pid[i]; i++) {
-		json_object *p = json_object_new_object();
-
-		add_int(p, "pid", e->ancestor_pid[i]);
-		json_object_object_add(p, "comm", comm_json(e->ancestor_comm[i]));
-		json_object_array_add(a, p);
+		jw_obj_begin(w);
+		jw_kint(w, "pid", e->ancestor_pid[i]);
+		w_comm(w, "comm", e->ancestor_comm[i]);
+		jw_obj_end(w);
 	}
-	json_object_object_add(o, "ancestors", a);
+	jw_arr_end(w);
 }
 
 /* The socket's creator: differs from the owner after fork() or when the
  * fd was passed over SCM_RIGHTS; unknown for sockets older than connpid. */
-static void add_creator(json_object *o, const struct connpid_event *e)
+static void w_creator(struct jsonw *w, const struct connpid_event *e)
 {
-	json_object *c;
-
+	jw_key(w, "creator");
 	if (!e->creator_pid) {
-		json_object_object_add(o, "creator", NULL);
+		jw_null(w);
 		return;
 	}
-	c = json_object_new_object();
-	add_int(c, "pid", e->creator_pid);
-	json_object_object_add(c, "comm", comm_json(e->creator_comm));
-	add_int(c, "start_time", (int64_t)boottime_ns_to_ticks(e->creator_start_boottime_ns));
-	json_object_object_add(c, "same_process",
-			       json_object_new_boolean(e->creator_pid == e->pid &&
-						       e->creator_start_boottime_ns == e->start_boottime_ns));
-	json_object_object_add(o, "creator", c);
+	jw_obj_begin(w);
+	jw_kint(w, "pid", e->creator_pid);
+	w_comm(w, "comm", e->creator_comm);
+	jw_kint(w, "start_time", (int64_t)boottime_ns_to_ticks(e->creator_start_boottime_ns));
+	jw_kbool(w, "same_process", e->creator_pid == e->pid &&
+				    e->creator_start_boottime_ns == e->start_boottime_ns);
+	jw_obj_end(w);
 }
 
-static void domain_json(json_object *o, const struct flow_domain *d)
+static void w_domain_of(struct jsonw *w, const struct flow_domain *d)
 {
-	json_object *dj = json_object_new_object(), *chain = json_object_new_array();
 	const char *source;
 
 	if (d->origin == DNS_ORIGIN_GETADDRINFO && d->same_process)
 		source = "getaddrinfo";
 	else
 		source = d->same_process ? "same-process" : "global";
-	add_str(dj, "name", d->name);
-	add_str(dj, "source", source);
-	add_str(dj, "via", d->origin == DNS_ORIGIN_PACKET ? "packet" : "getaddrinfo");
-	if (d->chain) {
-		/* stored as "a -> b -> c" */
-		const char *p = d->chain;
+	jw_obj_begin(w);
+	jw_kstr(w, "name", d->name);
+	jw_kstr(w, "source", source);
+	jw_kstr(w, "via", d->origin == DNS_ORIGIN_PACKET ? "packet" : "getaddrinfo");
+	jw_key(w, "cname_chain");
+	jw_arr_begin(w);
+	/* stored as "a -> b -> c" */
+	for (const char *p = d->chain; p && *p;) {
+		const char *arrow = strstr(p, " -> ");
+		size_t n = arrow ? (size_t)(arrow - p) : strlen(p);
 
-		while (*p) {
-			const char *arrow = strstr(p, " -> ");
-			size_t n = arrow ? (size_t)(arrow - p) : strlen(p);
-
-			json_object_array_add(chain, json_object_new_string_len(p, (int)n));
-			p += n + (arrow ? 4 : 0);
-		}
+		jw_strn(w, p, n);
+		p += n + (arrow ? 4 : 0);
 	}
-	json_object_object_add(dj, "cname_chain", chain);
-	add_int(dj, "ttl", d->ttl);
-	json_object_object_add(dj, "age_seconds", json_object_new_double(now_realtime() - d->resolved_at));
-	json_object_object_add(o, "domain", dj);
+	jw_arr_end(w);
+	jw_kint(w, "ttl", d->ttl);
+	jw_key(w, "age_seconds");
+	jw_double(w, now_realtime() - d->resolved_at);
+	jw_obj_end(w);
 }
 
 /* Fixed when the flow arrived; if no answer was known then, ask again. */
-static void add_domain(json_object *o, struct manager *m, const struct flow *f)
+static void w_domain(struct jsonw *w, struct manager *m, const struct flow *f)
 {
 	struct flow_domain *late;
 
+	jw_key(w, "domain");
 	if (f->domain) {
-		domain_json(o, f->domain);
+		w_domain_of(w, f->domain);
 		return;
 	}
 	late = manager_domain_for(m, f->ev.pid, f->ev.family, f->ev.dst_ip);
 	if (!late) {
-		json_object_object_add(o, "domain", NULL);
+		jw_null(w);
 		return;
 	}
-	domain_json(o, late);
+	w_domain_of(w, late);
 	free(late->name);
 	free(late->chain);
 	free(late);
 }
 
-json_object *flow_to_json(struct manager *m, const struct flow *f)
+json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map)
 {
 	const struct connpid_event *e = &f->ev;
-	json_object *o = json_object_new_object();
-	char src[64], dst[64];
 	__u64 start = boottime_ns_to_ticks(e->start_boottime_ns);
+	char src[64], dst[64];
+	struct jsonw w;
 
-	add_str(o, "proto", protocol_name(e->protocol));
-	add_str(o, "family", e->family == AF_INET ? "ipv4" : "ipv6");
-	add_str(o, "src", format_ip(e->family, e->src_ip, src, sizeof(src)));
-	add_int(o, "sport", e->src_port);
-	add_str(o, "dst", format_ip(e->family, e->dst_ip, dst, sizeof(dst)));
-	add_int(o, "dport", e->dst_port);
-	add_int(o, "pid", e->pid);
-	add_int(o, "tid", e->tid);
-	add_int(o, "uid", e->uid);
-	add_int(o, "gid", e->gid);
-	/* The name was looked up once per process, not per answer. */
-	if (f->proc && f->proc->user)
-		add_str(o, "user", f->proc->user);
-	else
-		add_user(o, e->uid);
-	json_object_object_add(o, "comm", json_object_new_string_len(e->comm, (int)strnlen(e->comm, sizeof(e->comm))));
-	add_str(o, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
-	json_object_object_add(o, "cmdline", cmdline_array(f->proc ? f->proc->cmdline : NULL,
-							   f->proc ? f->proc->cmdline_len : 0));
+	jw_init(&w);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "proto", protocol_name(e->protocol));
+	jw_kstr(&w, "family", e->family == AF_INET ? "ipv4" : "ipv6");
+	jw_kstr(&w, "src", format_ip(e->family, e->src_ip, src, sizeof(src)));
+	jw_kint(&w, "sport", e->src_port);
+	jw_kstr(&w, "dst", format_ip(e->family, e->dst_ip, dst, sizeof(dst)));
+	jw_kint(&w, "dport", e->dst_port);
+	jw_kint(&w, "pid", e->pid);
+	jw_kint(&w, "tid", e->tid);
+	jw_kint(&w, "uid", e->uid);
+	jw_kint(&w, "gid", e->gid);
+	w_user(&w, f);
+	w_comm(&w, "comm", e->comm);
+	jw_kstr(&w, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
+	w_cmdline(&w, f->proc);
 	if (f->proc && f->proc->enriched)
-		add_int(o, "ppid", f->proc->ppid);
-	add_int(o, "cgroup_id", (int64_t)e->cgroup_id);
-	add_cgroup(o, m, e->cgroup_id);
-	add_int(o, "netns", (int64_t)e->netns_ino);
-	add_int(o, "socket_cookie", (int64_t)e->socket_cookie);
-	add_int(o, "start_time", (int64_t)start);
-	add_nonempty(o, "boot_id", m->boot_id);
-	json_object_object_add(o, "first_seen", json_object_new_double(f->first_seen));
-	json_object_object_add(o, "last_seen", json_object_new_double(f->last_seen));
-	add_liveness(o, f);
+		jw_kint(&w, "ppid", f->proc->ppid);
+	jw_kint(&w, "cgroup_id", (int64_t)e->cgroup_id);
+	w_cgroup(&w, m, e->cgroup_id);
+	jw_kint(&w, "netns", (int64_t)e->netns_ino);
+	jw_kint(&w, "socket_cookie", (int64_t)e->socket_cookie);
+	jw_kint(&w, "start_time", (int64_t)start);
+	w_nonempty(&w, "boot_id", m->boot_id);
+	jw_key(&w, "first_seen");
+	jw_double(&w, f->first_seen);
+	jw_key(&w, "last_seen");
+	jw_double(&w, f->last_seen);
+	w_liveness(&w, f);
 	if (e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
-		add_int(o, "previous_pid", e->prev_pid);
+		jw_kint(&w, "previous_pid", e->prev_pid);
 	if (f->proc && f->proc->exe_from_exec)
-		add_str(o, "exe_source", "exec");
-	add_ancestors(o, e);
-	add_creator(o, e);
-	add_domain(o, m, f);
-	add_str(o, "seen", e->source == CONNPID_SRC_SEEDED ? "seeded" : "event");
-	return o;
+		jw_kstr(&w, "exe_source", "exec");
+	w_ancestors(&w, e);
+	w_creator(&w, e);
+	w_domain(&w, m, f);
+	jw_kstr(&w, "seen", e->source == CONNPID_SRC_SEEDED ? "seeded" : "event");
+	if (in_map >= 0)
+		jw_kbool(&w, "in_map", in_map > 0);
+	jw_obj_end(&w);
+	return jw_to_object(&w);
 }
 
 json_object *map_hit_to_json(const struct flow_query *q, __u32 pid)

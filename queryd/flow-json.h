@@ -10,7 +10,8 @@
 
 struct manager;
 
-json_object *flow_to_json(struct manager *m, const struct flow *f);
+/* in_map: 1 or 0 adds "in_map", -1 leaves it out. */
+json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map);
 /* A flow the map knows but no event has described: pid and /proc only. */
 json_object *map_hit_to_json(const struct flow_query *q, __u32 pid);
 

@@ -171,21 +171,15 @@ static json_object *op_lookup(struct manager *m, json_object *req)
 
 	ans = ok_answer();
 	if (in_map && f && f->ev.pid == pid) {
-		json_object *fj = flow_to_json(m, f);
-
-		json_object_object_add(fj, "in_map", json_object_new_boolean(true));
 		json_object_object_add(ans, "found", json_object_new_boolean(true));
-		json_object_object_add(ans, "flow", fj);
+		json_object_object_add(ans, "flow", flow_to_json(m, f, 1));
 	} else if (in_map) {
 		json_object_object_add(ans, "found", json_object_new_boolean(true));
 		json_object_object_add(ans, "flow", map_hit_to_json(&q, pid));
 	} else if (f) {
 		/* Evicted from the LRU map, still described by its event. */
-		json_object *fj = flow_to_json(m, f);
-
-		json_object_object_add(fj, "in_map", json_object_new_boolean(false));
 		json_object_object_add(ans, "found", json_object_new_boolean(true));
-		json_object_object_add(ans, "flow", fj);
+		json_object_object_add(ans, "flow", flow_to_json(m, f, 0));
 	} else {
 		json_object_object_add(ans, "found", json_object_new_boolean(false));
 		return ans;
@@ -214,7 +208,7 @@ static json_object *op_recent(struct manager *m, json_object *req)
 	arr = json_object_new_array();
 	for (struct flow *f = flow_index_newest(m->flows); f && n < limit; f = flow_older(f))
 		if (watch_filter_match(&w, f)) {
-			json_object_array_add(arr, flow_to_json(m, f));
+			json_object_array_add(arr, flow_to_json(m, f, -1));
 			n++;
 		}
 	json_object_object_add(ans, "flows", arr);

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "client.h"
+#include "flow-json.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
@@ -226,7 +227,6 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
 }
 
 void manager_broadcast_flow(struct manager *m, const struct flow *f);
-json_object *flow_to_json(struct manager *m, const struct flow *f);
 
 void manager_broadcast_flow(struct manager *m, const struct flow *f)
 {
@@ -241,7 +241,7 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f)
 		if (!line) {
 			line = json_object_new_object();
 			json_object_object_add(line, "event", json_object_new_string("flow"));
-			json_object_object_add(line, "flow", flow_to_json(m, f));
+			json_object_object_add(line, "flow", flow_to_json(m, f, -1));
 		}
 		if (client_send(c, line) < 0 || client_flush(c) < 0) {
 			/* Never freed here: the client may be the one whose request

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonw.h"
+
+void jw_init(struct jsonw *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->first[0] = true;
+}
+
+void jw_free(struct jsonw *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+	w->len = w->cap = 0;
+}
+
+static void put(struct jsonw *w, const char *s, size_t n)
+{
+	if (w->oom)
+		return;
+	if (w->len + n + 1 > w->cap) {
+		size_t cap = w->cap ? w->cap : 1024;
+		char *p;
+
+		while (cap < w->len + n + 1)
+			cap *= 2;
+		p = realloc(w->buf, cap);
+		if (!p) {
+			w->oom = true;
+			return;
+		}
+		w->buf = p;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
+static void putc_(struct jsonw *w, char c)
+{
+	put(w, &c, 1);
+}
+
+/* A value at this depth: a comma before all but the first. Keys handle
+ * their own comma and leave the value to follow without one. */
+static void before_value(struct jsonw *w)
+{
+	if (w->first[w->depth])
+		w->first[w->depth] = false;
+	else
+		putc_(w, ',');
+}
+
+static void open_(struct jsonw *w, char c)
+{
+	putc_(w, c);
+	if (w->depth < JW_MAX_DEPTH)
+		w->depth++;
+	w->first[w->depth] = true;
+}
+
+void jw_obj_begin(struct jsonw *w)
+{
+	before_value(w);
+	open_(w, '{');
+}
+
+void jw_arr_begin(struct jsonw *w)
+{
+	before_value(w);
+	open_(w, '[');
+}
+
+void jw_obj_end(struct jsonw *w)
+{
+	putc_(w, '}');
+	if (w->depth > 0)
+		w->depth--;
+}
+
+void jw_arr_end(struct jsonw *w)
+{
+	putc_(w, ']');
+	if (w->depth > 0)
+		w->depth--;
+}
+
+/* json-c's escaping, without the slash (we always print NOSLASHESCAPE):
+ * ", \ and control characters; other bytes pass through. */
+static void put_escaped(struct jsonw *w, const char *s, size_t n)
+{
+	size_t start = 0;
+
+	putc_(w, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *esc = NULL;
+		char u[8];
+
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default:
+			if (c < 0x20) {
+				snprintf(u, sizeof(u), "\\u%04x", c);
+				esc = u;
+			}
+		}
+		if (!esc)
+			continue;
+		put(w, s + start, i - start);
+		put(w, esc, strlen(esc));
+		start = i + 1;
+	}
+	put(w, s + start, n - start);
+	putc_(w, '"');
+}
+
+void jw_key(struct jsonw *w, const char *key)
+{
+	before_value(w);
+	put_escaped(w, key, strlen(key));
+	putc_(w, ':');
+	/* the value that follows takes no comma */
+	w->first[w->depth] = true;
+}
+
+void jw_strn(struct jsonw *w, const char *s, size_t n)
+{
+	before_value(w);
+	put_escaped(w, s, n);
+}
+
+void jw_str(struct jsonw *w, const char *s)
+{
+	if (!s)
+		jw_null(w);
+	else
+		jw_strn(w, s, strlen(s));
+}
+
+void jw_int(struct jsonw *w, int64_t v)
+{
+	char b[32];
+	int n = snprintf(b, sizeof(b), "%" PRId64, v);
+
+	before_value(w);
+	put(w, b, (size_t)n);
+}
+
+void jw_double(struct jsonw *w, double v)
+{
+	char b[40];
+	int n = snprintf(b, sizeof(b), "%.17g", v);
+
+	before_value(w);
+	put(w, b, (size_t)n);
+	/* json-c keeps a double a double: "3" would read back as an int */
+	if (!strpbrk(b, ".eEin"))
+		put(w, ".0", 2);
+}
+
+void jw_bool(struct jsonw *w, bool v)
+{
+	before_value(w);
+	put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void jw_null(struct jsonw *w)
+{
+	before_value(w);
+	put(w, "null", 4);
+}
+
+void jw_kstr(struct jsonw *w, const char *key, const char *s)
+{
+	jw_key(w, key);
+	jw_str(w, s);
+}
+
+void jw_kint(struct jsonw *w, const char *key, int64_t v)
+{
+	jw_key(w, key);
+	jw_int(w, v);
+}
+
+void jw_kbool(struct jsonw *w, const char *key, bool v)
+{
+	jw_key(w, key);
+	jw_bool(w, v);
+}
+
+static int raw_serializer(struct json_object *jso, struct printbuf *pb, int level, int flags)
+{
+	const char *text = json_object_get_userdata(jso);
+
+	return printbuf_memappend(pb, text, (int)strlen(text));
+}
+
+static void raw_free(struct json_object *jso, void *userdata)
+{
+	free(userdata);
+}
+
+json_object *jw_to_object(struct jsonw *w)
+{
+	json_object *o;
+
+	if (w->oom || !w->buf) {
+		jw_free(w);
+		return NULL;
+	}
+	/* any type would do: only the serializer is ever used */
+	o = json_object_new_object();
+	if (!o) {
+		jw_free(w);
+		return NULL;
+	}
+	json_object_set_serializer(o, raw_serializer, w->buf, raw_free);
+	w->buf = NULL;
+	w->len = w->cap = 0;
+	return o;
+}
