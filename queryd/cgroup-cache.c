@@ -118,18 +118,3 @@ const struct cgroup_info *cgroup_cache_get(struct cgroup_cache *c, __u64 id)
 	c->n++;
 	return &e->info;
 }
-
-void cgroup_cache_forget_unresolved(struct cgroup_cache *c, __u64 id)
-{
-	size_t b = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 40) % CG_BUCKETS;
-
-	for (struct cg_entry **pp = &c->buckets[b]; *pp; pp = &(*pp)->next)
-		if ((*pp)->info.id == id && !(*pp)->info.resolved) {
-			struct cg_entry *e = *pp;
-
-			*pp = e->next;
-			free(e);
-			c->n--;
-			return;
-		}
-}

@@ -24,5 +24,3 @@ int cgroup_cache_new(struct cgroup_cache **ret);
 struct cgroup_cache *cgroup_cache_free(struct cgroup_cache *c);
 /* Never NULL for a valid cache; unresolved entries are cached too. */
 const struct cgroup_info *cgroup_cache_get(struct cgroup_cache *c, __u64 id);
-/* Forget an unresolved entry so the next question tries again. */
-void cgroup_cache_forget_unresolved(struct cgroup_cache *c, __u64 id);

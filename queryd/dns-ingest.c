@@ -52,16 +52,6 @@ static char *cname_chain(const struct dns_message *msg, const char *owner)
 	return strdup(buf);
 }
 
-static double event_time(__u64 ts_ns)
-{
-	struct timespec mono;
-	double age;
-
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	age = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec - (double)ts_ns) / 1e9;
-	return now_realtime() - (age > 0 ? age : 0);
-}
-
 static void ingest_packet(struct manager *m, const struct connpid_dns_event *e, double when)
 {
 	struct dns_message *msg;
@@ -158,9 +148,9 @@ int manager_on_dns_event(void *ctx, void *data, size_t size)
 	if (size < sizeof(*e) || !m->dns)
 		return 0;
 	if (e->source == CONNPID_DNS_SRC_PACKET)
-		ingest_packet(m, e, event_time(e->ts_ns));
+		ingest_packet(m, e, monotonic_ns_to_realtime(e->ts_ns));
 	else if (e->source == CONNPID_DNS_SRC_GETADDRINFO)
-		ingest_gai(m, e, event_time(e->ts_ns));
+		ingest_gai(m, e, monotonic_ns_to_realtime(e->ts_ns));
 	return 0;
 }
 

@@ -361,8 +361,3 @@ void docker_describe(struct docker *d, const char *id, struct jsonw *w)
 	if (c->compose_project)
 		jw_kstr(w, "compose_project", c->compose_project);
 }
-
-bool docker_reachable(const struct docker *d)
-{
-	return d->reachable;
-}

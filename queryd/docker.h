@@ -22,4 +22,3 @@ struct jsonw;
 /* Write "docker" (ok/pending/unavailable/unknown/removed) and, when
  * known, name, image and compose_project into an open container object. */
 void docker_describe(struct docker *d, const char *id, struct jsonw *w);
-bool docker_reachable(const struct docker *d);

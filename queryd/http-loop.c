@@ -262,11 +262,3 @@ int http_get(struct http_loop *l, const char *unix_socket, const char *url, long
 		*ret = req;
 	return 0;
 }
-
-void http_request_cancel(struct http_loop *l, struct http_request *req)
-{
-	if (!req)
-		return;
-	curl_multi_remove_handle(l->multi, req->easy);
-	request_free(req);
-}

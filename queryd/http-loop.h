@@ -25,5 +25,3 @@ struct http_loop *http_loop_free(struct http_loop *l);
  * by the loop after done_fn returns. */
 int http_get(struct http_loop *l, const char *unix_socket, const char *url, long timeout_ms,
 	     http_line_fn line_fn, http_done_fn done_fn, void *userdata, struct http_request **ret);
-/* Abort without calling done_fn. */
-void http_request_cancel(struct http_loop *l, struct http_request *req);

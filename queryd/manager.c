@@ -17,14 +17,24 @@
 
 #define STATUS_USEC (5 * 1000 * 1000ULL)
 
-int manager_watch_pins(struct manager *m);
-
 double now_realtime(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* bpf_ktime_get_ns() is CLOCK_MONOTONIC: place an event on the wall clock
+ * by its age, so what is drained late keeps the time it happened. */
+double monotonic_ns_to_realtime(__u64 ns)
+{
+	struct timespec mono;
+	double age;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	age = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec - (double)ns) / 1e9;
+	return now_realtime() - (age > 0 ? age : 0);
 }
 
 int manager_new(const struct manager_config *cfg, struct manager **ret)

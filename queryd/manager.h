@@ -96,10 +96,13 @@ int manager_startup(struct manager *m);
 int manager_run(struct manager *m);
 
 double now_realtime(void);
+double monotonic_ns_to_realtime(__u64 ns);
 
 /* pins.c in queryd: open pins, watch for the loader replacing them */
 int manager_open_pins(struct manager *m);
 void manager_close_pins(struct manager *m);
+/* Reopen the pins when the loader replaces or removes them. */
+int manager_watch_pins(struct manager *m);
 
 /* ringbuf.c */
 int manager_ringbuf_attach(struct manager *m);

@@ -103,7 +103,6 @@ static int on_pins_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, usec + PINS_CHECK_USEC);
 }
 
-int manager_watch_pins(struct manager *m);
 int manager_watch_pins(struct manager *m)
 {
 	int r;

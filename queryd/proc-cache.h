@@ -40,7 +40,6 @@ struct proc_cache *proc_cache_free(struct proc_cache *c);
 /* A reference to the entry for (pid, start); reads /proc on first sight.
  * Never fails for lack of /proc data: the entry is then not enriched. */
 struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_ticks);
-/* Start time in ns: what the BPF side reports, for the exec map check. */
 void proc_entry_unref(struct proc_cache *c, struct proc_entry *e);
 size_t proc_cache_size(const struct proc_cache *c);
 /* Is this still the process we captured? 1 alive, 0 exited, and

@@ -18,18 +18,6 @@
 
 #define RB_POLL_USEC (20 * 1000ULL)
 
-/* bpf_ktime_get_ns() is CLOCK_MONOTONIC: place the event on the wall clock
- * by its age, so flows drained late keep the time they were made. */
-static double event_realtime(__u64 ts_ns)
-{
-	struct timespec mono;
-	double age;
-
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	age = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec - (double)ts_ns) / 1e9;
-	return now_realtime() - (age > 0 ? age : 0);
-}
-
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct manager *m = ctx;
@@ -49,7 +37,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	cg = cgroup_cache_get(m->cgroups, e.cgroup_id);
 	if (m->docker && cg && cg->ident.container_id[0])
 		docker_want(m->docker, cg->ident.container_id);
-	f = flow_index_add(m->flows, &e, event_realtime(e.ts_ns));
+	f = flow_index_add(m->flows, &e, monotonic_ns_to_realtime(e.ts_ns));
 	if (f && !f->domain)
 		flow_set_domain(f, manager_domain_for(m, e.pid, e.family, e.dst_ip));
 	if (f) {
