@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "pin-describe.h"
+#include "procinfo.h"
 #include "store.h"
 
 #define RECENT_DEFAULT 50
@@ -113,6 +114,40 @@ static json_object *lookup_at(struct manager *m, const struct flow_query *q, jso
 	return ans;
 }
 
+/* The map names the owner but the index has no event for it: an earlier
+ * queryd drained it before a restart, or the index evicted it. The
+ * history still has the details, if the row names the same pid; /proc
+ * is the last resort. */
+static json_object *map_hit_from_history(struct manager *m, const struct flow_query *q, __u32 pid)
+{
+	json_object *row = NULL, *vpid;
+	char dst[64];
+
+	if (m->store && store_is_open(m->store)) {
+		while (store_queue_len(m->store) > 0 && store_flush(m->store, 2000) > 0)
+			;
+		format_ip(q->family, q->dst_ip, dst, sizeof(dst));
+		if (store_lookup_at(m->store, q->protocol, dst, q->src_port, q->dst_port, now_realtime(), &row) > 0) {
+			if (json_object_object_get_ex(row, "pid", &vpid) && (__u32)json_object_get_int64(vpid) == pid) {
+				json_object *vstart;
+				__u64 now_ticks = 0;
+				bool same = false;
+				int r;
+
+				r = procinfo_start_ticks((pid_t)pid, &now_ticks);
+				if (r == 0 && json_object_object_get_ex(row, "start_time", &vstart))
+					same = (__u64)json_object_get_int64(vstart) == now_ticks;
+				json_object_object_add(row, "alive", json_object_new_boolean(same));
+				json_object_object_add(row, "pid_reused", json_object_new_boolean(r == 0 && !same));
+				json_object_object_add(row, "in_map", json_object_new_boolean(true));
+				return row;
+			}
+			json_object_put(row);
+		}
+	}
+	return map_hit_to_json(q, pid);
+}
+
 static json_object *op_lookup(struct manager *m, json_object *req)
 {
 	json_object *vdst, *vproto, *vat, *ans;
@@ -175,7 +210,7 @@ static json_object *op_lookup(struct manager *m, json_object *req)
 		json_object_object_add(ans, "flow", flow_to_json(m, f, 1));
 	} else if (in_map) {
 		json_object_object_add(ans, "found", json_object_new_boolean(true));
-		json_object_object_add(ans, "flow", map_hit_to_json(&q, pid));
+		json_object_object_add(ans, "flow", map_hit_from_history(m, &q, pid));
 	} else if (f) {
 		/* Evicted from the LRU map, still described by its event. */
 		json_object_object_add(ans, "found", json_object_new_boolean(true));

@@ -5,7 +5,8 @@ flows; queryd is killed with SIGKILL; more flows while it is down; queryd is
 started again on the same (now stale) socket path. Every flow of both phases
 is found with the right pid; the flows made while it was down come from the
 ring buffer drained at restart ("seen":"event", first_seen before the
-restart); the cgroup's attachment count never changes."""
+restart); flows the killed instance had drained are described from the
+history; the cgroup's attachment count never changes."""
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qdharness import Skip, attachments, check, check_eq, log, main  # noqa: E402
+from qdharness import Skip, attachments, check, check_eq, log, main, wait_until  # noqa: E402
 
 N = 5
 
@@ -57,6 +58,10 @@ def test(env):
         check_eq(f["pid"], w.pid, "phase 1 pid")
         check_eq(f["seen"], "event", "phase 1 flow is indexed from its event")
         check_eq(f["comm"], "cpq-phase1", "phase 1 comm")
+    # the history commits in batches (100 ms): wait for phase 1 to be on
+    # disk, as a daemon that has run a while would have it
+    wait_until(lambda: cl.request({"op": "stats"})["stats"]["store"]["queue"] == 0,
+               what="phase-1 rows committed")
     cl.close()
 
     d1.kill9()
@@ -87,6 +92,14 @@ def test(env):
         f = lookup(cl, proto, sp, dp)
         check_eq(f["pid"], w.pid, "%s %d->%d pid after restart" % (proto, sp, dp))
         check_eq(f["alive"], True, "alive")
+    for proto, sp, dp, w in phase1:
+        # drained by the killed instance: the new one has no event for it,
+        # so the details come from the history, not from /proc alone
+        f = lookup(cl, proto, sp, dp)
+        check_eq(f["seen"], "history", "phase-1 flow described from the history (%s %d)" % (proto, sp))
+        check_eq(f["comm"], "cpq-phase1", "phase-1 comm from the history")
+        check_eq(f["exe"], w1.exe, "phase-1 exe from the history")
+        check_eq(f["in_map"], True, "phase-1 flow still in the map")
     for proto, sp, dp, w in phase2:
         f = lookup(cl, proto, sp, dp)
         check_eq(f["seen"], "event", "flow made while down was drained from the ring (%s %d)" % (proto, sp))
