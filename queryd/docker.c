@@ -27,6 +27,7 @@ struct container {
 	char *image;
 	char *compose_project;
 	bool removed;           /* Docker said destroy: data is the last known */
+	bool want_fetch;        /* an inspect is due at the next loop pass */
 };
 
 struct docker {
@@ -37,6 +38,7 @@ struct docker {
 	size_t n;
 	struct http_request *events_req;
 	sd_event_source *retry_timer;
+	sd_event_source *fetch_defer;
 	bool reachable;
 	bool said_unreachable;
 };
@@ -153,7 +155,7 @@ out:
 	free(ctx);
 }
 
-static void fetch(struct docker *d, struct container *c)
+static void send_inspect(struct docker *d, struct container *c)
 {
 	struct inspect_ctx *ctx = calloc(1, sizeof(*ctx));
 	char url[256];
@@ -170,6 +172,33 @@ static void fetch(struct docker *d, struct container *c)
 	}
 }
 
+static int on_fetch_defer(sd_event_source *s, void *userdata)
+{
+	struct docker *d = userdata;
+
+	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
+		for (struct container *c = d->buckets[i]; c; c = c->next)
+			if (c->want_fetch) {
+				c->want_fetch = false;
+				send_inspect(d, c);
+			}
+	return 0;
+}
+
+/* Requests start from the loop, never from inside a curl callback (the
+ * events stream asks for refetches while curl is delivering its data). */
+static void fetch(struct docker *d, struct container *c)
+{
+	c->state = C_PENDING;
+	c->want_fetch = true;
+	if (!d->fetch_defer && sd_event_add_defer(d->event, &d->fetch_defer, on_fetch_defer, d) < 0) {
+		c->want_fetch = false;
+		send_inspect(d, c); /* no defer source: do it now rather than never */
+		return;
+	}
+	(void)sd_event_source_set_enabled(d->fetch_defer, SD_EVENT_ONESHOT);
+}
+
 /* One JSON object per line: rename gives the new name in the actor's
  * attributes; destroy leaves the last known data, marked removed. */
 static void on_event_line(const char *line, size_t len, void *userdata)
@@ -181,6 +210,7 @@ static void on_event_line(const char *line, size_t len, void *userdata)
 
 	if (!o)
 		return;
+	set_reachable(d, true, 0);
 	action = jpath_str(o, "Action", NULL);
 	if (!json_object_object_get_ex(o, "Actor", &actor))
 		goto out;
@@ -236,7 +266,8 @@ static void on_events_done(struct http_request *req, int error, long status, con
 	struct docker *d = userdata;
 
 	d->events_req = NULL;
-	set_reachable(d, false, error < 0 ? error : -ECONNRESET);
+	if (d->reachable || !d->said_unreachable)
+		set_reachable(d, false, error < 0 ? error : -ECONNRESET);
 	/* Docker restarted or stopped: what we knew may be stale. */
 	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
 		for (struct container *c = d->buckets[i]; c; c = c->next)
@@ -245,16 +276,33 @@ static void on_events_done(struct http_request *req, int error, long status, con
 	schedule_retry(d);
 }
 
+/* The events stream answered: Docker is there. Whatever failed while it
+ * was away is asked again. */
+static void on_events_status(long status, void *userdata)
+{
+	struct docker *d = userdata;
+
+	if (status != 200)
+		return;
+	set_reachable(d, true, 0);
+	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
+		for (struct container *c = d->buckets[i]; c; c = c->next)
+			if (c->state == C_FAILED)
+				fetch(d, c);
+}
+
 static void start_events(struct docker *d)
 {
 	static const char url[] = DOCKER_API "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D";
 
 	if (d->events_req)
 		return;
+	/* Reachable is decided by an answer (inspect or event), not by
+	 * having asked: a missing socket must not flap in the log. */
 	if (http_get(d->http, d->socket_path, url, 0, on_event_line, on_events_done, d, &d->events_req) < 0)
 		schedule_retry(d);
 	else
-		set_reachable(d, true, 0); /* until the connection says otherwise */
+		http_request_on_status(d->events_req, on_events_status);
 }
 
 int docker_new(sd_event *event, const char *socket_path, struct docker **ret)
@@ -287,6 +335,7 @@ struct docker *docker_free(struct docker *d)
 		return NULL;
 	d->http = http_loop_free(d->http); /* no callbacks from here on */
 	sd_event_source_disable_unref(d->retry_timer);
+	sd_event_source_disable_unref(d->fetch_defer);
 	clear_all(d);
 	sd_event_unref(d->event);
 	free(d->socket_path);

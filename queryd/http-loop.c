@@ -26,6 +26,8 @@ struct http_request {
 	size_t len, cap;
 	http_line_fn line_fn;
 	http_done_fn done_fn;
+	http_status_fn status_fn;
+	bool status_seen;
 	void *userdata;
 	bool overflow;
 };
@@ -224,6 +226,29 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct http_request *req = userdata;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	if (!req->status_seen && n > 9 && memcmp(data, "HTTP/", 5) == 0) {
+		const char *sp = memchr(data, ' ', n);
+
+		if (sp && (size_t)(sp - data) + 4 <= n)
+			status = strtol(sp + 1, NULL, 10);
+		req->status_seen = true;
+		if (req->status_fn)
+			req->status_fn(status, req->userdata);
+	}
+	return n;
+}
+
+void http_request_on_status(struct http_request *req, http_status_fn status_fn)
+{
+	req->status_fn = status_fn;
+}
+
 int http_get(struct http_loop *l, const char *unix_socket, const char *url, long timeout_ms,
 	     http_line_fn line_fn, http_done_fn done_fn, void *userdata, struct http_request **ret)
 {
@@ -244,6 +269,8 @@ int http_get(struct http_loop *l, const char *unix_socket, const char *url, long
 	curl_easy_setopt(req->easy, CURLOPT_UNIX_SOCKET_PATH, unix_socket);
 	curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(req->easy, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, 2000L);

@@ -16,6 +16,8 @@ struct http_request;
 typedef void (*http_done_fn)(struct http_request *req, int error, long status,
 			     const char *body, size_t len, void *userdata);
 typedef void (*http_line_fn)(const char *line, size_t len, void *userdata);
+/* The status line arrived: for streams, the moment the peer answered. */
+typedef void (*http_status_fn)(long status, void *userdata);
 
 int http_loop_new(sd_event *event, struct http_loop **ret);
 struct http_loop *http_loop_free(struct http_loop *l);
@@ -25,3 +27,5 @@ struct http_loop *http_loop_free(struct http_loop *l);
  * by the loop after done_fn returns. */
 int http_get(struct http_loop *l, const char *unix_socket, const char *url, long timeout_ms,
 	     http_line_fn line_fn, http_done_fn done_fn, void *userdata, struct http_request **ret);
+/* Call status_fn once when the response's status line arrives. */
+void http_request_on_status(struct http_request *req, http_status_fn status_fn);

@@ -49,6 +49,7 @@ static void entry_free(struct proc_entry *e)
 	free(e->exe);
 	free(e->cmdline);
 	free(e->user);
+	free(e->cmdline_json);
 	free(e);
 }
 

@@ -24,6 +24,7 @@ struct proc_entry {
 	char *cmdline;        /* NUL-separated args */
 	size_t cmdline_len;
 	char *user;           /* name of the uid /proc showed, NULL if none */
+	char *cmdline_json;   /* the history's rendering, made once per process */
 	/* A pidfd tells exit without a /proc read per answer, and never
 	 * points at a reused pid; -EBADF when it could not be had. */
 	int pidfd;

@@ -395,7 +395,11 @@ void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup
 	row->ev = f->ev;
 	row->first_seen = f->first_seen;
 	row->exe = f->proc && f->proc->exe ? strdup(f->proc->exe) : NULL;
-	row->cmdline_json = cmdline_to_json(f->proc);
+	/* rendered once per process, not per row: it was the costliest part
+	 * of queueing a row (json-c per row, perf) */
+	if (f->proc && !f->proc->cmdline_json)
+		f->proc->cmdline_json = cmdline_to_json(f->proc);
+	row->cmdline_json = f->proc && f->proc->cmdline_json ? strdup(f->proc->cmdline_json) : NULL;
 	row->domain = f->domain ? dup_nonempty(f->domain->name) : NULL;
 	if (cg && cg->resolved) {
 		row->cgroup_path = dup_nonempty(cg->path);
