@@ -175,6 +175,30 @@ fail:
 	return r;
 }
 
+int connpid_meta_read(const char *pin_dir, struct connpid_meta *ret_meta, __u32 *ret_map_id)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), zero = 0;
+	_cleanup_close_ int fd = -EBADF;
+	char path[4096];
+	int r;
+
+	r = pin_path(path, sizeof(path), pin_dir, NULL, "meta");
+	if (r < 0)
+		return r;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return negative_errno();
+	if (ret_meta && bpf_map_lookup_elem(fd, &zero, ret_meta) < 0)
+		return negative_errno();
+	if (ret_map_id) {
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+			return negative_errno();
+		*ret_map_id = info.id;
+	}
+	return 0;
+}
+
 int connpid_stats_read(int stats_fd, __u32 slot, __u64 *ret)
 {
 	int ncpus = libbpf_num_possible_cpus();

@@ -44,6 +44,10 @@ void connpid_maps_close(struct connpid_maps *m);
 int connpid_maps_open(const char *pin_dir, struct connpid_maps *m, bool require_events,
 		      char *err, size_t errlen);
 
+/* The pinned meta map's content and map id (which changes when the
+ * loader replaces the pins). -ENOENT when nothing is pinned. */
+int connpid_meta_read(const char *pin_dir, struct connpid_meta *ret_meta, __u32 *ret_map_id);
+
 /* Sum one slot of the per-CPU stats map. */
 int connpid_stats_read(int stats_fd, __u32 slot, __u64 *ret);
 /* Count entries of a map with u32 values (map fill). */

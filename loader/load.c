@@ -455,20 +455,10 @@ static int write_meta_and_config(struct bpf_object *obj, const struct load_opts 
 
 static int check_existing_abi(const char *pin_dir)
 {
-	_cleanup_close_ int fd = -EBADF;
 	struct connpid_meta meta = {};
-	char path[PATH_MAX];
-	__u32 zero = 0;
-	int r;
 
-	r = pin_path(path, sizeof(path), pin_dir, NULL, "meta");
-	if (r < 0)
-		return r;
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return 0;
-	if (bpf_map_lookup_elem(fd, &zero, &meta) < 0)
-		return 0;
+	if (connpid_meta_read(pin_dir, &meta, NULL) < 0)
+		return 0; /* nothing usable pinned: a fresh load */
 	if (meta.abi_version && meta.abi_version != CONNPID_ABI_VERSION)
 		return log_error_errno(-EPROTO, "%s holds pins of connpid ABI %u, this loader is ABI %u: "
 				       "unload them with the matching connpid-loader --unload first",

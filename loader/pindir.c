@@ -161,13 +161,9 @@ int pindir_remove_all(const char *pin_dir)
 int pindir_is_half_loaded(const char *pin_dir, bool *ret)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
-	_cleanup_close_ int meta_fd = -EBADF;
 	struct connpid_meta meta = {};
-	char path[PATH_MAX];
 	struct dirent *de;
 	bool any = false;
-	__u32 zero = 0;
-	int r;
 
 	d = opendir(pin_dir);
 	if (!d)
@@ -181,15 +177,7 @@ int pindir_is_half_loaded(const char *pin_dir, bool *ret)
 		*ret = false;
 		return 0;
 	}
-	r = pin_path(path, sizeof(path), pin_dir, NULL, "meta");
-	if (r < 0)
-		return r;
-	meta_fd = bpf_obj_get(path);
-	if (meta_fd < 0 || bpf_map_lookup_elem(meta_fd, &zero, &meta) < 0) {
-		/* The blocker loaded alone has no meta; its config pin still counts. */
-		*ret = true;
-		return 0;
-	}
-	*ret = meta.abi_version == 0;
+	/* No readable meta next to other pins, or one never committed. */
+	*ret = connpid_meta_read(pin_dir, &meta, NULL) < 0 || meta.abi_version == 0;
 	return 0;
 }

@@ -18,22 +18,7 @@
 
 static int pinned_meta_id(const char *pin_dir, __u32 *ret)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	_cleanup_close_ int fd = -EBADF;
-	char path[PATH_MAX];
-	int r;
-
-	r = pin_path(path, sizeof(path), pin_dir, NULL, "meta");
-	if (r < 0)
-		return r;
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return negative_errno();
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
-		return negative_errno();
-	*ret = info.id;
-	return 0;
+	return connpid_meta_read(pin_dir, NULL, ret);
 }
 
 void manager_close_pins(struct manager *m)
