@@ -21,14 +21,10 @@ import os
 import random
 import select
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT_PY = os.path.join(HERE, "dnsclient.py")
@@ -36,99 +32,23 @@ SERVER_PY = os.path.join(HERE, "dnsbadserver.py")
 RESOLVE_C = os.path.join(HERE, "resolve.c")
 RESOLVE_GO = os.path.join(HERE, "resolve.go")
 DNS_IP = "127.0.0.53"
-SKIP = 77
-
-
-class Skip(Exception):
-    pass
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def log(*args):
-    print("[%s %.3f]" % (os.path.basename(sys.argv[0]), time.monotonic()), *args,
-          flush=True)
-
-
-def check(cond, msg, *details):
-    if not cond:
-        raise AssertionError(msg + "".join("\n    " + str(d) for d in details))
-
-
-def check_eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
-
-
-def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)"
-                         % (timeout, what, last))
-
-
-def _unescape(s):
-    return (s.replace("\\040", " ").replace("\\011", "\t")
-            .replace("\\012", "\n").replace("\\134", "\\"))
-
-
-def cgroup2_mount():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            sep = parts.index("-")
-            if parts[sep + 1] == "cgroup2":
-                return _unescape(parts[4])
-    return None
-
-
-def binary(var):
-    p = os.environ.get(var, "")
-    if not p or not os.access(p, os.X_OK):
-        raise Skip("%s is not set to an executable (%r): run through meson test"
-                   % (var, p))
-    return p
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import harness  # noqa: E402
+from harness import (SKIP, Interrupted, Skip, binary, cgroup2_mount, check,  # noqa: E402,F401
+                     check_eq, log, wait_until)
 
 
 def require_environment(need_dnsmasq=True):
-    if os.geteuid() != 0:
-        raise Skip("needs root (bpf, cgroups, network namespaces)")
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        raise Skip("no BTF at /sys/kernel/btf/vmlinux")
-    if not cgroup2_mount():
-        raise Skip("no cgroup2 mount in /proc/self/mountinfo")
-    for v in ("CONNPID_LOADER", "CONNPID_QUERYD"):
-        binary(v)
+    harness.require_environment("bpf, cgroups, network namespaces",
+                                ("CONNPID_LOADER", "CONNPID_QUERYD"))
     if not shutil.which("ip"):
         raise Skip("no `ip` (iproute2) for network namespaces")
     if need_dnsmasq and not shutil.which("dnsmasq"):
         raise Skip("no dnsmasq (apt-get install dnsmasq-base)")
 
 
-class Client:
+class Client(harness.Client):
     """One connection to the query socket, JSON lines each way."""
-
-    def __init__(self, path, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def request(self, obj):
-        self.sock.sendall(json.dumps(obj).encode() + b"\n")
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(1 << 20)
-            check(chunk, "daemon closed the connection instead of answering %r" % (obj,))
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
 
     def lookup(self, proto, dst, sport, dport):
         """The FLOW of a found lookup; fails the test when not found."""
@@ -149,12 +69,6 @@ class Client:
     def ping(self):
         ans = self.request({"op": "ping"})
         check(ans.get("ok") and ans.get("pong"), "ping failed", ans)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class Proc:
@@ -250,45 +164,24 @@ def build_query(qid, name, qtype=1):
     return q + b"\0" + struct.pack(">HH", qtype, 1)
 
 
-class Env:
-    def __init__(self, tag):
-        self.tag = tag
-        self.procs = []
-        self.netns = []
-        uniq = "%s-%d-%06x" % (tag, os.getpid(), random.getrandbits(24))
-        self.uniq = uniq
-        self.mount = cgroup2_mount()
-        self.cgroup = os.path.join(self.mount, "cpid-dns-" + uniq)
-        self.pin_dir = "/sys/fs/bpf/cpid-dns-" + uniq
-        self.tmp = None
-        self.sock = None
-        self.loaded = False
-        self.daemon_proc = None
-        self.daemon_log = None
+class Env(harness.CgroupEnv):
+    prefix = "cpid-dns-"
+    tmp_prefix = "cpid-dns-"
 
-    # -- lifecycle
-    def __enter__(self):
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, self._on_signal)
-        try:
-            self.tmp = tempfile.mkdtemp(prefix="cpid-dns-")
-            os.chmod(self.tmp, 0o755)
-            self.sock = os.path.join(self.tmp, "q.sock")
-            os.mkdir(self.cgroup)
-        except BaseException:
-            self.cleanup()
-            raise
-        log("env: cgroup %s pins %s sock %s" % (self.cgroup, self.pin_dir, self.sock))
-        return self
+    def __init__(self, tag):
+        super().__init__(tag)
+        self.netns = []
+        self.mount = self.cgroup_root
+
+    def setup(self):
+        os.chmod(self.tmp, 0o755)
+        os.mkdir(self.cgroup)
 
     def __exit__(self, *exc):
         if exc[0] is not None:
             self.dump_logs()
         self.cleanup()
         return False
-
-    def _on_signal(self, signo, frame):
-        raise Interrupted("signal %d" % signo)
 
     def file_tail(self, pattern, n=3000):
         import glob
@@ -306,47 +199,16 @@ class Env:
             log("logs:\n" + self.file_tail(os.path.join(self.tmp, "*.log")))
 
     def run(self, args, timeout=120, env=None, quiet=False):
-        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
-        if not quiet or r.returncode != 0:
-            log("+ %s -> rc %d%s%s" % (" ".join(args), r.returncode,
-                                      ("\n  stdout: " + r.stdout.strip()[-2000:]) if r.stdout.strip() else "",
-                                      ("\n  stderr: " + r.stderr.strip()[-2000:]) if r.stderr.strip() else ""))
-        return r
+        return harness.run_logged(args, timeout, env, quiet, tail=2000)
 
     def load(self, *extra):
-        r = self.run([binary("CONNPID_LOADER"), "--pin-dir", self.pin_dir,
-                      "--cgroup", self.cgroup] + list(extra))
+        r = self.run(self.loader_args(*extra))
         self.loaded = True   # even on failure: cleanup unloads whatever is there
         check(r.returncode == 0, "connpid-loader failed (rc %d)" % r.returncode, r.stderr)
 
     def daemon(self, timeout=15):
         """Start connpid-queryd --no-store and wait until it answers ping."""
-        check(self.daemon_proc is None, "one daemon per env")
-        self.daemon_log = os.path.join(self.tmp, "queryd.log")
-        logf = open(self.daemon_log, "w")
-        self.daemon_proc = subprocess.Popen(
-            [binary("CONNPID_QUERYD"), "--pin-dir", self.pin_dir, "--socket", self.sock,
-             "--no-store"], stdout=logf, stderr=subprocess.STDOUT)
-        logf.close()
-        self.procs.append(self.daemon_proc)
-        deadline = time.monotonic() + timeout
-        err = None
-        while time.monotonic() < deadline:
-            check(self.daemon_proc.poll() is None, "queryd exited early (rc %r)"
-                  % self.daemon_proc.returncode)
-            try:
-                c = Client(self.sock, timeout=5)
-                try:
-                    ans = c.request({"op": "ping"})
-                finally:
-                    c.close()
-                if ans.get("ok") and ans.get("pong"):
-                    return
-                err = ans
-            except (OSError, AssertionError, ValueError) as e:
-                err = e
-            time.sleep(0.05)
-        raise AssertionError("queryd not ready after %ds: %r" % (timeout, err))
+        self.no_store_daemon(timeout)
 
     def start(self):
         """Loader with DNS programs + queryd; a query client."""
@@ -376,16 +238,7 @@ class Env:
         enters that cgroup before exec."""
         if cgroup_dir == "default":
             cgroup_dir = self.cgroup
-        if cgroup_dir:
-            procs = os.path.join(cgroup_dir, "cgroup.procs")
-
-            def enter():
-                with open(procs, "w") as f:
-                    f.write(str(os.getpid()))
-            kw["preexec_fn"] = enter
-        p = subprocess.Popen(args, **kw)
-        self.procs.append(p)
-        return p
+        return super().popen(args, cgroup_dir, **kw)
 
     def py_client(self, ns, what, wrap=()):
         """dnsclient.py (glibc: python3's getaddrinfo) in ns and the cgroup."""
@@ -421,109 +274,20 @@ class Env:
             time.sleep(0.1)
 
     # -- teardown
-    def _kill_cgroup_tree(self):
-        kill_file = os.path.join(self.cgroup, "cgroup.kill")
-        if os.path.exists(kill_file):
-            try:
-                with open(kill_file, "w") as f:
-                    f.write("1")
-            except OSError:
-                pass
-        for root, _dirs, _files in os.walk(self.cgroup, topdown=False):
-            try:
-                with open(os.path.join(root, "cgroup.procs")) as f:
-                    pids = [int(x) for x in f.read().split()]
-            except OSError:
-                pids = []
-            for pid in pids:   # anything in our cgroup was started by this test
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-    def cleanup(self):
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, signal.SIG_IGN)
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    p.kill()
-                except OSError:
-                    pass
-            try:
-                p.wait(timeout=10)
-            except Exception:
-                pass
-        if self.loaded or os.path.isdir(self.pin_dir):
-            try:
-                r = subprocess.run([os.environ.get("CONNPID_LOADER", "connpid-loader"),
-                                    "--unload", "--pin-dir", self.pin_dir],
-                                   capture_output=True, text=True, timeout=60)
-                if r.returncode != 0:
-                    log("cleanup: unload failed:", r.stderr.strip())
-            except Exception as e:
-                log("cleanup: unload failed:", e)
-        if os.path.isdir(self.cgroup):
-            for _ in range(200):
-                self._kill_cgroup_tree()
-                try:
-                    for root, _dirs, _files in os.walk(self.cgroup, topdown=False):
-                        os.rmdir(root)
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            else:
-                log("cleanup: could not remove", self.cgroup)
-        if os.path.isdir(self.pin_dir):
-            log("cleanup: pin dir %s left after unload; removing" % self.pin_dir)
-            shutil.rmtree(self.pin_dir, ignore_errors=True)
+    def after_cleanup(self):
         for ns in self.netns:
             if os.path.exists(os.path.join("/run/netns", ns.name)):
                 r = subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, text=True)
                 if r.returncode != 0:
                     log("cleanup: ip netns del %s: %s" % (ns.name, r.stderr.strip()))
             shutil.rmtree(ns.etc, ignore_errors=True)
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def run_cases(cases, tag, need_dnsmasq=True):
     """Each case gets its own Env; all run, the file fails if any does.
     A Skip in a case skips the file (exit 77) unless another case failed."""
-    try:
-        require_environment(need_dnsmasq)
-    except Skip as e:
-        print("SKIP:", e, flush=True)
-        sys.exit(SKIP)
-    only = set(sys.argv[1:])
-    failed, skipped = [], []
-    for fn in cases:
-        if only and fn.__name__ not in only:
-            continue
-        log("=== %s" % fn.__name__)
-        try:
-            with Env(tag) as env:
-                fn(env)
-        except Skip as e:
-            log("SKIP %s: %s" % (fn.__name__, e))
-            skipped.append(fn.__name__)
-        except Interrupted as e:
-            print("FAIL: interrupted (%s), cleaned up" % e, flush=True)
-            sys.exit(1)
-        except Exception:
-            traceback.print_exc()
-            log("FAIL %s" % fn.__name__)
-            failed.append(fn.__name__)
-        else:
-            log("PASS %s" % fn.__name__)
-    if failed:
-        print("FAIL:", ", ".join(failed), flush=True)
-        sys.exit(1)
-    if skipped:
-        print("SKIP:", ", ".join(skipped), flush=True)
-        sys.exit(SKIP)
-    print("PASS", flush=True)
-    sys.exit(0)
+    harness.run_cases(cases, Env, tag, lambda: require_environment(need_dnsmasq),
+                      skip_skips_file=False)
 
 
 def check_domain(flow, what, name, source, via, chain=None, ttl=None):

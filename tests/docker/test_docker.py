@@ -46,55 +46,11 @@ APPLETS = ("sh", "nc", "sleep", "cat")
 COMPOSE = "cpt-proj"
 
 
-class Skip(Exception):
-    pass
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import Interrupted, Skip, binary, cgroup2_mount, check, check_eq, log, mounts  # noqa: E402,F401
 
-
-class Interrupted(BaseException):
-    pass
-
-
-def log(*args):
-    print("[docker %.3f]" % time.monotonic(), *args, flush=True)
-
-
-def check(cond, msg, *details):
-    if not cond:
-        raise AssertionError(msg + "".join("\n    " + str(d) for d in details))
-
-
-def check_eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
-
-
-def _unescape(s):
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mounts():
-    """(mount point, fstype) of every mount, in mountinfo order."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            sep = parts.index("-")
-            out.append((_unescape(parts[4]), parts[sep + 1]))
-    return out
-
-
-def cgroup2_mount():
-    for mp, fs in mounts():
-        if fs == "cgroup2":
-            return mp
-    return None
-
-
-def binary(var):
-    p = os.environ.get(var, "")
-    if not p or not os.access(p, os.X_OK):
-        raise Skip("%s is not set to an executable (%r): build with meson" % (var, p))
-    return p
+harness.set_log_name("docker")
 
 
 def elf_is_static(path):

@@ -24,41 +24,16 @@ object per line on stdin, one JSON line answer on stdout:
                                           -> {sport, cookie}
   {"cmd":"exit"}                          -> exits 0 (children told to exit first)
 """
-import ctypes
 import json
 import os
 import socket
 import sys
 
-PR_SET_NAME = 15
-SO_COOKIE = 57
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from workcommon import (cookie_of, hello, read_comm, serve, set_comm,  # noqa: E402
+                        start_ticks)
+
 PAYLOAD = b"connpid-identity-test"
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def set_comm(name):
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
-
-
-def read_comm():
-    with open("/proc/self/comm") as f:
-        return f.read().rstrip("\n")
-
-
-def start_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        data = f.read()
-    return int(data[data.rindex(")") + 2:].split()[22 - 3])
-
-
-def cookie_of(s):
-    return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8), "little")
 
 
 def new_socket(proto):
@@ -84,84 +59,72 @@ def main(argv):
         set_comm(comm)
     keep = {}         # sport -> socket
     children = []     # (pid, write end of its stay-alive pipe)
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = json.loads(line)
+
+    def do_connect(req):
         cmd = req["cmd"]
-        try:
-            if cmd == "hello":
-                with open("/proc/self/cgroup") as f:
-                    cg = f.read().strip()
-                emit({"ok": True, "pid": os.getpid(), "comm": read_comm(),
-                      "exe": os.readlink("/proc/self/exe"), "cgroup": cg,
-                      "start_ticks": start_ticks(os.getpid())})
-            elif cmd in ("tcp", "udpc"):
-                s = new_socket(cmd)
-                connect(s, cmd, req["host"], req["port"])
-                keep[s.getsockname()[1]] = s
-                emit({"ok": True, "sport": s.getsockname()[1], "cookie": cookie_of(s)})
-            elif cmd == "send":
-                keep[req["sport"]].send(PAYLOAD)
-                emit({"ok": True})
-            elif cmd == "fork":
-                proto = req["proto"]
-                s = new_socket(proto)
-                report_r, report_w = os.pipe()
-                stay_r, stay_w = os.pipe()
-                pid = os.fork()
-                if pid == 0:
-                    # the child: connect the parent's socket, report, wait
-                    try:
-                        os.close(report_r)
-                        os.close(stay_w)
-                        set_comm(req["child_comm"])
-                        connect(s, proto, req["host"], req["port"])
-                        msg = {"ok": True, "child_pid": os.getpid(),
-                               "child_comm": read_comm(),
-                               "child_start_ticks": start_ticks(os.getpid()),
-                               "sport": s.getsockname()[1], "cookie": cookie_of(s)}
-                    except Exception as e:  # report, never fall into the parent's loop
-                        msg = {"ok": False, "error": repr(e)}
-                    os.write(report_w, (json.dumps(msg) + "\n").encode())
-                    os.close(report_w)
-                    os.read(stay_r, 1)   # EOF when the parent exits or says so
-                    os._exit(0)
-                os.close(report_w)
-                os.close(stay_r)
-                s.close()                # only the child holds the socket now
-                children.append((pid, stay_w))
-                with os.fdopen(report_r) as f:
-                    msg = json.loads(f.readline())
-                emit(msg)
-            elif cmd == "send_fd":
-                s = new_socket(req["proto"])
-                c = cookie_of(s)
-                socket.send_fds(unix_fd, [b"F"], [s.fileno()])
-                s.close()                # only the receiver holds it now
-                emit({"ok": True, "cookie": c})
-            elif cmd == "recv_fd":
-                _msg, fds, _flags, _addr = socket.recv_fds(unix_fd, 16, 1)
-                if len(fds) != 1:
-                    emit({"ok": False, "error": "got %d fds" % len(fds)})
-                    continue
-                s = socket.socket(fileno=fds[0])
-                proto = req["proto"]
+        s = new_socket(cmd)
+        connect(s, cmd, req["host"], req["port"])
+        keep[s.getsockname()[1]] = s
+        return {"ok": True, "sport": s.getsockname()[1], "cookie": cookie_of(s)}
+
+    def do_send(req):
+        keep[req["sport"]].send(PAYLOAD)
+        return {"ok": True}
+
+    def do_fork(req):
+        proto = req["proto"]
+        s = new_socket(proto)
+        report_r, report_w = os.pipe()
+        stay_r, stay_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            # the child: connect the parent's socket, report, wait
+            try:
+                os.close(report_r)
+                os.close(stay_w)
+                set_comm(req["child_comm"])
                 connect(s, proto, req["host"], req["port"])
-                keep[s.getsockname()[1]] = s
-                emit({"ok": True, "sport": s.getsockname()[1], "cookie": cookie_of(s)})
-            elif cmd == "exit":
-                for pid, w in children:
-                    os.close(w)
-                    os.waitpid(pid, 0)
-                emit({"ok": True})
-                return 0
-            else:
-                emit({"ok": False, "error": "unknown cmd %s" % cmd})
-        except OSError as e:
-            emit({"ok": False, "error": str(e), "errno": e.errno})
-    return 0
+                msg = {"ok": True, "child_pid": os.getpid(),
+                       "child_comm": read_comm(),
+                       "child_start_ticks": start_ticks(os.getpid()),
+                       "sport": s.getsockname()[1], "cookie": cookie_of(s)}
+            except Exception as e:  # report, never fall into the parent's loop
+                msg = {"ok": False, "error": repr(e)}
+            os.write(report_w, (json.dumps(msg) + "\n").encode())
+            os.close(report_w)
+            os.read(stay_r, 1)   # EOF when the parent exits or says so
+            os._exit(0)
+        os.close(report_w)
+        os.close(stay_r)
+        s.close()                # only the child holds the socket now
+        children.append((pid, stay_w))
+        with os.fdopen(report_r) as f:
+            return json.loads(f.readline())
+
+    def do_send_fd(req):
+        s = new_socket(req["proto"])
+        c = cookie_of(s)
+        socket.send_fds(unix_fd, [b"F"], [s.fileno()])
+        s.close()                # only the receiver holds it now
+        return {"ok": True, "cookie": c}
+
+    def do_recv_fd(req):
+        _msg, fds, _flags, _addr = socket.recv_fds(unix_fd, 16, 1)
+        if len(fds) != 1:
+            return {"ok": False, "error": "got %d fds" % len(fds)}
+        s = socket.socket(fileno=fds[0])
+        connect(s, req["proto"], req["host"], req["port"])
+        keep[s.getsockname()[1]] = s
+        return {"ok": True, "sport": s.getsockname()[1], "cookie": cookie_of(s)}
+
+    def on_exit():
+        for pid, w in children:
+            os.close(w)
+            os.waitpid(pid, 0)
+
+    return serve({"hello": lambda req: hello(start_ticks=start_ticks(os.getpid())),
+                  "tcp": do_connect, "udpc": do_connect, "send": do_send, "fork": do_fork,
+                  "send_fd": do_send_fd, "recv_fd": do_recv_fd}, on_exit)
 
 
 if __name__ == "__main__":

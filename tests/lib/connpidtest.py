@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -34,6 +33,11 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "workload.py")
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+# shared with the per-suite harnesses
+from harness import (TestFailure, cgroup2_mount, check, check_eq,  # noqa: E402,F401
+                     proc_start_ticks, unescape_mountinfo as _unescape_mountinfo)
 
 SKIP = 77
 BTF_PATH = "/sys/kernel/btf/vmlinux"
@@ -90,20 +94,6 @@ def skip(reason):
     sys.exit(SKIP)
 
 
-class TestFailure(AssertionError):
-    pass
-
-
-def check(cond, msg, *details):
-    if not cond:
-        raise TestFailure(msg + "".join("\n    " + str(d) for d in details))
-
-
-def check_eq(got, want, what):
-    if got != want:
-        raise TestFailure("%s: got %r, want %r" % (what, got, want))
-
-
 _CASES = []
 
 
@@ -144,30 +134,6 @@ def run_cases(shared=None, argv=None):
 
 # ---------------------------------------------------------------- environment
 
-def _unescape_mountinfo(s):
-    out, i = "", 0
-    while i < len(s):
-        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
-            out += chr(int(s[i + 1:i + 4], 8))
-            i += 4
-        else:
-            out += s[i]
-            i += 1
-    return out
-
-
-def cgroup2_mount():
-    """The first cgroup2 mount point in /proc/self/mountinfo, or None."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, sep, post = line.partition(" - ")
-            if not sep:
-                continue
-            if post.split()[0] == "cgroup2":
-                return _unescape_mountinfo(pre.split()[4])
-    return None
-
-
 def require_environment():
     if os.geteuid() != 0:
         skip("needs root (loads BPF programs and creates cgroups)")
@@ -190,14 +156,6 @@ def binary(var):
 
 def clk_tck():
     return os.sysconf("SC_CLK_TCK")
-
-
-def proc_start_ticks(pid):
-    """Field 22 of /proc/PID/stat: start time in clock ticks after boot."""
-    with open("/proc/%d/stat" % pid) as f:
-        data = f.read()
-    rest = data[data.rindex(")") + 2:].split()
-    return int(rest[22 - 3])
 
 
 def netns_ino(pid="self"):

@@ -18,15 +18,13 @@ connect/send failed. Then reads stdin: each "send" line sends once more on
 the same socket and answers {"ok":true,"sent":N} (or an error line); EOF
 ends the process, so the flow stays live while the test checks.
 """
-import ctypes
-import json
 import os
 import socket
 import sys
 import threading
 
-SO_COOKIE = 57
-PR_SET_NAME = 15
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workcommon import cookie_of, emit, read_comm, set_comm  # noqa: E402
 
 ACTIONS = {
     # action: (family, type, connected)
@@ -40,17 +38,6 @@ ACTIONS = {
     "udp4mapped": (socket.AF_INET6, socket.SOCK_DGRAM, False),
     "udp4mappedc": (socket.AF_INET6, socket.SOCK_DGRAM, True),
 }
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def set_comm(name):
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
 
 
 def main(argv):
@@ -74,8 +61,7 @@ def main(argv):
         set_comm(comm)
     base = {"pid": os.getpid(), "tid": threading.get_native_id(),
             "action": action}
-    with open("/proc/self/comm") as f:
-        base["comm"] = f.read().rstrip("\n")
+    base["comm"] = read_comm()
 
     s = socket.socket(family, stype)
     s.settimeout(timeout)
@@ -99,8 +85,7 @@ def main(argv):
     else:
         local = s.getsockname()
         remote = s.getpeername() if connected else addr
-        cookie = int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8),
-                                "little")
+        cookie = cookie_of(s)
         emit(dict(base, ok=True,
                   family="ipv4" if family == socket.AF_INET else "ipv6",
                   proto="tcp" if stype == socket.SOCK_STREAM else "udp",

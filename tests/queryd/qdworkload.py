@@ -19,18 +19,50 @@ line on stdout:
 
 Every socket stays open until exit, so TCP flows stay established.
 """
-import ctypes
-import json
 import os
 import socket
 import sys
 
-PR_SET_NAME = 15
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from workcommon import enter_cgroup, hello, serve, set_comm  # noqa: E402
 
 
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+def _tcp(req):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect((req["host"], req["port"]))
+    _keep.append(s)
+    return {"ok": True, "sport": s.getsockname()[1], "dport": req["port"], "dst": req["host"]}
+
+
+def _udpc(req):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((req["host"], req["port"]))
+    s.send(b"connpid-queryd-test")
+    _keep.append(s)
+    return {"ok": True, "sport": s.getsockname()[1], "dport": req["port"], "dst": req["host"]}
+
+
+def _udp(req):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for p in req["ports"]:
+        s.sendto(b"x", (req["host"], p))
+    _keep.append(s)
+    return {"ok": True, "sport": s.getsockname()[1], "dports": req["ports"], "dst": req["host"]}
+
+
+def _udpflood(req):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    base, n = req["base"], req["n"]
+    for p in range(base, base + n):
+        s.sendto(b"x", (req["host"], p))
+    _keep.append(s)
+    return {"ok": True, "sport": s.getsockname()[1], "n": n}
+
+
+_keep = []   # every socket stays open until exit
+HANDLERS = {"hello": lambda req: hello(), "tcp": _tcp, "udpc": _udpc, "udp": _udp,
+            "udpflood": _udpflood}
 
 
 def main(argv):
@@ -39,63 +71,10 @@ def main(argv):
     if "--comm" in argv:
         comm = argv[argv.index("--comm") + 1]
     # Move ourselves into the test cgroup before any socket exists.
-    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-        f.write(str(os.getpid()))
+    enter_cgroup(cgroup)
     if comm:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_NAME, comm.encode()[:15], 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl")
-    keep = []
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = json.loads(line)
-        cmd = req["cmd"]
-        try:
-            if cmd == "hello":
-                with open("/proc/self/comm") as f:
-                    c = f.read().rstrip("\n")
-                with open("/proc/self/cgroup") as f:
-                    cg = f.read().strip()
-                emit({"ok": True, "pid": os.getpid(), "comm": c,
-                      "exe": os.readlink("/proc/self/exe"), "cgroup": cg})
-            elif cmd == "tcp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.settimeout(10)
-                s.connect((req["host"], req["port"]))
-                keep.append(s)
-                emit({"ok": True, "sport": s.getsockname()[1],
-                      "dport": req["port"], "dst": req["host"]})
-            elif cmd == "udpc":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.connect((req["host"], req["port"]))
-                s.send(b"connpid-queryd-test")
-                keep.append(s)
-                emit({"ok": True, "sport": s.getsockname()[1],
-                      "dport": req["port"], "dst": req["host"]})
-            elif cmd == "udp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                for p in req["ports"]:
-                    s.sendto(b"x", (req["host"], p))
-                keep.append(s)
-                emit({"ok": True, "sport": s.getsockname()[1],
-                      "dports": req["ports"], "dst": req["host"]})
-            elif cmd == "udpflood":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                base, n = req["base"], req["n"]
-                for p in range(base, base + n):
-                    s.sendto(b"x", (req["host"], p))
-                keep.append(s)
-                emit({"ok": True, "sport": s.getsockname()[1], "n": n})
-            elif cmd == "exit":
-                emit({"ok": True})
-                return 0
-            else:
-                emit({"ok": False, "error": "unknown cmd %s" % cmd})
-        except OSError as e:
-            emit({"ok": False, "error": str(e), "errno": e.errno})
-    return 0
+        set_comm(comm)
+    return serve(HANDLERS)
 
 
 if __name__ == "__main__":

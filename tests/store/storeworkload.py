@@ -26,24 +26,13 @@ process, over unconnected sockets (a new socket, hence a new sport, every
 time the port range wraps), so every datagram is a new flow; writes
 "started" and "done N SECONDS" lines on stdout.
 """
-import ctypes
-import json
 import os
 import socket
 import sys
 import time
 
-PR_SET_NAME = 15
-SO_COOKIE = 57
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def cookie(s):
-    return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8), "little")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from workcommon import cookie_of as cookie, enter_cgroup, hello, serve, set_comm  # noqa: E402
 
 
 def flood_pairs(hosts, first_port, n):
@@ -85,6 +74,38 @@ def udpflood(hosts, first_port, n, rate=0):
     return sports, sent
 
 
+def _hello(req):
+    with open("/proc/self/cmdline", "rb") as f:
+        cmdline = [a.decode() for a in f.read().split(b"\0")[:-1]]
+    return hello(cmdline=cmdline)
+
+
+def _tcp(req):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect((req["host"], req["port"]))
+    _keep.append(s)
+    return {"ok": True, "sport": s.getsockname()[1], "dport": req["port"],
+            "dst": req["host"], "cookie": cookie(s), "t": time.time()}
+
+
+def _udp(req):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"connpid-store-test", (req["host"], req["port"]))
+    _keep.append(s)
+    return {"ok": True, "sport": s.getsockname()[1], "dport": req["port"],
+            "dst": req["host"], "cookie": cookie(s), "t": time.time()}
+
+
+def _udpflood(req):
+    sports, n = udpflood(req["hosts"], req.get("first_port", 1024), req["n"])
+    return {"ok": True, "sports": sports, "n": n}
+
+
+_keep = []
+HANDLERS = {"hello": _hello, "tcp": _tcp, "udp": _udp, "udpflood": _udpflood}
+
+
 def main(argv):
     cgroup = argv[0]
     args = argv[1:]
@@ -94,12 +115,9 @@ def main(argv):
         comm = args[i + 1]
         del args[i:i + 2]
     # Move ourselves into the test cgroup before any socket exists.
-    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-        f.write(str(os.getpid()))
+    enter_cgroup(cgroup)
     if comm:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_NAME, comm.encode()[:15], 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl")
+        set_comm(comm)
     mode = args[0]
     if mode == "flood":
         opts = dict(zip(args[1::2], args[2::2]))
@@ -115,49 +133,7 @@ def main(argv):
         # Stay until told to go (stdin EOF) so the flows' pid stays alive.
         sys.stdin.read()
         return 0
-
-    keep = []
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = json.loads(line)
-        cmd = req["cmd"]
-        try:
-            if cmd == "hello":
-                with open("/proc/self/comm") as f:
-                    c = f.read().rstrip("\n")
-                with open("/proc/self/cgroup") as f:
-                    cg = f.read().strip()
-                with open("/proc/self/cmdline", "rb") as f:
-                    cmdline = [a.decode() for a in f.read().split(b"\0")[:-1]]
-                emit({"ok": True, "pid": os.getpid(), "comm": c,
-                      "exe": os.readlink("/proc/self/exe"), "cmdline": cmdline,
-                      "cgroup": cg})
-            elif cmd == "tcp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.settimeout(10)
-                s.connect((req["host"], req["port"]))
-                keep.append(s)
-                emit({"ok": True, "sport": s.getsockname()[1], "dport": req["port"],
-                      "dst": req["host"], "cookie": cookie(s), "t": time.time()})
-            elif cmd == "udp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.sendto(b"connpid-store-test", (req["host"], req["port"]))
-                keep.append(s)
-                emit({"ok": True, "sport": s.getsockname()[1], "dport": req["port"],
-                      "dst": req["host"], "cookie": cookie(s), "t": time.time()})
-            elif cmd == "udpflood":
-                sports, n = udpflood(req["hosts"], req.get("first_port", 1024), req["n"])
-                emit({"ok": True, "sports": sports, "n": n})
-            elif cmd == "exit":
-                emit({"ok": True})
-                return 0
-            else:
-                emit({"ok": False, "error": "unknown cmd %s" % cmd})
-        except OSError as e:
-            emit({"ok": False, "error": str(e), "errno": e.errno})
-    return 0
+    return serve(HANDLERS)
 
 
 if __name__ == "__main__":
