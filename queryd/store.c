@@ -610,72 +610,66 @@ static json_object *row_to_json(sqlite3_stmt *st)
 	return o;
 }
 
+/* One statement per order: every filter is in it, and an absent filter is
+ * bound to NULL, so each filter is named once, next to its value. */
+#define HISTORY_SQL(order) \
+	"SELECT id, " ROW_COLUMNS " FROM connections " \
+	"WHERE ts >= coalesce(:since, -1e300) AND ts <= coalesce(:until, 1e300) " \
+	"AND (:pid IS NULL OR pid = :pid) AND (:comm IS NULL OR comm = :comm) " \
+	"AND (:exe IS NULL OR exe = :exe) AND (:dst IS NULL OR dst = :dst) " \
+	"AND (:dport IS NULL OR dport = :dport) AND (:proto IS NULL OR proto = :proto) " \
+	"AND (:domain IS NULL OR domain = :domain) AND (:unit IS NULL OR unit = :unit) " \
+	"AND (:container IS NULL OR container_id = :container OR container_name = :container) " \
+	"ORDER BY ts " order ", id " order " LIMIT :limit"
+
+static void bind_name_text(sqlite3_stmt *st, const char *name, const char *v)
+{
+	(void)bind_opt_text(st, sqlite3_bind_parameter_index(st, name), v);
+}
+
+static void bind_name_int(sqlite3_stmt *st, const char *name, bool has, int64_t v)
+{
+	int i = sqlite3_bind_parameter_index(st, name);
+
+	if (has)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_name_double(sqlite3_stmt *st, const char *name, bool has, double v)
+{
+	int i = sqlite3_bind_parameter_index(st, name);
+
+	if (has)
+		sqlite3_bind_double(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
 int store_history(struct store *s, const struct history_query *q, json_object **ret)
 {
-	char sql[1024];
 	sqlite3_stmt *st = NULL;
 	json_object *arr;
-	int rc, n = 0, idx = 1;
-	size_t o = 0;
+	int rc, n = 0;
 
 	if (!s->db)
 		return -ENOTCONN;
-#define ADD(cond) o += (size_t)snprintf(sql + o, sizeof(sql) - o, " AND " cond)
-	o += (size_t)snprintf(sql, sizeof(sql), "SELECT id, " ROW_COLUMNS " FROM connections WHERE 1");
-	if (q->has_pid)
-		ADD("pid = ?");
-	if (q->comm)
-		ADD("comm = ?");
-	if (q->exe)
-		ADD("exe = ?");
-	if (q->dst)
-		ADD("dst = ?");
-	if (q->has_dport)
-		ADD("dport = ?");
-	if (q->has_proto)
-		ADD("proto = ?");
-	if (q->domain)
-		ADD("domain = ?");
-	if (q->container)
-		ADD("(container_id = ? OR container_name = ?)");
-	if (q->unit)
-		ADD("unit = ?");
-	if (q->has_since)
-		ADD("ts >= ?");
-	if (q->has_until)
-		ADD("ts <= ?");
-#undef ADD
-	snprintf(sql + o, sizeof(sql) - o, " ORDER BY ts %s, id %s LIMIT ?",
-		 q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC");
-
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, q->ascending ? HISTORY_SQL("ASC") : HISTORY_SQL("DESC"), -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sqlite_to_errno(rc);
-	if (q->has_pid)
-		sqlite3_bind_int64(st, idx++, q->pid);
-	if (q->comm)
-		sqlite3_bind_text(st, idx++, q->comm, -1, SQLITE_STATIC);
-	if (q->exe)
-		sqlite3_bind_text(st, idx++, q->exe, -1, SQLITE_STATIC);
-	if (q->dst)
-		sqlite3_bind_text(st, idx++, q->dst, -1, SQLITE_STATIC);
-	if (q->has_dport)
-		sqlite3_bind_int(st, idx++, q->dport);
-	if (q->has_proto)
-		sqlite3_bind_text(st, idx++, protocol_name(q->proto), -1, SQLITE_STATIC);
-	if (q->domain)
-		sqlite3_bind_text(st, idx++, q->domain, -1, SQLITE_STATIC);
-	if (q->container) {
-		sqlite3_bind_text(st, idx++, q->container, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, idx++, q->container, -1, SQLITE_STATIC);
-	}
-	if (q->unit)
-		sqlite3_bind_text(st, idx++, q->unit, -1, SQLITE_STATIC);
-	if (q->has_since)
-		sqlite3_bind_double(st, idx++, q->since);
-	if (q->has_until)
-		sqlite3_bind_double(st, idx++, q->until);
-	sqlite3_bind_int(st, idx, q->limit);
+	bind_name_double(st, ":since", q->has_since, q->since);
+	bind_name_double(st, ":until", q->has_until, q->until);
+	bind_name_int(st, ":pid", q->has_pid, q->pid);
+	bind_name_text(st, ":comm", q->comm);
+	bind_name_text(st, ":exe", q->exe);
+	bind_name_text(st, ":dst", q->dst);
+	bind_name_int(st, ":dport", q->has_dport, q->dport);
+	bind_name_text(st, ":proto", q->has_proto ? protocol_name(q->proto) : NULL);
+	bind_name_text(st, ":domain", q->domain);
+	bind_name_text(st, ":unit", q->unit);
+	bind_name_text(st, ":container", q->container);
+	bind_name_int(st, ":limit", true, q->limit);
 
 	arr = json_object_new_array();
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
