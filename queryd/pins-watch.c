@@ -67,16 +67,31 @@ int manager_open_pins(struct manager *m)
 	return 0;
 }
 
+/* A later loader run may add the DNS object to pins made with --no-dns:
+ * same meta map, one more ring to drain. */
+static bool dns_pins_appeared(struct manager *m)
+{
+	char path[PATH_MAX];
+
+	if (!m->maps_open || !m->dns || m->maps.dns_events_fd >= 0)
+		return false;
+	if (pin_path(path, sizeof(path), m->cfg.pin_dir, NULL, "dns_events") < 0)
+		return false;
+	return access(path, F_OK) == 0;
+}
+
 static int on_pins_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct manager *m = userdata;
+	bool dns_new;
 	__u32 id = 0;
 	int r;
 
 	r = pinned_meta_id(m->cfg.pin_dir, &id);
-	if (m->maps_open && (r < 0 || id != m->meta_map_id)) {
+	dns_new = r >= 0 && dns_pins_appeared(m);
+	if (m->maps_open && (r < 0 || id != m->meta_map_id || dns_new)) {
 		log_warning("Pins in %s were %s; reopening", m->cfg.pin_dir,
-			    r < 0 ? "removed" : "replaced by a new load");
+			    r < 0 ? "removed" : dns_new ? "extended with the DNS programs" : "replaced by a new load");
 		/* What is still waiting in the old ring belongs to flows we want. */
 		(void)manager_ringbuf_drain(m);
 		manager_close_pins(m);
