@@ -518,51 +518,53 @@ fail:
 	return r;
 }
 
-int store_prune(struct store *s, double now, size_t batch)
+/* One bounded DELETE: ?1 is the statement's threshold, ?2 the batch. */
+static int delete_batch(struct store *s, const char *sql, double threshold, size_t limit)
 {
 	sqlite3_stmt *st = NULL;
-	int deleted = 0, rc;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_to_errno(rc);
+	sqlite3_bind_double(st, 1, threshold);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sqlite_to_errno(rc);
+	return sqlite3_changes(s->db);
+}
+
+int store_prune(struct store *s, double now, size_t batch)
+{
+	int deleted = 0, r;
 
 	if (!s->db)
 		return 0;
 	if (s->opt.retain_days > 0) {
+		double cutoff = now - s->opt.retain_days * 86400.0;
+
 		/* DNS answers age out with the flows they explained. */
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM dns_events WHERE id IN "
-					"(SELECT id FROM dns_events WHERE ts < ?1 ORDER BY ts LIMIT ?2)", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			return sqlite_to_errno(rc);
-		sqlite3_bind_double(st, 1, now - s->opt.retain_days * 86400.0);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)batch);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
-			return sqlite_to_errno(rc);
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM connections WHERE id IN "
-					"(SELECT id FROM connections WHERE ts < ?1 ORDER BY ts LIMIT ?2)", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			return sqlite_to_errno(rc);
-		sqlite3_bind_double(st, 1, now - s->opt.retain_days * 86400.0);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)batch);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
-			return sqlite_to_errno(rc);
-		deleted += sqlite3_changes(s->db);
+		r = delete_batch(s, "DELETE FROM dns_events WHERE id IN "
+				 "(SELECT id FROM dns_events WHERE ts < ?1 ORDER BY ts LIMIT ?2)", cutoff, batch);
+		if (r < 0)
+			return r;
+		r = delete_batch(s, "DELETE FROM connections WHERE id IN "
+				 "(SELECT id FROM connections WHERE ts < ?1 ORDER BY ts LIMIT ?2)", cutoff, batch);
+		if (r < 0)
+			return r;
+		deleted += r;
 	}
 	if (s->opt.retain_rows > 0 && (size_t)deleted < batch) {
 		/* ids grow with time: the newest retain_rows ids stay. */
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM connections WHERE id IN "
-					"(SELECT id FROM connections WHERE id <= "
-					"(SELECT max(id) FROM connections) - ?1 ORDER BY id LIMIT ?2)", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			return sqlite_to_errno(rc);
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)s->opt.retain_rows);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)(batch - (size_t)deleted));
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
-			return sqlite_to_errno(rc);
-		deleted += sqlite3_changes(s->db);
+		r = delete_batch(s, "DELETE FROM connections WHERE id IN "
+				 "(SELECT id FROM connections WHERE id <= "
+				 "(SELECT max(id) FROM connections) - ?1 ORDER BY id LIMIT ?2)",
+				 (double)s->opt.retain_rows, batch - (size_t)deleted);
+		if (r < 0)
+			return r;
+		deleted += r;
 	}
 	s->st.rows_pruned += deleted;
 	return deleted;

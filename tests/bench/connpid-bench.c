@@ -1631,14 +1631,46 @@ struct burst_res {
 static struct burst_res g_burst[MAX_SIZES];
 static unsigned g_n_burst;
 
+/* One burst of b->burst_n new flows (UDP to distinct loopback addresses),
+ * sent from inside the measured cgroup; t0/t1 bracket the sending. */
+static int send_burst(struct bench *b, uint64_t *ret_t0, uint64_t *ret_t1)
+{
+	static const char payload[16] = "burst";
+	int fd = -1, r;
+
+	r = cg_move_self(b->cg_on);
+	if (r < 0)
+		return r;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto back;
+	}
+	*ret_t0 = now_ns();
+	for (unsigned i = 0; i < b->burst_n && !g_stop; i++) {
+		struct sockaddr_in a = lo_addr(0x7f400000u + (b->next_ip++ % 0x00400000u), b->sink_port);
+
+		if (sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			r = -errno;
+			break;
+		}
+	}
+	*ret_t1 = now_ns();
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+back:
+	if (cg_move_self(b->cg_orig) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
 static int burst_once(struct bench *b, unsigned ring, struct burst_res *res, json_object *out)
 {
 	unsigned long long ev0 = 0, dr0 = 0, ev1 = 0, dr1 = 0;
 	long long rcv0 = 0, rcv1 = 0;
 	uint64_t tick0 = 0, sch0 = 0, tick1 = 0, sch1 = 0, t0 = 0, t1 = 0, t2, sop = 0;
-	char payload[16] = "burst";
 	json_object *ml = json_object_new_object();
-	int fd = -1, r;
+	int r;
 
 	json_object_object_add(out, "maps_memlock_bytes", ml);
 	res->ring = ring;
@@ -1666,27 +1698,7 @@ static int burst_once(struct bench *b, unsigned ring, struct burst_res *res, jso
 	if (r < 0)
 		goto out;
 
-	r = cg_move_self(b->cg_on);
-	if (r < 0)
-		goto out;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto back;
-	}
-	t0 = now_ns();
-	for (unsigned i = 0; i < b->burst_n && !g_stop; i++) {
-		struct sockaddr_in a = lo_addr(0x7f400000u + (b->next_ip++ % 0x00400000u), b->sink_port);
-
-		if (sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
-			r = -errno;
-			break;
-		}
-	}
-	t1 = now_ns();
-back:
-	if (cg_move_self(b->cg_orig) < 0 && r == 0)
-		r = -errno;
+	r = send_burst(b, &t0, &t1);
 	if (r < 0)
 		goto out;
 	r = wait_drained(b, 30000);
@@ -1739,8 +1751,6 @@ back:
 		"%.0f ns CPU/event\n", ring, res->kevents, res->kdrops, res->received, res->drain_s,
 		res->events_per_s, res->cpu_ns_per_ev);
 out:
-	if (fd >= 0 && close(fd) < 0 && r == 0)
-		r = -errno;
 	return r;
 }
 
@@ -1898,11 +1908,10 @@ static int bench_store(struct bench *b, json_object *out)
 	unsigned long long ev0 = 0, dr0 = 0, ev1 = 0, dr1 = 0;
 	uint64_t t0 = 0, t1 = 0, t2, tick0 = 0, sch0 = 0, tick1 = 0, sch1 = 0, r0, mt;
 	struct db_watch w = { .b = b };
-	char payload[16] = "burst";
 	struct statfs sfs;
 	pthread_t th;
 	bool th_started = false;
-	int fd = -1, r;
+	int r;
 
 	snprintf(b->tmp_dir, sizeof(b->tmp_dir), "/var/tmp/connpid-bench-XXXXXX");
 	if (!mkdtemp(b->tmp_dir)) {
@@ -1945,27 +1954,7 @@ static int bench_store(struct bench *b, json_object *out)
 		goto out;
 	th_started = true;
 
-	r = cg_move_self(b->cg_on);
-	if (r < 0)
-		goto out;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto back;
-	}
-	t0 = now_ns();
-	for (unsigned i = 0; i < b->burst_n && !g_stop; i++) {
-		struct sockaddr_in a = lo_addr(0x7f400000u + (b->next_ip++ % 0x00400000u), b->sink_port);
-
-		if (sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
-			r = -errno;
-			break;
-		}
-	}
-	t1 = now_ns();
-back:
-	if (cg_move_self(b->cg_orig) < 0 && r == 0)
-		r = -errno;
+	r = send_burst(b, &t0, &t1);
 	if (r < 0)
 		goto out;
 	r = wait_drained(b, 30000);
@@ -2051,8 +2040,6 @@ out:
 		w.stop = 1;
 		(void)pthread_join(th, NULL);
 	}
-	if (fd >= 0 && close(fd) < 0 && r == 0)
-		r = -errno;
 	/* stop the storing queryd now so its files can go */
 	if (queryd_stop(b) < 0 && r == 0)
 		r = -EIO;

@@ -201,11 +201,6 @@ class Env(harness.CgroupEnv):
     def run(self, args, timeout=120, env=None, quiet=False):
         return harness.run_logged(args, timeout, env, quiet, tail=2000)
 
-    def load(self, *extra):
-        r = self.run(self.loader_args(*extra))
-        self.loaded = True   # even on failure: cleanup unloads whatever is there
-        check(r.returncode == 0, "connpid-loader failed (rc %d)" % r.returncode, r.stderr)
-
     def daemon(self, timeout=15):
         """Start connpid-queryd --no-store and wait until it answers ping."""
         self.no_store_daemon(timeout)

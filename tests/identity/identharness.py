@@ -89,11 +89,6 @@ class Env(harness.CgroupEnv):
     def run(self, args, timeout=60):
         return harness.run_logged(args, timeout)
 
-    def load(self, *extra):
-        r = self.run(self.loader_args(*extra))
-        self.loaded = True   # even on failure: cleanup unloads whatever is there
-        check(r.returncode == 0, "connpid-loader failed (rc %d)" % r.returncode, r.stderr)
-
     def daemon(self, timeout=15):
         """Start connpid-queryd --no-store and wait until it answers ping."""
         self.no_store_daemon(timeout)

@@ -392,6 +392,15 @@ class CgroupEnv:
     def loader_args(self, *extra):
         return [binary("CONNPID_LOADER"), "--pin-dir", self.pin_dir, "--cgroup", self.cgroup] + list(extra)
 
+    def run(self, args, timeout=120):
+        return run_logged(args, timeout)
+
+    def load(self, *extra):
+        """connpid-loader into this env's cgroup and pin dir; must succeed."""
+        r = self.run(self.loader_args(*extra))
+        self.loaded = True   # even on failure: cleanup unloads whatever is there
+        check(r.returncode == 0, "connpid-loader failed (rc %d)" % r.returncode, r.stderr)
+
     def popen(self, args, cgroup_dir, **kw):
         """Start a tracked process; with a cgroup_dir it enters that cgroup
         before exec."""
