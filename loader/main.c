@@ -43,6 +43,7 @@ static void help(void)
 	       "  --status              show what is pinned and attached\n"
 	       "  --json                with --status: JSON output\n"
 	       "  -v, --verbose         debug output, including the verifier log\n"
+	       "      --version         print the version and the pin ABI\n"
 	       "  -h, --help            this text\n",
 	       CONNPID_DEFAULT_PIN_DIR, CONNPID_MAP_V4_ENTRIES, CONNPID_MAP_V6_ENTRIES,
 	       CONNPID_RINGBUF_BYTES);

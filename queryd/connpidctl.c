@@ -64,7 +64,8 @@ static void help(void)
 	       "                       more filters for history\n"
 	       "  TIME is unix seconds, YYYY-MM-DDTHH:MM:SS (local), or -N[smhd] (ago)\n"
 	       "  --socket PATH        daemon socket (default %s)\n"
-	       "  --pin-dir DIR        pin dir for --direct (default %s)\n\n"
+	       "  --pin-dir DIR        pin dir for --direct (default %s)\n"
+	       "  --version            print the version and the pin ABI it speaks\n\n"
 	       "Exit status: 0 found/ok, 1 not found, 2 error.\n",
 	       DEFAULT_SOCKET, CONNPID_DEFAULT_PIN_DIR);
 }
@@ -665,7 +666,7 @@ int main(int argc, char **argv)
 {
 	enum { ARG_PROTOCOL = 0x100, ARG_DIRECT, ARG_JSON, ARG_SOCKET, ARG_PIN_DIR, ARG_LIMIT,
 	       ARG_PID, ARG_COMM, ARG_DPORT, ARG_DST, ARG_PROTO, ARG_EXE, ARG_DOMAIN, ARG_CONTAINER,
-	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT };
+	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT, ARG_VERSION };
 	static const struct option options[] = {
 		{ "protocol", required_argument, NULL, ARG_PROTOCOL },
 		{ "direct", no_argument, NULL, ARG_DIRECT },
@@ -686,6 +687,7 @@ int main(int argc, char **argv)
 		{ "until", required_argument, NULL, ARG_UNTIL },
 		{ "order", required_argument, NULL, ARG_ORDER },
 		{ "at", required_argument, NULL, ARG_AT },
+		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -774,6 +776,10 @@ int main(int argc, char **argv)
 			}
 			c.has_at = true;
 			break;
+		case ARG_VERSION:
+			printf("connpidctl %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
+			ret = EXIT_FOUND;
+			goto out;
 		case 'h':
 			help();
 			ret = EXIT_FOUND;

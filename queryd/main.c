@@ -40,6 +40,7 @@ static void help(void)
 	       "  --retain-days N     prune history older than N days (default 7, 0 = never)\n"
 	       "  --retain-rows N     keep at most N rows of history (default 10000000, 0 = no limit)\n"
 	       "  -v, --verbose       debug logging\n"
+	       "      --version       print the version and the pin ABI\n"
 	       "  -h, --help          this text\n",
 	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_DB);
 }
