@@ -18,12 +18,21 @@ meson compile -C build-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 rc=0
-meson test -C build-asan --print-errorlogs --num-processes 2 "$@" || rc=$?
+# Feature suites run in parallel, each in its own child cgroup and pin dir;
+# the host suite attaches at the cgroup2 root and runs alone, after them.
+meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite host \
+  --logbase testlog-features "$@" || rc=$?
+meson test -C build-asan --print-errorlogs --num-processes 1 --suite host \
+  --logbase testlog-host "$@" || rc=$?
 
-python3 - build-asan/meson-logs/testlog.json <<'PY' || rc=1
-import json, sys
+python3 - build-asan/meson-logs/testlog-features.json build-asan/meson-logs/testlog-host.json <<'PY' || rc=1
+import json, os, sys
 passed = failed = skipped = 0
-for line in open(sys.argv[1]):
+lines = []
+for path in sys.argv[1:]:
+    if os.path.exists(path):
+        lines += open(path).readlines()
+for line in lines:
     r = json.loads(line).get("result")
     if r == "OK":
         passed += 1

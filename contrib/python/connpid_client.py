@@ -17,11 +17,24 @@ threads (calls are serialized by a lock). If the daemon went away since the
 last call (restart, crash) the request is retried once on a fresh
 connection. After a timeout the connection is dropped, so a late answer can
 never be taken for the answer to a later request.
+
+Everything the socket sends is treated as untrusted input. An answer line
+must be strict JSON (no NaN/Infinity) in valid UTF-8 and at most
+MAX_ANSWER_BYTES (16 MiB, newline excluded; `max_answer_bytes=` changes
+it), whose strings are valid Unicode (no lone \\uD800-style surrogate);
+anything else is reported as ConnpidProtocolError with code
+"bad_answer" and never escapes as another exception. A request that gets
+such an answer raises it and drops the connection (the stream may be out
+of sync); a watch stream skips the line, counts it in
+ConnpidClient.watch_skipped, reports it (on_bad_answer callback, else a
+warning on the "connpid_client" logger) and goes on.
 """
 
 import ipaddress
 import json
+import logging
 import os
+import re
 import select
 import socket
 import threading
@@ -40,6 +53,8 @@ __version__ = "0.1.0"
 
 DEFAULT_SOCKET = "/run/connpid.sock"
 MAX_ANSWER_BYTES = 16 << 20  # largest answer line we accept (recent can be big)
+
+_log = logging.getLogger("connpid_client")
 
 _PROTOS = {"tcp": "tcp", "udp": "udp", 6: "tcp", 17: "udp", "6": "tcp", "17": "udp"}
 
@@ -73,6 +88,10 @@ class ConnpidProtocolError(ConnpidError):
 
 class _Closed(Exception):
     """Internal: peer closed before a byte of the answer arrived."""
+
+
+def _bad_answer(message, line):
+    return ConnpidProtocolError(message, code="bad_answer", answer=line)
 
 
 def _normalize_proto(proto):
@@ -114,6 +133,7 @@ class _Conn:
     def __init__(self, path, deadline):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.buf = bytearray()
+        self.discarding = False  # inside an over-long line, dropping it
         try:
             self.sock.settimeout(max(deadline - time.monotonic(), 0.001)
                                  if deadline is not None else None)
@@ -155,17 +175,31 @@ class _Conn:
 
     def readline(self, deadline, max_bytes=MAX_ANSWER_BYTES):
         """Return one line (without newline). Raises _Closed on EOF before
-        any byte, ConnpidUnavailable on EOF mid-line, socket.timeout."""
+        any byte, ConnpidUnavailable on EOF mid-line, socket.timeout, and
+        bad_answer for a line longer than max_bytes. After that error the
+        rest of the long line is discarded as it arrives (not buffered),
+        so a watch can go on with the next line."""
         got_any = bool(self.buf)
         while True:
             nl = self.buf.find(b"\n")
             if nl >= 0:
                 line = bytes(self.buf[:nl])
                 del self.buf[: nl + 1]
+                if self.discarding:
+                    self.discarding = False
+                    got_any = bool(self.buf)
+                    continue
+                if len(line) > max_bytes:
+                    raise _bad_answer(f"answer longer than {max_bytes} bytes",
+                                      line[:256])
                 return line
-            if len(self.buf) > max_bytes:
-                raise ConnpidProtocolError(
-                    f"answer longer than {max_bytes} bytes", code="bad_answer")
+            if self.discarding:
+                self.buf.clear()
+            elif len(self.buf) > max_bytes:
+                head = bytes(self.buf[:256])
+                self.buf.clear()
+                self.discarding = True
+                raise _bad_answer(f"answer longer than {max_bytes} bytes", head)
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -175,7 +209,7 @@ class _Conn:
                 self.sock.settimeout(None)
             chunk = self.sock.recv(65536)
             if not chunk:
-                if got_any:
+                if got_any or self.discarding:
                     raise ConnpidUnavailable("daemon closed the connection "
                                              "in the middle of an answer")
                 raise _Closed()
@@ -183,15 +217,29 @@ class _Conn:
             self.buf += chunk
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+# \uD800-\uDFFF escapes: only a real lone surrogate (no valid pair) is an
+# error, checked by re-encoding; the regex keeps that off the common path.
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
 def _parse(line):
+    """One answer line -> dict, or bad_answer. RecursionError is caught
+    too: a deeply nested line must not take the caller down."""
     try:
-        obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ConnpidProtocolError(f"malformed answer from daemon: {e}",
-                                   code="bad_answer", answer=line) from None
+        obj = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise _bad_answer(f"malformed answer from daemon: {e}", line) from None
     if not isinstance(obj, dict):
-        raise ConnpidProtocolError("answer is not a JSON object",
-                                   code="bad_answer", answer=line)
+        raise _bad_answer("answer is not a JSON object", line)
+    if _SURROGATE_ESCAPE.search(line):
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _bad_answer("answer holds a lone UTF-16 surrogate", line) from None
     return obj
 
 
@@ -217,11 +265,18 @@ class ConnpidClient:
     path:    the daemon's socket (default /run/connpid.sock)
     timeout: default per-call timeout in seconds (connect + send + answer);
              None waits forever. Every method takes timeout= to override it.
+    max_answer_bytes: longest answer line accepted (default 16 MiB); a
+             longer one is a bad_answer, and is never buffered whole.
+
+    watch_skipped counts the watch lines skipped as bad_answer.
     """
 
-    def __init__(self, path=DEFAULT_SOCKET, timeout=0.2):
+    def __init__(self, path=DEFAULT_SOCKET, timeout=0.2,
+                 max_answer_bytes=MAX_ANSWER_BYTES):
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.max_answer_bytes = int(max_answer_bytes)
+        self.watch_skipped = 0
         self._conn = None
         self._next_id = 1
         self._lock = threading.Lock()
@@ -320,7 +375,7 @@ class ConnpidClient:
 
     def _read_answer(self, conn, rid, deadline):
         while True:
-            line = conn.readline(deadline)
+            line = conn.readline(deadline, self.max_answer_bytes)
             obj = _parse(line)
             if "id" not in obj:
                 # Only errors for unparsable requests may lack the id; we
@@ -381,13 +436,19 @@ class ConnpidClient:
     def status(self, timeout=None):
         return self.request("status", timeout=timeout).get("status", {})
 
-    def watch(self, timeout=None, idle_timeout=None, **filters):
+    def watch(self, timeout=None, idle_timeout=None, on_bad_answer=None,
+              **filters):
         """Yield a FLOW dict for every new flow, until the generator is
         closed (or the daemon goes away: ConnpidUnavailable).
 
         Uses a connection of its own. timeout bounds connecting and the
         daemon's acknowledgement; idle_timeout (default: none) raises
         ConnpidTimeout if no event arrives for that long.
+
+        A line that is not valid UTF-8, not a JSON object or too long does
+        not end the watch: it is counted in self.watch_skipped, handed to
+        on_bad_answer(ConnpidProtocolError) (default: a logged warning)
+        and skipped. An {"ok":false} line from the daemon ends it.
         """
         deadline = self._deadline(timeout)
         conn = _Conn(self.path, deadline)
@@ -398,7 +459,7 @@ class ConnpidClient:
             try:
                 conn.send((json.dumps(msg, separators=(",", ":")) + "\n").encode(),
                           deadline)
-                line = conn.readline(deadline)
+                line = conn.readline(deadline, self.max_answer_bytes)
             except socket.timeout:
                 raise ConnpidTimeout("no answer to 'watch' in time") from None
             except (_Closed, OSError) as e:
@@ -406,27 +467,40 @@ class ConnpidClient:
                     None if isinstance(e, _Closed) else e)
             _check_ok(_parse(line), line)
             while True:
-                dl = None if idle_timeout is None else time.monotonic() + idle_timeout
-                try:
-                    line = conn.readline(dl)
-                except socket.timeout:
-                    raise ConnpidTimeout(f"no watch event for {idle_timeout}s") from None
-                except (_Closed, OSError) as e:
-                    raise ConnpidUnavailable("daemon ended the watch stream") from (
-                        None if isinstance(e, _Closed) else e)
-                obj = _parse(line)
+                obj = self._watch_next(conn, idle_timeout, on_bad_answer)
+                if obj is None:
+                    continue
                 if obj.get("ok") is False:
-                    _check_ok(obj, line)
+                    _check_ok(obj)
                 if obj.get("event") == "flow" and isinstance(obj.get("flow"), dict):
                     yield obj["flow"]
                 # other event kinds (future: dns, ...) are skipped
         finally:
             conn.close()
 
+    def _watch_next(self, conn, idle_timeout, on_bad_answer):
+        """Next watch line as a dict, or None for a skipped bad line."""
+        dl = None if idle_timeout is None else time.monotonic() + idle_timeout
+        try:
+            return _parse(conn.readline(dl, self.max_answer_bytes))
+        except socket.timeout:
+            raise ConnpidTimeout(f"no watch event for {idle_timeout}s") from None
+        except (_Closed, OSError) as e:
+            raise ConnpidUnavailable("daemon ended the watch stream") from (
+                None if isinstance(e, _Closed) else e)
+        except ConnpidProtocolError as e:  # bad_answer: skip this line only
+            self.watch_skipped += 1
+            if on_bad_answer is not None:
+                on_bad_answer(e)
+            else:
+                _log.warning("connpid watch: skipped a bad line (%s)", e.message)
+            return None
+
 
 def _main(argv=None):
     """Tiny CLI for poking at a daemon: python3 connpid_client.py ping."""
     import argparse
+    import sys
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--socket", default=DEFAULT_SOCKET)
     ap.add_argument("--timeout", type=float, default=1.0)
@@ -452,7 +526,9 @@ def _main(argv=None):
         if a.cmd == "recent":
             out = c.recent(a.limit)
         elif a.cmd == "watch":
-            for f in c.watch():
+            def bad(e):
+                print(f"connpid: skipped: {e}", file=sys.stderr)
+            for f in c.watch(on_bad_answer=bad):
                 print(json.dumps(f), flush=True)
             return 0
         else:
@@ -460,7 +536,7 @@ def _main(argv=None):
         print(json.dumps(out))
         return 0
     except ConnpidError as e:
-        print(f"connpid: {e}", file=__import__("sys").stderr)
+        print(f"connpid: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0

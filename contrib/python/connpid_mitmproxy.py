@@ -18,14 +18,21 @@ every flow on it:
 
 A lookup never stalls the proxy: it runs in a worker thread, the hook
 waits at most connpid_timeout seconds, and anything that goes wrong
-(timeout, daemon down, protocol error, flow not in the maps) makes the
-connection "unknown". After a timeout, lookups are skipped for a short
-while so a hung daemon cannot pile up work.
+(timeout, daemon down, an answer that cannot be read, flow not in the
+maps) makes the connection "unknown". After a timeout, lookups are skipped
+for a short while so a hung daemon cannot pile up work.
 
-Egress filtering: with connpid_allow_exe set, only connections made by the
-listed executables pass; others (and unknown ones with
-connpid_block_unknown) are refused, by a 403 answer on HTTP requests or by
-closing the connection (connpid_block_action=kill).
+Egress filtering fails closed: with connpid_allow_exe set, only
+connections made by the listed executables pass. Everything else is
+refused, and so is every connection whose process connpid cannot name
+("unknown": not found, daemon down or too slow, unreadable answer, an
+internal error), unless the operator opts in with
+connpid_allow_unknown=true. connpid_block_unknown=true refuses unknown
+connections even without an allow list, and wins over
+connpid_allow_unknown. Refusal is a 403 answer on HTTP requests or closing
+the connection (connpid_block_action=kill). Names from the daemon are
+shown with control characters escaped, so a process name cannot rewrite
+the operator's terminal through mitmdump's log.
 
 Tested with mitmproxy 8.1 (Debian 12).
 """
@@ -33,6 +40,7 @@ Tested with mitmproxy 8.1 (Debian 12).
 import asyncio
 import concurrent.futures
 import os
+import re
 import sys
 import threading
 import time
@@ -57,6 +65,17 @@ except Exception:  # pragma: no cover
 META_KEY = "connpid"
 WORKERS = 4
 BACKOFF_AFTER_TIMEOUT = 0.5  # seconds without lookups after a timeout
+
+
+# C0, DEL, C1 and lone surrogates: escaped in every text we show (log
+# line, comment, 403 body); flow.metadata keeps the daemon's exact values.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _clean(text):
+    return _UNSAFE.sub(lambda m: "\\x%02x" % ord(m.group())
+                       if ord(m.group()) < 0x100 else "\\u%04x" % ord(m.group()),
+                       str(text))
 
 
 def _log(level, msg):
@@ -100,7 +119,12 @@ def _first(flow, *names):
 
 
 def describe(info):
-    """One-line human summary of a connpid record (used for comment/log)."""
+    """One-line human summary of a connpid record (used for comment/log),
+    control characters escaped."""
+    return _clean(_describe(info))
+
+
+def _describe(info):
     if info.get("status") != "found":
         return f"unknown ({info.get('reason', 'no answer')})"
     parts = [f"{info.get('comm') or '?'}[{info.get('pid', '?')}]"]
@@ -125,9 +149,9 @@ class _Conn:
     __slots__ = ("info", "allowed", "reason", "key", "logged")
 
     def __init__(self):
-        self.info = None
-        self.allowed = True
-        self.reason = ""
+        self.info = None      # None: not decided yet (allowed is meaningless)
+        self.allowed = False
+        self.reason = "not decided"
         self.key = None
         self.logged = False
 
@@ -159,9 +183,15 @@ class Connpid:
             "against the exe's basename) allowed through the proxy; when set, "
             "connections from any other executable are refused.")
         loader.add_option(
+            "connpid_allow_unknown", bool, False,
+            "With connpid_allow_exe set, let connections through whose "
+            "process connpid cannot name (not found, daemon down or too slow, "
+            "unreadable answer). Off by default: the allow list fails closed.")
+        loader.add_option(
             "connpid_block_unknown", bool, False,
             "Refuse connections whose process connpid cannot name "
-            "(not found, daemon down or too slow).")
+            "(not found, daemon down or too slow, unreadable answer), "
+            "with or without an allow list; wins over connpid_allow_unknown.")
         loader.add_option(
             "connpid_block_action", str, "403",
             "How to refuse: '403' answers HTTP requests with 403 Forbidden "
@@ -270,14 +300,21 @@ class Connpid:
     # -- policy ------------------------------------------------------------------
 
     def _decide(self, info):
+        """(allowed, reason). Anything unexpected refuses when a policy is
+        set: an allow list must not be bypassed by an answer it cannot use."""
         o = ctx.options
         if info.get("status") != "found":
+            why = f"process unknown ({info.get('reason')})"
             if o.connpid_block_unknown:
-                return False, f"process unknown ({info.get('reason')})"
+                return False, why
+            if self._allow and not o.connpid_allow_unknown:
+                return False, why + ", connpid_allow_unknown is off"
             return True, ""
         if not self._allow:
             return True, ""
-        exe = info.get("exe") or ""
+        exe = info.get("exe")
+        if not isinstance(exe, str):
+            exe = ""
         if exe.endswith(" (deleted)"):
             exe = exe[: -len(" (deleted)")]
         if exe and (exe in self._allow or os.path.basename(exe) in self._allow):
@@ -338,10 +375,31 @@ class Connpid:
             return st  # transparent without original dst yet: retry per flow
         info = await self._lookup(st.key)
         if st.info is None:
+            # verdict first: st.info set means "decided" to every other hook
+            st.allowed, st.reason = self._verdict(info)
             st.info = info
-            st.allowed, st.reason = self._decide(info)
             self._log_conn(client, st)
         return st
+
+    def _verdict(self, info):
+        """_decide() that cannot raise: on a bug the answer counts as
+        unknown (refused under a policy), and refused if even that fails."""
+        try:
+            return self._decide(info)
+        except Exception as e:
+            _log("error", f"connpid: internal error deciding: {e!r}")
+        try:
+            return self._decide({"status": "unknown", "reason": "internal error"})
+        except Exception:
+            return False, "internal error"
+
+    def _conn_verdict(self, st):
+        """(info, allowed, reason) for a connection, also before or
+        without a lookup (no destination known yet): then it is unknown."""
+        if st is None or st.info is None:
+            info = {"status": "unknown", "reason": "no destination address"}
+            return (info,) + self._verdict(info)
+        return st.info, st.allowed, st.reason
 
     def _log_conn(self, client, st):
         if st.logged:
@@ -367,14 +425,14 @@ class Connpid:
             line = f"connpid: {where} unknown ({info.get('reason')})"
         if not st.allowed:
             line += f" REFUSED: {st.reason}"
-        _log("info" if st.allowed else "warn", line)
+        _log("info" if st.allowed else "warn", _clean(line))
 
     async def client_connected(self, client):
         try:
             st = await self._resolve(client)
             if (st.info is not None and not st.allowed
                     and ctx.options.connpid_block_action == "kill"):
-                client.error = f"connpid: refused: {st.reason}"
+                client.error = f"connpid: refused: {_clean(st.reason)}"
         except Exception as e:  # pragma: no cover - belt and braces
             _log("error", f"connpid: internal error in client_connected: {e!r}")
 
@@ -382,44 +440,45 @@ class Connpid:
         self._conns.pop(client.id, None)
 
     async def _annotate(self, flow):
+        """Attach the answer to flow; return (allowed, reason)."""
         try:
             client = flow.client_conn
             st = self._conns.get(client.id)
             if st is None or st.info is None:
                 dst = _addr(flow.server_conn.address) if flow.server_conn else None
                 st = await self._resolve(client, dst)
-            info = st.info or {"status": "unknown", "reason": "no destination address"}
+            info, allowed, reason = self._conn_verdict(st)
             flow.metadata[META_KEY] = dict(info)
             note = "connpid: " + describe(info)
-            if not st.allowed:
-                note += f" [refused: {st.reason}]"
+            if not allowed:
+                note += f" [refused: {_clean(reason)}]"
             if not flow.comment:
                 flow.comment = note
             elif "connpid:" not in flow.comment:
                 flow.comment += "\n" + note
-            return st
+            return allowed, reason
         except Exception as e:  # pragma: no cover
             _log("error", f"connpid: internal error annotating flow: {e!r}")
-            return None
+            return self._verdict({"status": "unknown", "reason": "internal error"})
 
-    def _refuse_http(self, flow, st):
+    def _refuse_http(self, flow, reason):
         if ctx.options.connpid_block_action == "kill":
             flow.kill()
             return
-        body = f"connpid: refused: {st.reason}\n".encode("utf-8", "replace")
+        body = f"connpid: refused: {_clean(reason)}\n".encode("utf-8", "replace")
         flow.response = http.Response.make(
             403, body, {"Content-Type": "text/plain; charset=utf-8",
                         "Connection": "close"})
 
     async def http_connect(self, flow):
-        st = await self._annotate(flow)
-        if st is not None and not st.allowed:
-            self._refuse_http(flow, st)
+        allowed, reason = await self._annotate(flow)
+        if not allowed:
+            self._refuse_http(flow, reason)
 
     async def requestheaders(self, flow):
-        st = await self._annotate(flow)
-        if st is not None and not st.allowed and flow.response is None:
-            self._refuse_http(flow, st)
+        allowed, reason = await self._annotate(flow)
+        if not allowed and flow.response is None:
+            self._refuse_http(flow, reason)
 
     async def tcp_start(self, flow):
         await self._annotate(flow)
@@ -427,8 +486,8 @@ class Connpid:
     def tcp_message(self, flow):
         # Raw TCP on a refused connection (mitmproxy 8 cannot close it from
         # an addon here): forward nothing the client sends.
-        st = self._conns.get(flow.client_conn.id)
-        if st is not None and not st.allowed and flow.messages:
+        _, allowed, _ = self._conn_verdict(self._conns.get(flow.client_conn.id))
+        if not allowed and flow.messages:
             msg = flow.messages[-1]
             if msg.from_client:
                 msg.content = b""

@@ -58,6 +58,7 @@ class MockQueryd:
         self.delay = {}          # op -> seconds to sleep before answering
         self.override = None     # callable(req) -> list[bytes] | None
         self.close_after = None  # close the connection after N answers on it
+        self.watch_lines = None  # raw lines a watch sends after its ack
         self._stop = threading.Event()
         self._conns = []
         self._lock = threading.Lock()
@@ -183,6 +184,15 @@ class MockQueryd:
     def _watch(self, c, req):
         ack = {"ok": True, "watching": True, "id": req.get("id")}
         c.sendall(json.dumps(ack).encode() + b"\n")
+        if self.watch_lines is not None:
+            try:
+                for ln in self.watch_lines:
+                    c.sendall(ln + b"\n")
+            except OSError:
+                return
+            while not self._stop.is_set():
+                time.sleep(0.02)
+            return
         for i in range(3):
             ev = {"event": "flow", "flow": dict(FLOW, sport=50000 + i)}
             c.sendall(json.dumps(ev).encode() + b"\n")
@@ -409,6 +419,40 @@ class ClientTest(unittest.TestCase):
         self.srv.override = None
         self.assertTrue(self.client.ping()["pong"])
 
+    def test_unusual_malformed_lines_are_bad_answer(self):
+        # nothing the daemon sends may escape as another exception
+        bad = [b"[" * 100000, b'{"ok":true,"id":%d,"x":NaN}',
+               b'{"ok":true,"id":%d,"x":Infinity}',
+               b'{"ok":true,"id":%d,"x":"\\ud800"}',
+               b'{"ok":true,"id":%d,"x":' + b"9" * 5000 + b"}",
+               b'{"ok":true,"id":%d,"x":"\xed\xa0\x80"}',  # CESU surrogate
+               b'{"ok":true,"id":%d,"x":"\xc0\xaf"}']      # overlong
+        for raw in bad:
+            self.srv.override = lambda req, raw=raw: [
+                raw.replace(b"%d", str(req["id"]).encode())]
+            with self.assertRaises(ConnpidProtocolError, msg=raw[:40]) as cm:
+                self.client.ping()
+            self.assertEqual(cm.exception.code, "bad_answer", raw[:40])
+            self.assertFalse(self.client.connected)
+        # a valid surrogate pair is fine
+        self.srv.override = lambda req: [
+            b'{"ok":true,"id":%d,"x":"\\ud83d\\ude00"}' % req["id"]]
+        self.assertEqual(self.client.ping()["x"], "\U0001F600")
+
+    def test_answer_size_is_bounded(self):
+        c = ConnpidClient(self.path, timeout=2.0, max_answer_bytes=1024)
+        pad = "x" * 2000
+        self.srv.override = lambda req: [json.dumps(
+            {"ok": True, "id": req["id"], "pad": pad}).encode()]
+        with self.assertRaises(ConnpidProtocolError) as cm:
+            c.ping()
+        self.assertEqual(cm.exception.code, "bad_answer")
+        self.assertIn("longer than 1024", cm.exception.message)
+        self.assertFalse(c.connected)
+        self.srv.override = None
+        self.assertTrue(c.ping()["pong"])
+        c.close()
+
     def test_found_without_flow_is_protocol_error(self):
         self.srv.override = lambda req: [json.dumps(
             {"ok": True, "id": req["id"], "found": True}).encode()]
@@ -437,6 +481,49 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(w["filter"], {"comm": "curl"})
         # the main connection is untouched by watch
         self.assertTrue(self.client.ping()["pong"])
+
+    def test_watch_skips_bad_lines_and_goes_on(self):
+        def ev(sport):
+            return json.dumps({"event": "flow",
+                               "flow": dict(FLOW, sport=sport)}).encode()
+        self.srv.watch_lines = [
+            ev(1),
+            b'{"event":"flow","flow":{"comm":"\xff\xfe"}}',   # not UTF-8
+            ev(2),
+            b"not json at all",
+            b"[1,2]",
+            b'{"event":"flow","flow":{"comm":"\\udcff"}}',   # lone surrogate
+            b"[" * 100000,
+            b'{"event":"flow","flow":{"x":' + b"y" * 3000 + b'}}',  # too long
+            b'{"x":"' + b"z" * 300000 + b'"}',   # too long, spans many reads
+            ev(3),
+        ]
+        c = ConnpidClient(self.path, timeout=2.0, max_answer_bytes=2048)
+        seen = []
+        got = []
+        gen = c.watch(idle_timeout=5.0, on_bad_answer=seen.append)
+        for f in gen:
+            got.append(f["sport"])
+            if len(got) == 3:
+                break
+        gen.close()
+        self.assertEqual(got, [1, 2, 3])
+        self.assertEqual(c.watch_skipped, 7)
+        self.assertEqual(len(seen), 7)
+        for e in seen:
+            self.assertIsInstance(e, ConnpidProtocolError)
+            self.assertEqual(e.code, "bad_answer")
+        self.assertEqual(seen[0].answer, b'{"event":"flow","flow":{"comm":"\xff\xfe"}}')
+        c.close()
+
+    def test_watch_bad_line_without_callback_is_logged(self):
+        self.srv.watch_lines = [b"\xff", json.dumps(
+            {"event": "flow", "flow": dict(FLOW, sport=7)}).encode()]
+        gen = self.client.watch(idle_timeout=5.0)
+        with self.assertLogs("connpid_client", "WARNING"):
+            self.assertEqual(next(gen)["sport"], 7)
+        gen.close()
+        self.assertEqual(self.client.watch_skipped, 1)
 
     def test_watch_idle_timeout(self):
         gen = self.client.watch(idle_timeout=0.2)

@@ -514,7 +514,8 @@ def case_restart(env):
 def case_allow_exe(env):
     """(4) connpid_allow_exe: a listed executable passes, another is refused
     (403, then with connpid_block_action=kill a closed connection); an
-    unknown flow (queryd down) passes unless connpid_block_unknown."""
+    unknown flow (queryd stopped) is refused too (fails closed) unless
+    connpid_allow_unknown=true."""
     env.setup_bpf()
     env.start_queryd()
     origin = env.start_origin()
@@ -538,13 +539,33 @@ def case_allow_exe(env):
     assert "refused" in by["other"]["comment"], by["other"]
     text = env.read_log("mitm-403")
     assert "REFUSED" in text and f"pid={pid2} comm=othercurl" in text, text
-    # unknown flows (made while queryd is down) pass without block_unknown
+    # queryd stopped: every flow is unknown, and an allow list refuses it,
+    # whether or not the executable is listed (no fail-open bypass)
     env.stop_queryd()
-    _, rc, code = env.curl(url + "unknown", proxy=proxy, exe=other)
-    assert rc == 0 and code == 200, f"unknown flow refused: rc={rc} http={code}"
-    rec = env.dumped(dump, 3)[2]
-    assert rec["connpid"]["status"] == "unknown", rec
+    for n, (tag, exe) in enumerate((("unknown-other", other),
+                                    ("unknown-listed", CURL)), start=3):
+        _, rc, code = env.curl(url + tag, proxy=proxy, exe=exe)
+        assert code == 403, f"unknown flow passed the allow list: rc={rc} http={code}"
+        rec = env.dumped(dump, n)[n - 1]
+        assert rec["url"].endswith(tag), rec
+        assert rec["connpid"]["status"] == "unknown", rec
+        assert "refused" in rec["comment"], rec
+    text = env.read_log("mitm-403")
+    assert "REFUSED: process unknown" in text, text
     env.assert_proxy_healthy("mitm-403", mitm)
+
+    # ... unless the operator opts in
+    mport3 = free_port()
+    mitm3, dump3 = env.start_mitmdump(
+        "mitm-optin", mport3,
+        extra_set=[f"connpid_allow_exe={CURL}", "connpid_allow_unknown=true"])
+    _, rc, code = env.curl(url + "unknown-optin", proxy=f"http://127.0.0.1:{mport3}",
+                           exe=other)
+    assert rc == 0 and code == 200, \
+        f"unknown flow refused with connpid_allow_unknown: rc={rc} http={code}"
+    rec = env.dumped(dump3, 1)[0]
+    assert rec["connpid"]["status"] == "unknown", rec
+    env.assert_proxy_healthy("mitm-optin", mitm3)
 
     mport2 = free_port()
     mitm2, dump2 = env.start_mitmdump(
