@@ -7,7 +7,9 @@
 
 #include <bpf/libbpf.h>
 
+#include "jsonutil.h"
 #include "log.h"
+#include "macro.h"
 
 /* Process-wide logging settings: the only state outside a daemon context,
  * like any logger's. */
@@ -35,6 +37,56 @@ void log_set_prefix_levels(bool on)
 void log_set_program(const char *name)
 {
 	log_state.program = name;
+}
+
+/* Characters that reorder or hide the text around them on a terminal:
+ * LRM, RLM, the line/paragraph separators, embeddings, overrides and
+ * isolates. */
+static bool is_direction_control(unsigned cp)
+{
+	return cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The code point of a well-formed character of l (2 or 3) bytes. */
+static unsigned decode2or3(const unsigned char *u, int l)
+{
+	if (l == 2)
+		return (u[0] & 0x1fu) << 6 | (u[1] & 0x3fu);
+	return (u[0] & 0x0fu) << 12 | (u[1] & 0x3fu) << 6 | (u[2] & 0x3fu);
+}
+
+char *text_escape(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(4 * n + 1), *p = out; /* \xHH: 4 bytes per byte at most */
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		const unsigned char *u = (const unsigned char *)s + i;
+		int l = utf8_char_len(s + i, n - i);
+		unsigned cp;
+
+		if (l <= 0 || (l == 1 && (u[0] < 0x20 || u[0] == 0x7f))) {
+			p += sprintf(p, "\\x%02x", u[0]);
+			i++;
+			continue;
+		}
+		if (l == 1 && u[0] == '\\') {
+			p = stpcpy(p, "\\\\");
+			i++;
+			continue;
+		}
+		cp = l == 2 || l == 3 ? decode2or3(u, l) : 0;
+		if ((cp >= 0x80 && cp <= 0x9f) || is_direction_control(cp))
+			p += sprintf(p, "\\u%04x", cp);
+		else
+			p = mempcpy(p, u, (size_t)l);
+		i += (size_t)l;
+	}
+	*p = '\0';
+	return out;
 }
 
 /* Expand %m ourselves, with the error we were given rather than errno. */
@@ -73,7 +125,9 @@ static void format_with_error(char *buf, size_t size, const char *fmt, int error
 
 int log_internal(enum log_level level, int error, const char *fmt, ...)
 {
+	_cleanup_free_ char *safe = NULL;
 	char buf[2048];
+	const char *line;
 	va_list ap;
 
 	if (error < 0)
@@ -84,13 +138,18 @@ int log_internal(enum log_level level, int error, const char *fmt, ...)
 	va_start(ap, fmt);
 	format_with_error(buf, sizeof(buf), fmt, error, ap);
 	va_end(ap);
+	/* A name with "\n<0>..." in it would forge a journal line, one with
+	 * ESC rewrite the terminal: what we print is one plain line. */
+	buf[utf8_cut(buf, strlen(buf))] = '\0';
+	safe = text_escape(buf);
+	line = safe ?: "(a message was lost: out of memory)";
 
 	if (log_state.prefix_levels)
-		fprintf(stderr, "<%d>%s\n", (int)level, buf);
+		fprintf(stderr, "<%d>%s\n", (int)level, line);
 	else if (log_state.program)
-		fprintf(stderr, "%s: %s\n", log_state.program, buf);
+		fprintf(stderr, "%s: %s\n", log_state.program, line);
 	else
-		fprintf(stderr, "%s\n", buf);
+		fprintf(stderr, "%s\n", line);
 	return -error;
 }
 

@@ -29,5 +29,13 @@ int log_internal(enum log_level level, int error, const char *fmt, ...)
 #define log_warning_errno(e, ...) log_internal(LOG_LVL_WARN, (e), __VA_ARGS__)
 #define log_debug_errno(e, ...)   log_internal(LOG_LVL_DEBUG, (e), __VA_ARGS__)
 
+/* s made safe to show on a terminal or to write to the journal: control
+ * characters (C0, DEL), bytes that are not UTF-8 as \xHH; C1 controls
+ * and the invisible direction overrides as \uXXXX; backslash doubled, so
+ * a name that spells "\x1b" reads "\\x1b". Newly allocated, NULL when out
+ * of memory. Every message and every field connpidctl prints goes
+ * through it: names come from whoever started a process. */
+char *text_escape(const char *s);
+
 /* Route libbpf's messages through us (debug only unless verbose). */
 void log_setup_libbpf(bool verbose);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonutil.h"
 #include "macro.h"
 #include "procinfo.h"
 
@@ -48,7 +49,7 @@ static int parse_stat(const char *buf, struct procinfo *p)
 		return -EBADMSG;
 	n = (size_t)(close - open - 1);
 	if (n >= sizeof(p->comm))
-		n = sizeof(p->comm) - 1;
+		n = utf8_cut(open + 1, sizeof(p->comm) - 1);
 	memcpy(p->comm, open + 1, n);
 	p->comm[n] = '\0';
 	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
@@ -117,10 +118,15 @@ int procinfo_read(pid_t pid, struct procinfo *ret)
 	 * what we have is still an answer. */
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, ret->exe, sizeof(ret->exe) - 1);
+	if (n == (ssize_t)sizeof(ret->exe) - 1) /* maybe cut short: never mid-character */
+		n = (ssize_t)utf8_cut(ret->exe, (size_t)n);
 	ret->exe[n > 0 ? n : 0] = '\0';
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if (read_file(path, ret->cmdline, sizeof(ret->cmdline), &len) == 0) {
+		/* the last argument cut short loses a whole character */
+		if (len == sizeof(ret->cmdline) - 1)
+			len = utf8_cut(ret->cmdline, len);
 		/* drop the trailing NUL the kernel writes after the last arg */
 		while (len > 0 && ret->cmdline[len - 1] == '\0')
 			len--;

@@ -185,6 +185,29 @@ static bool jget_bool(json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
 }
 
+/* One field of a table row, through text_escape(): a comm holding
+ * "\x1b[2K\r" is shown, not obeyed. Padded to width characters and
+ * followed by a space; width 0 is the last field and ends the line. */
+static void put_field(const char *s, int width)
+{
+	_cleanup_free_ char *e = text_escape(s ?: "-");
+	int chars = 0;
+
+	if (!e) {
+		e = strdup("?");
+		if (!e)
+			return;
+	}
+	fputs(e, stdout);
+	if (width == 0) {
+		putchar('\n');
+		return;
+	}
+	for (const char *p = e; *p; p++)
+		chars += ((unsigned char)*p & 0xc0) != 0x80; /* a character starts here */
+	printf("%*s", width > chars ? width - chars + 1 : 1, "");
+}
+
 static void print_json(json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_LINE_FLAGS));
@@ -210,53 +233,60 @@ static void print_flow_row_header(void)
 	       "PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "UNIT", "CONTAINER", "DOMAIN", "EXE");
 }
 
+/* The first 12 characters of a container id, never half a character. */
+static const char *short_id(const char *id, char buf[static 13])
+{
+	snprintf(buf, 13, "%.*s", (int)utf8_cut(id, strnlen(id, 12)), id);
+	return buf;
+}
+
 /* The container's name when Docker told us, else a short id. */
-static void container_label(json_object *f, char *buf, size_t size)
+static const char *container_label(json_object *f, char idbuf[static 13])
 {
 	json_object *c, *v;
 
-	snprintf(buf, size, "-");
 	/* history rows carry flat columns */
-	if (json_object_object_get_ex(f, "container_name", &v) && json_object_is_type(v, json_type_string)) {
-		snprintf(buf, size, "%s", json_object_get_string(v));
-		return;
-	}
-	if (json_object_object_get_ex(f, "container_id", &v) && json_object_is_type(v, json_type_string)) {
-		snprintf(buf, size, "%.12s", json_object_get_string(v));
-		return;
-	}
+	if (json_object_object_get_ex(f, "container_name", &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	if (json_object_object_get_ex(f, "container_id", &v) && json_object_is_type(v, json_type_string))
+		return short_id(json_object_get_string(v), idbuf);
 	if (!json_object_object_get_ex(f, "container", &c) || !json_object_is_type(c, json_type_object))
-		return;
+		return "-";
 	if (json_object_object_get_ex(c, "name", &v) && json_object_is_type(v, json_type_string))
-		snprintf(buf, size, "%s", json_object_get_string(v));
-	else if (json_object_object_get_ex(c, "id", &v) && json_object_is_type(v, json_type_string))
-		snprintf(buf, size, "%.12s", json_object_get_string(v));
+		return json_object_get_string(v);
+	if (json_object_object_get_ex(c, "id", &v) && json_object_is_type(v, json_type_string))
+		return short_id(json_object_get_string(v), idbuf);
+	return "-";
 }
 
-static void domain_label(json_object *f, char *buf, size_t size)
+static const char *domain_label(json_object *f)
 {
 	json_object *d, *v;
 
-	snprintf(buf, size, "-");
 	if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_object) &&
-	    json_object_object_get_ex(d, "name", &v))
-		snprintf(buf, size, "%s", json_object_get_string(v));
-	else if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_string))
-		snprintf(buf, size, "%s", json_object_get_string(d));
+	    json_object_object_get_ex(d, "name", &v) && v)
+		return json_object_get_string(v);
+	if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_string))
+		return json_object_get_string(d);
+	return "-";
 }
 
 static void print_flow_row(json_object *f)
 {
-	char dst[80], container[80], domain[256];
+	char idbuf[13];
 
-	snprintf(dst, sizeof(dst), "%s", jget_str(f, "dst"));
-	container_label(f, container, sizeof(container));
-	domain_label(f, domain, sizeof(domain));
-	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %-24s %-20s %-24s %s\n", jget_str(f, "pid"), jget_str(f, "comm"),
-	       jget_str(f, "proto"), dst, jget_str(f, "sport"), jget_str(f, "dport"),
-	       !json_object_object_get_ex(f, "alive", NULL) ? "-" :
-	       jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited"),
-	       jget_str(f, "unit"), container, domain, jget_str(f, "exe"));
+	put_field(jget_str(f, "pid"), 8);
+	put_field(jget_str(f, "comm"), 16);
+	put_field(jget_str(f, "proto"), 6);
+	put_field(jget_str(f, "dst"), 20);
+	put_field(jget_str(f, "sport"), 5);
+	put_field(jget_str(f, "dport"), 6);
+	put_field(!json_object_object_get_ex(f, "alive", NULL) ? "-" :
+		  jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited"), 8);
+	put_field(jget_str(f, "unit"), 24);
+	put_field(container_label(f, idbuf), 20);
+	put_field(domain_label(f), 24);
+	put_field(jget_str(f, "exe"), 0);
 }
 
 static int lookup_direct(const struct ctl *c, const struct flow_query *q)
@@ -295,15 +325,17 @@ static int lookup_direct(const struct ctl *c, const struct flow_query *q)
 		json_object_object_add(o, "ok", json_object_new_boolean(true));
 		json_object_object_add(o, "found", json_object_new_boolean(true));
 		json_object_object_add(o, "pid", json_object_new_int64(pid));
-		json_object_object_add(o, "comm", alive ? json_object_new_string(p.comm) : NULL);
-		json_object_object_add(o, "exe", alive && p.exe[0] ? json_object_new_string(p.exe) : NULL);
+		json_object_object_add(o, "comm", alive ? json_new_string_utf8(p.comm) : NULL);
+		json_object_object_add(o, "exe", alive && p.exe[0] ? json_new_string_utf8(p.exe) : NULL);
 		json_object_object_add(o, "alive", json_object_new_boolean(alive));
 		json_object_object_add(o, "seen", json_object_new_string("map"));
 		print_json(o);
 	} else {
 		printf("%-8s %-16s %-8s %s\n", "PID", "COMM", "ALIVE", "EXE");
-		printf("%-8u %-16s %-8s %s\n", pid, alive ? p.comm : "-", alive ? "yes" : "exited",
-		       alive && p.exe[0] ? p.exe : "-");
+		printf("%-8u ", pid);
+		put_field(alive ? p.comm : "-", 16);
+		put_field(alive ? "yes" : "exited", 8);
+		put_field(alive && p.exe[0] ? p.exe : "-", 0);
 	}
 	return EXIT_FOUND;
 }
@@ -421,18 +453,25 @@ static int simple_op(const struct ctl *c, const char *op, json_object *extra, js
 static void print_object_flat(const char *prefix, json_object *o)
 {
 	json_object_object_foreach(o, k, v) {
-		char key[128];
+		_cleanup_free_ char *key = NULL;
 
-		snprintf(key, sizeof(key), "%s%s", prefix, k);
+		if (asprintf(&key, "%s%s", prefix, k) < 0)
+			return;
 		if (json_object_is_type(v, json_type_object)) {
-			char sub[130];
+			_cleanup_free_ char *sub = NULL;
 
-			snprintf(sub, sizeof(sub), "%s.", key);
+			if (asprintf(&sub, "%s.", key) < 0)
+				return;
 			print_object_flat(sub, v);
 		} else if (json_object_is_type(v, json_type_array)) {
-			printf("%-32s %zu items\n", key, json_object_array_length(v));
+			char items[32];
+
+			snprintf(items, sizeof(items), "%zu items", json_object_array_length(v));
+			put_field(key, 32);
+			put_field(items, 0);
 		} else {
-			printf("%-32s %s\n", key, v ? json_object_get_string(v) : "-");
+			put_field(key, 32);
+			put_field(v ? json_object_get_string(v) : "-", 0);
 		}
 	}
 }
@@ -534,7 +573,8 @@ static int watch_loop(const struct ctl *c, json_object *req, struct line_reader 
 			print_json(o);
 		} else if (json_object_object_get_ex(o, "flow", &f)) {
 			json_object *ts;
-			char when[16] = "-", dst[96], container[80], domain[256];
+			char when[16] = "-", idbuf[13];
+			_cleanup_free_ char *dst = NULL;
 			time_t t;
 			struct tm tm;
 
@@ -543,12 +583,17 @@ static int watch_loop(const struct ctl *c, json_object *req, struct line_reader 
 				if (localtime_r(&t, &tm))
 					strftime(when, sizeof(when), "%H:%M:%S", &tm);
 			}
-			snprintf(dst, sizeof(dst), "%s:%s", jget_str(f, "dst"), jget_str(f, "dport"));
-			container_label(f, container, sizeof(container));
-			domain_label(f, domain, sizeof(domain));
-			printf("%-8s %-5s %-6s %-28s %-8s %-16s %-20s %-24s %s\n", when, jget_str(f, "proto"),
-			       jget_str(f, "sport"), dst, jget_str(f, "pid"), jget_str(f, "comm"), container, domain,
-			       jget_str(f, "exe"));
+			if (asprintf(&dst, "%s:%s", jget_str(f, "dst"), jget_str(f, "dport")) < 0)
+				dst = NULL;
+			put_field(when, 8);
+			put_field(jget_str(f, "proto"), 5);
+			put_field(jget_str(f, "sport"), 6);
+			put_field(dst, 28);
+			put_field(jget_str(f, "pid"), 8);
+			put_field(jget_str(f, "comm"), 16);
+			put_field(container_label(f, idbuf), 20);
+			put_field(domain_label(f), 24);
+			put_field(jget_str(f, "exe"), 0);
 		} else if (answer_error(o) < 0) {
 			return EXIT_ERROR;
 		}

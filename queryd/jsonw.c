@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonutil.h"
+#include "macro.h"
 #include "jsonw.h"
 
 void jw_init(struct jsonw *w)
@@ -91,37 +95,59 @@ void jw_arr_end(struct jsonw *w)
 		w->depth--;
 }
 
-/* json-c's escaping, without the slash (we always print NOSLASHESCAPE):
- * ", \ and control characters; other bytes pass through. */
+/* A control character as \u00XX, the way json-c writes C0 controls. */
+static void put_u_escape(struct jsonw *w, unsigned c)
+{
+	char u[8];
+
+	snprintf(u, sizeof(u), "\\u%04x", c);
+	put(w, u, 6);
+}
+
+/* ", \ and C0 controls escaped as json-c escapes them (without the slash:
+ * we always print NOSLASHESCAPE). DEL and C1 controls too, which JSON
+ * allows raw but a terminal acts on. Each byte that is not part of a
+ * well-formed UTF-8 character becomes U+FFFD (jsonutil.h): the answer is
+ * valid UTF-8 whatever the bytes, so a strict client always decodes it. */
 static void put_escaped(struct jsonw *w, const char *s, size_t n)
 {
 	size_t start = 0;
 
 	putc_(w, '"');
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)s[i];
 		const char *esc = NULL;
-		char u[8];
+		unsigned ctl = 0x100; /* none */
+		int l = utf8_char_len(s + i, n - i);
 
-		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		default:
-			if (c < 0x20) {
-				snprintf(u, sizeof(u), "\\u%04x", c);
-				esc = u;
+		if (l == 1) {
+			switch (c) {
+			case '"': esc = "\\\""; break;
+			case '\\': esc = "\\\\"; break;
+			case '\b': esc = "\\b"; break;
+			case '\f': esc = "\\f"; break;
+			case '\n': esc = "\\n"; break;
+			case '\r': esc = "\\r"; break;
+			case '\t': esc = "\\t"; break;
+			default:
+				if (c < 0x20 || c == 0x7f)
+					ctl = c;
 			}
-		}
-		if (!esc)
+		} else if (l == 2 && c == 0xc2 && (unsigned char)s[i + 1] < 0xa0)
+			ctl = (unsigned char)s[i + 1]; /* U+0080-U+009F */
+		else if (l <= 0)
+			esc = UTF8_REPLACEMENT;
+		if (!esc && ctl == 0x100) {
+			i += (size_t)l;
 			continue;
+		}
 		put(w, s + start, i - start);
-		put(w, esc, strlen(esc));
-		start = i + 1;
+		if (esc)
+			put(w, esc, strlen(esc));
+		else
+			put_u_escape(w, ctl);
+		i += l > 0 ? (size_t)l : 1;
+		start = i;
 	}
 	put(w, s + start, n - start);
 	putc_(w, '"');
@@ -162,12 +188,18 @@ void jw_int(struct jsonw *w, int64_t v)
 void jw_double(struct jsonw *w, double v)
 {
 	char b[40];
-	int n = snprintf(b, sizeof(b), "%.17g", v);
+	int n;
 
+	/* JSON has no NaN or Infinity: the value is unknown */
+	if (!isfinite(v)) {
+		jw_null(w);
+		return;
+	}
+	n = snprintf(b, sizeof(b), "%.17g", v);
 	before_value(w);
 	put(w, b, (size_t)n);
 	/* json-c keeps a double a double: "3" would read back as an int */
-	if (!strpbrk(b, ".eEin"))
+	if (!strpbrk(b, ".eE"))
 		put(w, ".0", 2);
 }
 
@@ -231,4 +263,65 @@ json_object *jw_to_object(struct jsonw *w)
 	w->buf = NULL;
 	w->len = w->cap = 0;
 	return o;
+}
+
+static json_object *sanitize_value(json_object *v);
+
+static void sanitize_string(json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = (size_t)json_object_get_string_len(v), len;
+	_cleanup_free_ char *fixed = NULL;
+
+	if (utf8_is_valid(s, n))
+		return;
+	fixed = utf8_make_valid(s, n, &len);
+	if (!fixed || len > INT_MAX || json_object_set_string_len(v, fixed, (int)len) < 0)
+		(void)json_object_set_string(v, ""); /* out of memory: nothing rather than bad bytes */
+}
+
+/* Keys are ours, or from a request already checked to be UTF-8. */
+static void sanitize_object(json_object *v)
+{
+	json_object_object_foreach(v, key, val)
+		if (val && !sanitize_value(val))
+			json_object_object_add(v, key, NULL); /* in place: the walk goes on */
+}
+
+static void sanitize_array(json_object *v)
+{
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+
+		if (e && !sanitize_value(e))
+			json_object_array_put_idx(v, i, NULL);
+	}
+}
+
+/* The replacement for v: v itself, mended in place, or NULL (JSON null)
+ * for a number JSON cannot write. */
+static json_object *sanitize_value(json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		return isfinite(json_object_get_double(v)) ? v : NULL;
+	case json_type_string:
+		sanitize_string(v);
+		break;
+	case json_type_object:
+		sanitize_object(v);
+		break;
+	case json_type_array:
+		sanitize_array(v);
+		break;
+	default:
+		break;
+	}
+	return v;
+}
+
+void json_sanitize(json_object *o)
+{
+	if (o && json_object_is_type(o, json_type_object))
+		(void)sanitize_value(o);
 }

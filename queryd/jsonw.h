@@ -3,8 +3,8 @@
  * A streaming JSON writer for the hot answer path: flows are written
  * straight into one growing buffer instead of a json-c tree of some sixty
  * allocations per answer (40% of queryd's CPU per lookup, tests/bench).
- * Strings are escaped as json-c escapes them, so clients see the same
- * text either way. jw_to_object() hands the result to json-c as a value
+ * Strings are escaped as json-c escapes them (plus DEL and C1 controls)
+ * and always come out as valid UTF-8, whatever bytes they are given. jw_to_object() hands the result to json-c as a value
  * that serializes to exactly that text.
  */
 #pragma once
@@ -49,3 +49,9 @@ void jw_kbool(struct jsonw *w, const char *key, bool v);
 /* A json-c value that serializes to the written text; takes the buffer.
  * NULL when out of memory. */
 json_object *jw_to_object(struct jsonw *w);
+
+/* Make a json-c answer safe to write, in place: strings with bytes that
+ * are not UTF-8 get U+FFFD for each (as jw_str does; json-c passes them
+ * through), non-finite numbers become null (json-c writes NaN). For every
+ * answer built with json-c: history rows, status, errors, echoed ids. */
+void json_sanitize(json_object *o);

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 
 #include "connpid.h"
+#include "jsonutil.h"
 #include "macro.h"
 #include "proc-cache.h"
 #include "procinfo.h"
@@ -134,7 +135,8 @@ static void enrich_from_exec(struct proc_cache *c, struct proc_entry *e)
 		return;
 	if (boottime_ns_to_ticks(info.start_boottime_ns) != e->start_ticks || !info.filename[0])
 		return;
-	info.filename[sizeof(info.filename) - 1] = '\0';
+	/* the hook cut long paths at the byte: cut at the character */
+	info.filename[utf8_cut(info.filename, strnlen(info.filename, sizeof(info.filename) - 1))] = '\0';
 	e->exe = strdup(info.filename);
 	e->exe_from_exec = e->exe != NULL;
 }

@@ -5,6 +5,7 @@
  * only and never closes the connection (a line over 64 KiB aside).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "flow-json.h"
 #include "flowkey.h"
 #include "jsonutil.h"
+#include "jsonw.h"
 #include "macro.h"
 #include "manager.h"
 #include "pin-describe.h"
@@ -33,6 +35,8 @@ json_object *protocol_error(const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* a long message loses its tail, never half a character */
+	msg[utf8_cut(msg, strlen(msg))] = '\0';
 	json_object_object_add(o, "ok", json_object_new_boolean(false));
 	json_object_object_add(e, "code", json_object_new_string(code));
 	json_object_object_add(e, "message", json_object_new_string(msg));
@@ -48,16 +52,76 @@ static json_object *ok_answer(void)
 	return o;
 }
 
-/* Ports and protocol may come as numbers or strings ("443", "tcp"). */
-static int get_port(json_object *req, const char *key, char *buf, size_t size)
+/* How much of a client's string to quote in an error: 64 bytes at most,
+ * never half a character. */
+static int quote_len(const char *s)
+{
+	return (int)utf8_cut(s, strnlen(s, 64));
+}
+
+/* The one check for integers in requests: an integer (not 1.5, not 2.0,
+ * not "2", not null) in [min, max]. json-c clamps what int64 cannot hold,
+ * so 4294967297 or 1e30 never wrap into range here. */
+static int int_in_range(json_object *v, int64_t min, int64_t max, int64_t *ret)
+{
+	int64_t x;
+
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	x = json_object_get_int64(v);
+	if (x < min || x > max)
+		return -ERANGE;
+	*ret = x;
+	return 0;
+}
+
+/* The same for a member of req: -ENOENT when absent. */
+static int get_int_member(json_object *req, const char *key, int64_t min, int64_t max, int64_t *ret)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(req, key, &v))
 		return -ENOENT;
-	if (json_object_is_type(v, json_type_int))
-		snprintf(buf, size, "%lld", (long long)json_object_get_int64(v));
-	else if (json_object_is_type(v, json_type_string))
+	return int_in_range(v, min, max, ret);
+}
+
+/* NaN and Infinity (and 1e999, which json-c reads as Infinity) anywhere
+ * in a request: JSON has no such numbers, and we would echo them back. */
+static bool has_nonfinite(json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_double:
+		return !isfinite(json_object_get_double(o));
+	case json_type_object:
+		for (struct lh_entry *e = json_object_get_object(o)->head; e; e = e->next)
+			if (has_nonfinite((json_object *)lh_entry_v(e)))
+				return true;
+		return false;
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (has_nonfinite(json_object_array_get_idx(o, i)))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* Ports and protocol may come as numbers or strings ("443", "tcp"). */
+static int get_port(json_object *req, const char *key, char *buf, size_t size)
+{
+	json_object *v;
+	int64_t port;
+	int r;
+
+	if (!json_object_object_get_ex(req, key, &v))
+		return -ENOENT;
+	if (json_object_is_type(v, json_type_int)) {
+		r = int_in_range(v, 1, 65535, &port);
+		if (r < 0)
+			return r;
+		snprintf(buf, size, "%lld", (long long)port);
+	} else if (json_object_is_type(v, json_type_string))
 		snprintf(buf, size, "%s", json_object_get_string(v));
 	else
 		return -EINVAL;
@@ -78,7 +142,7 @@ static int get_time(json_object *v, double *ret)
 	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
 		return -EINVAL;
 	*ret = json_object_get_double(v);
-	return *ret >= 0 ? 0 : -EINVAL;
+	return isfinite(*ret) && *ret >= 0 ? 0 : -EINVAL;
 }
 
 /* "as of": who owned the flow at that time, from the history, even after
@@ -163,22 +227,27 @@ static json_object *op_lookup(struct manager *m, json_object *req)
 	if (get_port(req, "sport", sport, sizeof(sport)) < 0 || get_port(req, "dport", dport, sizeof(dport)) < 0)
 		return protocol_error("invalid_argument", "lookup needs \"sport\" and \"dport\": ports 1-65535");
 	if (json_object_object_get_ex(req, "proto", &vproto)) {
+		int64_t num;
+
 		if (json_object_is_type(vproto, json_type_string))
 			snprintf(proto, sizeof(proto), "%s", json_object_get_string(vproto));
-		else if (json_object_is_type(vproto, json_type_int))
-			snprintf(proto, sizeof(proto), "%d", json_object_get_int(vproto));
+		else if (int_in_range(vproto, 0, 255, &num) == 0)
+			snprintf(proto, sizeof(proto), "%d", (int)num);
 		else
 			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\"");
 	}
 	r = flow_query_parse(json_object_get_string(vdst), sport, dport, proto, &q);
 	if (r < 0) {
+		const char *dst = json_object_get_string(vdst);
+
 		if (parse_protocol(proto, &q.protocol) < 0)
-			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\", not \"%s\"", proto);
-		if (parse_ip(json_object_get_string(vdst), &q.family, q.dst_ip) < 0)
-			return protocol_error("invalid_argument", "\"dst\" is not an IP address: \"%s\"",
-					      json_object_get_string(vdst));
-		return protocol_error("invalid_argument", "ports must be 1-65535 (sport \"%s\", dport \"%s\")",
-				      sport, dport);
+			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\", not \"%.*s\"",
+					      quote_len(proto), proto);
+		if (parse_ip(dst, &q.family, q.dst_ip) < 0)
+			return protocol_error("invalid_argument", "\"dst\" is not an IP address: \"%.*s\"",
+					      quote_len(dst), dst);
+		return protocol_error("invalid_argument", "ports must be 1-65535 (sport \"%.*s\", dport \"%.*s\")",
+				      quote_len(sport), sport, quote_len(dport), dport);
 	}
 	if (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP)
 		return protocol_error("unavailable", "TCP reporting is off (--no-tcp)");
@@ -229,13 +298,11 @@ static json_object *op_recent(struct manager *m, json_object *req)
 	json_object *v, *arr, *ans;
 	int64_t limit = RECENT_DEFAULT, n = 0;
 	char err[256];
+	int r;
 
-	if (json_object_object_get_ex(req, "limit", &v)) {
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
-		    json_object_get_int64(v) > RECENT_MAX)
-			return protocol_error("invalid_argument", "\"limit\" must be 1-%d", RECENT_MAX);
-		limit = json_object_get_int64(v);
-	}
+	r = get_int_member(req, "limit", 1, RECENT_MAX, &limit);
+	if (r < 0 && r != -ENOENT)
+		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
 	if (watch_filter_parse(json_object_object_get_ex(req, "filter", &v) ? v : NULL, &w, err, sizeof(err)) < 0)
 		return protocol_error("invalid_argument", "%s", err);
 	(void)manager_ringbuf_drain(m);
@@ -265,9 +332,10 @@ static int get_opt_str(json_object *f, const char *key, const char **ret)
 static json_object *op_history(struct manager *m, json_object *req)
 {
 	struct history_query q = { .limit = RECENT_DEFAULT };
-	json_object *v, *f = NULL, *rows = NULL, *ans;
+	json_object *f = NULL, *rows = NULL, *ans;
 	const char *order = NULL;
 	char dst_canon[64];
+	int64_t num;
 	int r;
 
 	if (!m->store)
@@ -275,12 +343,11 @@ static json_object *op_history(struct manager *m, json_object *req)
 				      m->store_problem[0] ? m->store_problem : "--no-store");
 	if (!store_is_open(m->store))
 		return store_unavailable(m->store);
-	if (json_object_object_get_ex(req, "limit", &v)) {
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
-		    json_object_get_int64(v) > RECENT_MAX)
-			return protocol_error("invalid_argument", "\"limit\" must be 1-%d", RECENT_MAX);
-		q.limit = (int)json_object_get_int64(v);
-	}
+	r = get_int_member(req, "limit", 1, RECENT_MAX, &num);
+	if (r < 0 && r != -ENOENT)
+		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
+	if (r == 0)
+		q.limit = (int)num;
 	if (get_opt_str(req, "order", &order) < 0 ||
 	    (order && !streq(order, "asc") && !streq(order, "desc")))
 		return protocol_error("invalid_argument", "\"order\" must be \"asc\" or \"desc\"");
@@ -290,16 +357,15 @@ static json_object *op_history(struct manager *m, json_object *req)
 	if (f) {
 		json_object_object_foreach(f, key, val) {
 			if (streq(key, "pid")) {
-				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0)
+				if (int_in_range(val, 0, UINT32_MAX, &num) < 0)
 					goto bad;
 				q.has_pid = true;
-				q.pid = (__u32)json_object_get_int64(val);
+				q.pid = (__u32)num;
 			} else if (streq(key, "dport")) {
-				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 1 ||
-				    json_object_get_int64(val) > 65535)
+				if (int_in_range(val, 1, 65535, &num) < 0)
 					goto bad;
 				q.has_dport = true;
-				q.dport = (__u16)json_object_get_int64(val);
+				q.dport = (__u16)num;
 			} else if (streq(key, "proto")) {
 				if (!json_object_is_type(val, json_type_string) ||
 				    parse_protocol(json_object_get_string(val), &q.proto) < 0)
@@ -335,12 +401,14 @@ static json_object *op_history(struct manager *m, json_object *req)
 					goto bad;
 				*slot = json_object_get_string(val);
 			} else {
-				return protocol_error("invalid_argument", "unknown history filter \"%.64s\" (pid, comm, "
-						      "exe, dst, dport, proto, domain, container, unit, since, until)", key);
+				return protocol_error("invalid_argument", "unknown history filter \"%.*s\" (pid, comm, "
+						      "exe, dst, dport, proto, domain, container, unit, since, until)",
+						      quote_len(key), key);
 			}
 			continue;
 bad:
-			return protocol_error("invalid_argument", "invalid value for history filter \"%.64s\"", key);
+			return protocol_error("invalid_argument", "invalid value for history filter \"%.*s\"",
+					      quote_len(key), key);
 		}
 	}
 	(void)manager_ringbuf_drain(m);
@@ -428,12 +496,12 @@ static json_object *op_stats(struct manager *m)
 		if (connpid_map_count(m->maps.v4_fd, sizeof(struct conn_key_v4), &n4) == 0) {
 			add_u64(s, "map_v4_entries", n4);
 			json_object_object_add(s, "map_v4_fill_percent",
-					       json_object_new_double(100.0 * n4 / m->maps.v4_max_entries));
+					       m->maps.v4_max_entries ? json_object_new_double(100.0 * n4 / m->maps.v4_max_entries) : NULL);
 		}
 		if (connpid_map_count(m->maps.v6_fd, sizeof(struct conn_key_v6), &n6) == 0) {
 			add_u64(s, "map_v6_entries", n6);
 			json_object_object_add(s, "map_v6_fill_percent",
-					       json_object_new_double(100.0 * n6 / m->maps.v6_max_entries));
+					       m->maps.v6_max_entries ? json_object_new_double(100.0 * n6 / m->maps.v6_max_entries) : NULL);
 		}
 	}
 	json_object_object_add(s, "kernel", k);
@@ -501,6 +569,12 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		return;
 	m->requests++;
 
+	/* JSON is UTF-8 (RFC 8259), and json-c does not check: bytes that
+	 * are not would come back in errors and echoed ids. */
+	if (!utf8_is_valid(line, len)) {
+		ans = protocol_error("bad_json", "request is not valid JSON: not UTF-8");
+		goto out;
+	}
 	req = json_tokener_parse_verbose(line, &jerr);
 	if (!req) {
 		/* json-c parses the valid JSON `null` to NULL with success */
@@ -516,6 +590,11 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		goto out;
 	}
 	json_object_object_get_ex(req, "id", &vid);
+	if (has_nonfinite(req)) {
+		ans = protocol_error("invalid_argument", "numbers must be finite: NaN, Infinity and values "
+				     "beyond a double's range (1e999) are not JSON");
+		goto out;
+	}
 	if (!json_object_object_get_ex(req, "op", &vop) || !json_object_is_type(vop, json_type_string)) {
 		ans = protocol_error("bad_request", "request needs \"op\": a string");
 		goto out;
@@ -544,10 +623,14 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 	else if (streq(op, "status"))
 		ans = op_status(m);
 	else
-		ans = protocol_error("unknown_op", "unknown op \"%.64s\" (lookup, recent, history, watch, stats, status, ping)", op);
+		ans = protocol_error("unknown_op", "unknown op \"%.*s\" (lookup, recent, history, watch, stats, status, ping)",
+				     quote_len(op), op);
 out:
 	if (vid)
 		json_object_object_add(ans, "id", json_object_get(vid));
+	/* The last word on what leaves: json-c built parts of this answer
+	 * from bytes we did not choose (history rows, pin names, errors). */
+	json_sanitize(ans);
 	{
 		json_object *ok;
 
