@@ -230,7 +230,7 @@ static int set_map_pins(struct bpf_object *obj, const char *pin_dir, bool existe
 		r = bpf_map__set_pin_path(map, path);
 		if (r < 0)
 			return r;
-		existed[i++] = stat(path, &st) == 0;
+		existed[i++] = lstat(path, &st) == 0;
 	}
 	return 0;
 }
@@ -320,7 +320,7 @@ static int attach_program(struct bpf_program *prog, int cgroup_fd, __u64 cgroup_
 	r = pin_path(path, sizeof(path), pin_dir, CONNPID_LINKS_SUBDIR, bpf_program__name(prog));
 	if (r < 0)
 		return log_error_errno(r, "Link pin path: %m");
-	existing = bpf_obj_get(path);
+	existing = pin_open(path, true);
 	if (existing >= 0) {
 		if (link_is_live(existing, cgroup_id, is_cgroup_prog(prog))) {
 			log_debug("%s already attached (%s)", bpf_program__name(prog), path);
@@ -330,8 +330,8 @@ static int attach_program(struct bpf_program *prog, int cgroup_fd, __u64 cgroup_
 			    bpf_program__name(prog));
 		if (unlink(path) < 0)
 			return log_error_errno(negative_errno(), "Cannot remove stale link pin %s: %m", path);
-	} else if (errno != ENOENT) {
-		return log_error_errno(negative_errno(), "Cannot open link pin %s: %m", path);
+	} else if (existing != -ENOENT) {
+		return log_error_errno(existing, "Cannot open link pin %s: %m", path);
 	}
 
 	snprintf(step, sizeof(step), "attach:%u", idx);
@@ -412,7 +412,7 @@ static int pin_program(struct bpf_program *prog, const char *pin_dir, struct rol
 	r = pin_path(path, sizeof(path), pin_dir, CONNPID_PROGS_SUBDIR, bpf_program__name(prog));
 	if (r < 0)
 		return log_error_errno(r, "Program pin path: %m");
-	if (stat(path, &st) == 0)
+	if (lstat(path, &st) == 0)
 		return 0; /* the attached one, from an earlier run */
 	if (bpf_obj_pin(bpf_program__fd(prog), path) < 0)
 		return log_error_errno(negative_errno(), "Cannot pin program %s: %m", path);
@@ -466,34 +466,93 @@ static int check_existing_abi(const char *pin_dir)
 	return 0;
 }
 
-/* Let the daemon's group reach the pins (it runs unprivileged but for
- * CAP_BPF): group-owned, rw for the group. */
-static int share_pins_with_group(const char *dir, gid_t gid)
+/* Least privilege (connpid(7), PERMISSIONS): root owns every pin and is
+ * the only one to write a map or touch a link or program. The daemon's
+ * group reads the maps (readers open them BPF_F_RDONLY) and gets
+ * read-write on the rings only, whose consumer page is mmapped writable.
+ * Set on every run, so pins of an older, laxer connpid are tightened. */
+static int set_pin_mode(const char *path, gid_t gid, mode_t mode)
+{
+	struct stat st;
+
+	/* pindir_check_ours() vetted the dir; still, chmod() would follow. */
+	if (lstat(path, &st) < 0)
+		return negative_errno();
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (lchown(path, 0, gid) < 0 || chmod(path, mode) < 0)
+		return negative_errno();
+	return 0;
+}
+
+static mode_t map_pin_mode(const char *path)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	_cleanup_close_ int fd = pin_open(path, false);
+
+	if (fd >= 0 && pin_fd_kind(fd) == PIN_KIND_MAP &&
+	    bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_RINGBUF)
+		return 0660;
+	return 0640;
+}
+
+static int set_sub_modes(const char *pin_dir, const char *sub)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
+	char dir[PATH_MAX];
 	struct dirent *de;
 	int r;
 
-	if (chown(dir, (uid_t)-1, gid) < 0 || chmod(dir, 0750) < 0)
-		return negative_errno();
+	r = pin_path(dir, sizeof(dir), pin_dir, NULL, sub);
+	if (r < 0)
+		return r;
+	r = set_pin_mode(dir, 0, 0700);
+	if (r < 0)
+		return r;
 	d = opendir(dir);
 	if (!d)
 		return negative_errno();
 	while ((de = readdir(d))) {
 		char path[PATH_MAX];
 
-		if (de->d_name[0] == '.')
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
 		r = pin_path(path, sizeof(path), dir, NULL, de->d_name);
+		if (r >= 0)
+			r = set_pin_mode(path, 0, 0600);
 		if (r < 0)
 			return r;
-		if (de->d_type == DT_DIR) {
-			r = share_pins_with_group(path, gid);
-			if (r < 0)
-				return r;
-		} else if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0) {
-			return negative_errno();
+	}
+	return 0;
+}
+
+static int set_pin_modes(const char *pin_dir, gid_t gid)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int r;
+
+	r = set_pin_mode(pin_dir, gid, 0750);
+	if (r < 0)
+		return r;
+	d = opendir(pin_dir);
+	if (!d)
+		return negative_errno();
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (streq(de->d_name, CONNPID_LINKS_SUBDIR) || streq(de->d_name, CONNPID_PROGS_SUBDIR)) {
+			r = set_sub_modes(pin_dir, de->d_name);
+		} else {
+			r = pin_path(path, sizeof(path), pin_dir, NULL, de->d_name);
+			if (r >= 0)
+				r = set_pin_mode(path, gid, map_pin_mode(path));
 		}
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -553,6 +612,10 @@ int loader_load(const struct load_opts *o)
 			goto fail_log;
 	}
 
+	/* Before anything reads or removes a pin: all must be ours. */
+	r = pindir_check_ours(o->pin_dir);
+	if (r < 0)
+		goto fail;
 	r = check_existing_abi(o->pin_dir);
 	if (r < 0)
 		goto fail;
@@ -696,12 +759,11 @@ int loader_load(const struct load_opts *o)
 	r = write_meta_and_config(objs[0], o);
 	if (r < 0)
 		goto fail;
-	if (gid_found > 0) {
-		r = share_pins_with_group(o->pin_dir, pins_gid);
-		if (r < 0) {
-			log_error_errno(r, "Cannot give group %s access to %s: %m", o->pin_group, o->pin_dir);
-			goto fail;
-		}
+	/* Without the group (gid 0): the same modes, root's alone. */
+	r = set_pin_modes(o->pin_dir, gid_found > 0 ? pins_gid : 0);
+	if (r < 0) {
+		log_error_errno(r, "Cannot set owner and modes of the pins in %s: %m", o->pin_dir);
+		goto fail;
 	}
 
 	if (attached == 0)

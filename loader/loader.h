@@ -16,7 +16,7 @@ struct load_opts {
 	__u32 v6_entries;
 	__u32 ringbuf_bytes;
 	bool seed;                 /* seed flows that existed before loading */
-	const char *pin_group;     /* group given rw access to the pins */
+	const char *pin_group;     /* group that may read the maps (and use the rings) */
 	bool pin_group_explicit;   /* --group given: it must exist */
 };
 
@@ -24,6 +24,11 @@ struct load_opts {
  * loaders (xdp-tools' way: flock on the directory itself). */
 int pindir_open_locked(const char *pin_dir, bool create, int *ret_fd, bool *ret_created);
 int pindir_mkdir_sub(const char *pin_dir, const char *sub, bool *ret_created);
+/* Refuse (-ENOTEMPTY, logged with their names) a pin dir holding anything
+ * connpid did not pin: unknown names, symlinks, non-pin files, or objects
+ * of a known name that are not connpid's (checked by kind and name). */
+int pindir_check_ours(const char *pin_dir);
+/* Remove connpid's pins only, never following a symlink. */
 int pindir_remove_all(const char *pin_dir);
 /* Pins present but meta never committed: a loader died midway. */
 int pindir_is_half_loaded(const char *pin_dir, bool *ret);

@@ -4,9 +4,12 @@
 #  - meson install into a cached bookworm rootfs; systemd-sysusers,
 #    systemd-tmpfiles --create, daemon-reload;
 #  - systemctl start connpid-loader, connpid-queryd.socket/.service;
+#  - the pins are root's (issue 12 item 10): links and programs 0600
+#    root:root, maps 0640 root:connpid, the rings 0660 root:connpid;
 #  - a flow made inside (a transient unit) is found by `connpidctl lookup`
-#    run as alice (member of group connpid); bob (not a member) is refused:
-#    first by the socket's 0660 root:connpid, then, with the socket opened to
+#    run as alice (member of the query group connpid-query, not of the
+#    daemon's group connpid); bob (in neither) is refused: first by the
+#    socket's 0660 root:connpid-query, then, with the socket opened to
 #    everyone by a drop-in, by the daemon's own SO_PEERCRED policy;
 #  - systemctl restart connpid-queryd while another unit keeps connecting:
 #    the attached links are the same before and after, and every flow made
@@ -26,14 +29,17 @@ ct_prepare
 ct_boot
 
 # ---------------------------------------------------------------- install
-log "systemd-sysusers, systemd-tmpfiles --create, users alice (in connpid) and bob"
+log "systemd-sysusers, systemd-tmpfiles --create, users alice (in connpid-query) and bob"
 in_ct systemd-sysusers || ct_fail "systemd-sysusers failed"
 in_ct getent group connpid >/dev/null || die "sysusers did not create group connpid"
 in_ct getent passwd connpid >/dev/null || die "sysusers did not create user connpid"
+in_ct getent group connpid-query >/dev/null || die "sysusers did not create group connpid-query"
+qmembers=$(in_ct getent group connpid-query | cut -d: -f4)
+[ -z "$qmembers" ] || ct_fail "group connpid-query has members out of the box: $qmembers"
 in_ct systemd-tmpfiles --create || ct_fail "systemd-tmpfiles --create failed"
 perm=$(in_ct stat -c '%a %U:%G' /var/lib/connpid 2>&1)
 [ "$perm" = "750 connpid:connpid" ] || ct_fail "/var/lib/connpid is '$perm', expected '750 connpid:connpid'"
-in_ct useradd -m -G connpid alice || die "useradd alice"
+in_ct useradd -m -G connpid-query alice || die "useradd alice"
 in_ct useradd -m bob || die "useradd bob"
 in_ct systemctl daemon-reload || die "daemon-reload"
 # The shipped units under the real PID 1, with the installed paths.
@@ -53,12 +59,21 @@ links0=$(loader_links)
 attached0=$(host_attach_count)
 log "loader: links attached $links0; bpftool on host: $attached0 programs on the cgroup"
 [ "${links0%%:*}" != "n/a" ] && [ "${links0%%:*}" -gt 0 ] || die "loader --status reports no attached links ($links0)"
+# Least privilege on the pins: only root writes a map or touches a link.
+pin_mode() { in_ct stat -c '%a %U:%G' "$1" 2>&1; }
+for want in "$PIN:750 root:connpid" "$PIN/links:700 root:root" "$PIN/progs:700 root:root" \
+            "$PIN/conn_to_pid_v4:640 root:connpid" "$PIN/meta:640 root:connpid" \
+            "$PIN/config:640 root:connpid" "$PIN/events:660 root:connpid" \
+            "$PIN/links/connpid_sockops:600 root:root" "$PIN/progs/connpid_sockops:600 root:root"; do
+    got=$(pin_mode "${want%%:*}")
+    [ "$got" = "${want#*:}" ] || ct_fail "${want%%:*} is '$got', expected '${want#*:}'"
+done
 
 log "systemctl start connpid-queryd.socket connpid-queryd.service"
 in_ct systemctl start connpid-queryd.socket connpid-queryd.service || die "systemctl start connpid-queryd failed"
 [ "$(in_ct systemctl is-active connpid-queryd.service)" = active ] || die "connpid-queryd is not active"
 sock=$(in_ct stat -c '%a %U:%G' /run/connpid.sock 2>&1)
-[ "$sock" = "660 root:connpid" ] || ct_fail "/run/connpid.sock is '$sock', expected '660 root:connpid'"
+[ "$sock" = "660 root:connpid-query" ] || ct_fail "/run/connpid.sock is '$sock', expected '660 root:connpid-query'"
 user=$(in_ct systemctl show -p User --value connpid-queryd.service)
 qpid=$(in_ct systemctl show -p MainPID --value connpid-queryd.service)
 log "queryd MainPID $qpid (container pid), User=$user"
@@ -91,7 +106,7 @@ res=$(lookup_json alice "$fsport" "$fdport")
 rc=${res%% *}; js=${res#* }
 echo "  alice: exit $rc: $js"
 if [ "$rc" != 0 ]; then
-    ct_fail "connpidctl lookup as alice (group connpid) exited $rc, expected 0 (found)"
+    ct_fail "connpidctl lookup as alice (group connpid-query) exited $rc, expected 0 (found)"
 else
     got=$(echo "$js" | "$PY" -c 'import json,sys; f=json.loads(sys.stdin.readline())["flow"]; print(f.get("pid"), f.get("comm"), f.get("unit"), f.get("alive"))' 2>&1)
     read -r gpid gcomm gunit galive <<<"$got"
@@ -108,7 +123,7 @@ ct_run -p User=alice "$CTL_EXE" lookup 127.0.0.1 "$fsport" "$fdport" 2>&1 | sed 
 res=$(lookup_json bob "$fsport" "$fdport")
 rc=${res%% *}; msg=${res#* }
 echo "  bob: exit $rc: $msg"
-[ "$rc" = 2 ] || ct_fail "connpidctl lookup as bob (not in group connpid) exited $rc, expected 2"
+[ "$rc" = 2 ] || ct_fail "connpidctl lookup as bob (not in group connpid-query) exited $rc, expected 2"
 echo "$msg" | grep -qi 'permission' || ct_fail "bob's refusal does not mention permission: '$msg'"
 echo "$msg" | grep -q "\"pid\": *$fpid\b" && ct_fail "bob got the flow"
 
