@@ -406,15 +406,3 @@ int connpid_map_count_entries(int map_fd, __u32 *ret)
 		return 0;
 	return map_count_walk(map_fd, &info, ret);
 }
-
-int connpid_map_count(int map_fd, size_t key_size, __u32 *ret)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(map_fd, &info, &len) < 0)
-		return negative_errno();
-	if (info.key_size != key_size)
-		return -EINVAL;
-	return connpid_map_count_entries(map_fd, ret);
-}

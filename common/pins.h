@@ -91,6 +91,3 @@ int connpid_stats_read(int stats_fd, __u32 slot, __u64 *ret);
  * past twice max_entries steps: no honest count then. */
 int connpid_map_count_entries(int map_fd, __u32 *ret);
 
-/* Transitional form of the above for callers not yet converted: -EINVAL
- * unless key_size is the map's key size; the value size is the map's. */
-int connpid_map_count(int map_fd, size_t key_size, __u32 *ret);

@@ -299,7 +299,7 @@ static int lookup_direct(const struct ctl *c, const struct flow_query *q)
 	int r;
 
 	connpid_maps_init(&maps);
-	r = connpid_maps_open(c->pin_dir, &maps, false, err, sizeof(err));
+	r = connpid_maps_open(c->pin_dir, &maps, 0, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
 		return EXIT_ERROR;
@@ -617,7 +617,7 @@ static int cmd_ipv6_block(const struct ctl *c, char **args, int n)
 		return EXIT_ERROR;
 	}
 	connpid_maps_init(&maps);
-	r = connpid_maps_open(c->pin_dir, &maps, false, err, sizeof(err));
+	r = connpid_maps_open(c->pin_dir, &maps, CONNPID_MAPS_CONFIG_RW, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
 		return EXIT_ERROR;

@@ -38,7 +38,7 @@ int manager_open_pins(struct manager *m)
 	int r;
 
 	connpid_maps_init(&m->maps);
-	r = connpid_maps_open(m->cfg.pin_dir, &m->maps, true, err, sizeof(err));
+	r = connpid_maps_open(m->cfg.pin_dir, &m->maps, CONNPID_MAPS_EVENTS, err, sizeof(err));
 	if (r < 0) {
 		/* Said once per change of reason, not once a second. */
 		if (strcmp(err, m->maps_problem) != 0)

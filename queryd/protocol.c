@@ -493,12 +493,12 @@ static json_object *op_stats(struct manager *m)
 			if (connpid_stats_read(m->maps.stats_fd, i, &v) == 0)
 				add_u64(k, names[i], v);
 		}
-		if (connpid_map_count(m->maps.v4_fd, sizeof(struct conn_key_v4), &n4) == 0) {
+		if (connpid_map_count_entries(m->maps.v4_fd, &n4) == 0) {
 			add_u64(s, "map_v4_entries", n4);
 			json_object_object_add(s, "map_v4_fill_percent",
 					       m->maps.v4_max_entries ? json_object_new_double(100.0 * n4 / m->maps.v4_max_entries) : NULL);
 		}
-		if (connpid_map_count(m->maps.v6_fd, sizeof(struct conn_key_v6), &n6) == 0) {
+		if (connpid_map_count_entries(m->maps.v6_fd, &n6) == 0) {
 			add_u64(s, "map_v6_entries", n6);
 			json_object_object_add(s, "map_v6_fill_percent",
 					       m->maps.v6_max_entries ? json_object_new_double(100.0 * n6 / m->maps.v6_max_entries) : NULL);
