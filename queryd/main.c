@@ -16,6 +16,8 @@
 /* the two LRU maps' default sizes: the index mirrors at most that much */
 #define DEFAULT_MAX_FLOWS 81920
 #define DEFAULT_DB "/var/lib/connpid/connpid.db"
+/* who may query: not the daemon's own group `connpid` (least privilege) */
+#define DEFAULT_ALLOW_GROUP "connpid-query"
 
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
        ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
@@ -30,7 +32,7 @@ static void help(void)
 	       "  --socket PATH       socket to bind when not socket-activated (default %s)\n"
 	       "  --max-flows N       flows kept in the index (default %d)\n"
 	       "  --max-clients N     concurrent clients (default 1024)\n"
-	       "  --allow-group NAME  besides root, members of NAME may query (default connpid)\n"
+	       "  --allow-group NAME  besides root, members of NAME may query (default %s)\n"
 	       "  --no-tcp            do not report TCP flows\n"
 	       "  --no-dns            no DNS attribution (names of destinations)\n"
 	       "  --docker-socket P   Docker Engine API socket (default /var/run/docker.sock)\n"
@@ -42,7 +44,7 @@ static void help(void)
 	       "  -v, --verbose       debug logging\n"
 	       "      --version       print the version and the pin ABI\n"
 	       "  -h, --help          this text\n",
-	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_DB);
+	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_ALLOW_GROUP, DEFAULT_DB);
 }
 
 int main(int argc, char **argv)
@@ -72,7 +74,7 @@ int main(int argc, char **argv)
 		.max_flows = DEFAULT_MAX_FLOWS,
 		.max_clients = 1024,
 		.db_path = DEFAULT_DB,
-		.allow_group = "connpid",
+		.allow_group = DEFAULT_ALLOW_GROUP,
 		.docker_socket = "/var/run/docker.sock",
 		.retain_days = 7,
 		.retain_rows = 10000000,

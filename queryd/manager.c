@@ -84,13 +84,13 @@ struct manager *manager_free(struct manager *m)
 	manager_close_clients(m);
 	m->reaper = sd_event_source_disable_unref(m->reaper);
 	m->listen_io = sd_event_source_disable_unref(m->listen_io);
+	m->accept_retry = sd_event_source_disable_unref(m->accept_retry);
 	m->pins_timer = sd_event_source_disable_unref(m->pins_timer);
 	m->status_timer = sd_event_source_disable_unref(m->status_timer);
 	manager_close_pins(m);
 	manager_store_stop(m);
 	/* An activated socket belongs to systemd; our own one we remove. */
-	if (m->listen_fd >= 0 && !m->listen_fd_activated && m->cfg.socket_path)
-		(void)unlink(m->cfg.socket_path);
+	manager_unlink_socket(m);
 	m->listen_fd = safe_close(m->listen_fd);
 	flow_index_free(m->flows);
 	cgroup_cache_free(m->cgroups);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "flow-index.h"
@@ -65,9 +66,19 @@ struct manager {
 
 	int listen_fd;
 	bool listen_fd_activated;
+	/* the inode we bound, so exit removes it and nothing put there since */
+	bool listen_inode_known;
+	dev_t listen_dev;
+	ino_t listen_ino;
 	char activated_path[108];
 	sd_event_source *reaper;
 	sd_event_source *listen_io;
+	/* Out of fds: accepting paused until one frees (or the timer says
+	 * try again); said once per episode. */
+	sd_event_source *accept_retry;
+	bool accept_paused;
+	bool accept_starved_logged;
+	__u64 accept_starved;     /* connections we could not take for want of an fd */
 	struct client *clients;
 	size_t n_clients;
 	size_t n_watchers;
@@ -124,3 +135,4 @@ struct flow_domain *manager_domain_for(struct manager *m, __u32 pid, int family,
 int manager_listen(struct manager *m);
 void manager_broadcast_flow(struct manager *m, const struct flow *f);
 void manager_close_clients(struct manager *m);
+void manager_unlink_socket(struct manager *m);

@@ -24,6 +24,49 @@
 #include "macro.h"
 #include "manager.h"
 
+#define ACCEPT_RETRY_USEC (1000 * 1000ULL)
+#define ACCEPT_BATCH 16
+
+static void accept_resume(struct manager *m)
+{
+	if (!m->accept_paused)
+		return;
+	m->accept_paused = false;
+	(void)sd_event_source_set_enabled(m->listen_io, SD_EVENT_ON);
+	(void)sd_event_source_set_enabled(m->accept_retry, SD_EVENT_OFF);
+}
+
+/* Fds freed elsewhere (a process's pidfd, a pin) wake no client_free():
+ * try again now and then. */
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	accept_resume(userdata);
+	return 0;
+}
+
+/* accept() cannot get an fd: the connection stays in the backlog and
+ * epoll reports it again at once, so retrying now would spin. Stop
+ * watching the socket until an fd frees. */
+static void accept_pause(struct manager *m, int error)
+{
+	uint64_t now = 0;
+
+	m->accept_starved++;
+	if (!m->accept_starved_logged) {
+		log_warning_errno(error, "Cannot accept clients: %m; waiting until a file descriptor frees");
+		m->accept_starved_logged = true;
+	}
+	m->accept_paused = true;
+	(void)sd_event_source_set_enabled(m->listen_io, SD_EVENT_OFF);
+	if (!m->accept_retry &&
+	    sd_event_add_time_relative(m->event, &m->accept_retry, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
+				       on_accept_retry, m) < 0)
+		return;
+	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+	(void)sd_event_source_set_time(m->accept_retry, now + ACCEPT_RETRY_USEC);
+	(void)sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
+}
+
 static void client_free(struct client *c)
 {
 	struct manager *m = c->m;
@@ -42,6 +85,8 @@ static void client_free(struct client *c)
 	free(c->in);
 	free(c->out);
 	free(c);
+	/* an fd is free again: take the next waiting client */
+	accept_resume(m);
 }
 
 void manager_close_clients(struct manager *m)
@@ -255,13 +300,38 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f)
 	json_object_put(line);
 }
 
+/* The peer's supplementary groups as the kernel saw them at connect().
+ * Any number of them: on ERANGE the kernel says how much room it needs. */
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n)
+{
+	socklen_t len = 64 * sizeof(gid_t);
+
+	for (int tries = 0; tries < 4; tries++) {
+		_cleanup_free_ gid_t *groups = malloc(len);
+		socklen_t got = len;
+
+		if (!groups)
+			return -ENOMEM;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &got) == 0) {
+			*ret_n = got / sizeof(gid_t);
+			*ret = TAKE_PTR(groups);
+			return 0;
+		}
+		if (errno != ERANGE || got <= len)
+			return negative_errno();
+		len = got;
+	}
+	return -ERANGE;
+}
+
 /* Root, or a member of the allowed group (primary or supplementary, as
  * the kernel saw it at connect()). The socket's mode is the first gate;
  * this is the second, and it gives a clear refusal instead of EACCES. */
 static bool peer_may_query(struct manager *m, int fd, const struct ucred *cred)
 {
-	gid_t groups[256];
-	socklen_t len = sizeof(groups);
+	_cleanup_free_ gid_t *groups = NULL;
+	size_t n = 0;
+	int r;
 
 	if (cred->uid == 0)
 		return true;
@@ -269,17 +339,21 @@ static bool peer_may_query(struct manager *m, int fd, const struct ucred *cred)
 		return false;
 	if (cred->gid == m->allow_gid)
 		return true;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+	r = peer_groups(fd, &groups, &n);
+	if (r < 0) {
+		log_debug_errno(r, "Cannot read the groups of client pid %d: %m", (int)cred->pid);
 		return false;
-	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+	}
+	for (size_t i = 0; i < n; i++)
 		if (groups[i] == m->allow_gid)
 			return true;
 	return false;
 }
 
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* Take one waiting client. 1: taken (or refused), 0: none waiting,
+ * <0: stop for now (out of fds: paused). */
+static int accept_one(struct manager *m, int fd)
 {
-	struct manager *m = userdata;
 	struct ucred cred = {};
 	socklen_t len = sizeof(cred);
 	struct client *c;
@@ -287,19 +361,30 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warning_errno(negative_errno(), "accept() failed: %m");
-		return 0;
+		r = negative_errno();
+		if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+			accept_pause(m, r);
+			return r;
+		}
+		if (r == -EAGAIN) {
+			/* Caught up with every waiting client: a shortage after
+			 * this is a new episode, worth a new line. */
+			m->accept_starved_logged = false;
+			return 0;
+		}
+		if (r != -EINTR && r != -ECONNABORTED)
+			log_warning_errno(r, "accept() failed: %m");
+		return r == -EINTR || r == -ECONNABORTED ? 1 : r;
 	}
 	if (m->n_clients >= m->cfg.max_clients) {
 		log_warning("Refusing client: %zu clients connected already", m->n_clients);
 		close(cfd);
-		return 0;
+		return 1;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(cfd);
-		return 0;
+		return -ENOMEM;
 	}
 	c->m = m;
 	c->fd = cfd;
@@ -314,7 +399,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		log_warning_errno(r, "Cannot watch client fd: %m");
 		close(cfd);
 		free(c);
-		return 0;
+		return r;
 	}
 	c->next = m->clients;
 	if (m->clients)
@@ -322,6 +407,16 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	m->clients = c;
 	m->n_clients++;
 	m->clients_total++;
+	return 1;
+}
+
+/* A few per wakeup: a burst of connects is taken in few loop passes, and
+ * the backlog is seen empty (EAGAIN), which ends a shortage episode. */
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++)
+		if (accept_one(userdata, fd) <= 0)
+			break;
 	return 0;
 }
 
@@ -349,36 +444,177 @@ static int take_activated_socket(struct manager *m)
 	return fd;
 }
 
-static int bind_own_socket(const char *path)
+/* What is at a path, in words, for an error message. */
+static const char *file_kind(mode_t mode)
 {
-	_cleanup_close_ int fd = -EBADF;
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+	case S_IFBLK:
+		return "a device node";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "a file of unknown type";
+	}
+}
+
+/* The directory holding path, opened, and the name in it: every later
+ * step acts on that name in that directory, so a swapped parent cannot
+ * redirect an unlink or a chown. */
+static int open_parent(const char *path, const char **ret_name)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+	int fd;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	*ret_name = slash ? path + (slash - dir) + 1 : path;
+	if (!**ret_name)
+		return log_error_errno(-EISDIR, "Socket path %s names a directory", path);
+	if (slash)
+		slash[slash == dir ? 1 : 0] = '\0';
+	fd = open(slash ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(negative_errno(), "Cannot open the directory of %s: %m", path);
+	return fd;
+}
+
+/* A socket left at path by a daemon that died: nobody accepts on it. A
+ * non-blocking probe, so a live daemon with a full backlog (EAGAIN)
+ * counts as live, and we never wait on it. */
+static int socket_is_stale(const struct sockaddr_un *sa)
+{
+	_cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (probe < 0)
+		return negative_errno();
+	if (connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+		return false;
+	if (errno == ECONNREFUSED)
+		return true;
+	return negative_errno();
+}
+
+/* Make room at path: nothing there, or a stale socket of ours that we
+ * remove. Anything else is someone's file and is refused, never removed. */
+static int clear_socket_path(int dir_fd, const char *name, const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int r;
+
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return log_error_errno(negative_errno(), "Cannot stat %s: %m", path);
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return log_error_errno(-EEXIST, "%s exists and is %s, not a socket: refusing to replace it "
+				       "(remove it or choose another --socket)", path, file_kind(st.st_mode));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return log_error_errno(-EEXIST, "%s is a socket owned by uid %u, not by us: refusing to replace it",
+				       path, (unsigned)st.st_uid);
+	r = socket_is_stale(sa);
+	if (r < 0)
+		return log_error_errno(r, "Cannot probe %s: %m", path);
+	if (!r)
+		return log_error_errno(-EADDRINUSE, "%s is in use by a running daemon (it accepts connections): "
+				       "refusing to take it over", path);
+	if (unlinkat(dir_fd, name, 0) < 0)
+		return log_error_errno(negative_errno(), "Cannot remove stale socket %s: %m", path);
+	log_info("Removed stale socket %s", path);
+	return 0;
+}
+
+/* Hand the socket we just bound to the query group. By fd on the inode
+ * found under the name (O_PATH, no symlink followed), checked to be a
+ * socket of ours, so nothing swapped in at the path gets chowned. */
+static int socket_set_group(struct manager *m, int dir_fd, const char *name, const char *path)
+{
+	_cleanup_close_ int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_error_errno(negative_errno(), "Cannot open the socket %s we bound: %m", path);
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+		return log_error_errno(-EPERM, "%s changed under us (now %s, uid %u): refusing to use it",
+				       path, file_kind(st.st_mode), (unsigned)st.st_uid);
+	m->listen_dev = st.st_dev;
+	m->listen_ino = st.st_ino;
+	m->listen_inode_known = true;
+	if (!m->allow_gid_valid || st.st_gid == m->allow_gid)
+		return 0;
+	if (fchownat(fd, "", (uid_t)-1, m->allow_gid, AT_EMPTY_PATH) < 0)
+		/* Root still queries; members would get EACCES: say so. */
+		log_warning_errno(negative_errno(), "Cannot give %s to group '%s' (members of it cannot connect): %m",
+				  path, m->cfg.allow_group);
+	return 0;
+}
+
+static int bind_own_socket(struct manager *m, const char *path)
+{
+	_cleanup_close_ int fd = -EBADF, dir_fd = -EBADF;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *name;
+	mode_t old_umask;
+	int r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return log_error_errno(-ENAMETOOLONG, "Socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
+	dir_fd = open_parent(path, &name);
+	if (dir_fd < 0)
+		return dir_fd;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return log_error_errno(negative_errno(), "socket(): %m");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		_cleanup_close_ int probe = -EBADF;
-
-		if (errno != EADDRINUSE)
-			return log_error_errno(negative_errno(), "Cannot bind %s: %m", path);
-		/* A live daemon answers on it; a stale file from a crash does not. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return log_error_errno(-EADDRINUSE, "%s is in use by a running daemon", path);
-		if (unlink(path) < 0)
-			return log_error_errno(negative_errno(), "Cannot remove stale socket %s: %m", path);
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return log_error_errno(negative_errno(), "Cannot bind %s: %m", path);
+	r = clear_socket_path(dir_fd, name, path, &sa);
+	if (r < 0)
+		return r;
+	/* Born 0660: never a moment when others may connect. */
+	old_umask = umask(0117);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_umask);
+	if (r < 0) {
+		if (errno == EADDRINUSE)
+			return log_error_errno(-EADDRINUSE, "Cannot bind %s: something appeared there meanwhile", path);
+		return log_error_errno(negative_errno(), "Cannot bind %s: %m", path);
 	}
-	if (chmod(path, 0660) < 0)
-		return log_error_errno(negative_errno(), "Cannot chmod %s: %m", path);
+	r = socket_set_group(m, dir_fd, name, path);
+	if (r < 0)
+		return r;
 	if (listen(fd, SOMAXCONN) < 0)
 		return log_error_errno(negative_errno(), "Cannot listen on %s: %m", path);
 	return TAKE_FD(fd);
+}
+
+/* On exit: remove our own socket, and only if the name still holds it. */
+void manager_unlink_socket(struct manager *m)
+{
+	_cleanup_close_ int dir_fd = -EBADF;
+	const char *name;
+	struct stat st;
+
+	if (m->listen_fd < 0 || m->listen_fd_activated || !m->cfg.socket_path || !m->listen_inode_known)
+		return;
+	dir_fd = open_parent(m->cfg.socket_path, &name);
+	if (dir_fd < 0)
+		return;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_dev != m->listen_dev || st.st_ino != m->listen_ino) {
+		log_warning("%s is no longer our socket: leaving it", m->cfg.socket_path);
+		return;
+	}
+	(void)unlinkat(dir_fd, name, 0);
 }
 
 int manager_listen(struct manager *m)
@@ -401,11 +637,13 @@ int manager_listen(struct manager *m)
 			return log_error_errno(negative_errno(), "Cannot make the activated socket non-blocking: %m");
 		log_info("Serving on the socket passed by systemd");
 	} else {
-		fd = bind_own_socket(m->cfg.socket_path);
+		fd = bind_own_socket(m, m->cfg.socket_path);
 		if (fd < 0)
 			return fd;
 		log_info("Serving on %s", m->cfg.socket_path);
 	}
+	if (m->allow_gid_valid)
+		log_info("Root and members of group '%s' may query", m->cfg.allow_group);
 	m->listen_fd = fd;
 	r = sd_event_add_io(m->event, &m->listen_io, fd, EPOLLIN, on_accept, m);
 	if (r < 0)

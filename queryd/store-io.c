@@ -7,6 +7,7 @@
  * seconds while rows wait in a bounded queue.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cgroup-cache.h"
@@ -35,11 +36,28 @@ static int arm(sd_event_source *s, uint64_t delay)
 	return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+/* The path turned out to be one others control: no more retries, one
+ * line said, lookups go on without the history. */
+static int store_give_up(struct manager *m)
+{
+	struct store_stats ss;
+
+	store_get_stats(m->store, &ss);
+	snprintf(m->store_problem, sizeof(m->store_problem), "%s", ss.last_error ? ss.last_error : "refused");
+	log_error("History store disabled: %s", m->store_problem);
+	m->store_flush_timer = sd_event_source_disable_unref(m->store_flush_timer);
+	m->store_prune_timer = sd_event_source_disable_unref(m->store_prune_timer);
+	m->store = store_close(m->store);
+	return 0;
+}
+
 static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct manager *m = userdata;
 	int r = store_flush(m->store, STORE_BATCH);
 
+	if (r == -EPERM)
+		return store_give_up(m);
 	if (r < 0 || (!store_is_open(m->store) && store_queue_len(m->store) == 0))
 		return arm(s, STORE_RETRY_USEC);
 	if (store_queue_len(m->store) > 0)

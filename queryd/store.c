@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sqlite3.h>
 
 #include "cgroup-cache.h"
@@ -185,6 +187,83 @@ static void disconnect(struct store *s)
 	s->db = NULL;
 }
 
+/* Whose files we may trust: root's and our own. */
+static bool trusted_owner(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/* The database's directory: whoever may add or swap entries there could
+ * point the database or its -wal/-shm at any file we would then write.
+ * A missing directory is not refused: the store retries until it exists. */
+static int check_db_dir(const char *path, char *err, size_t errlen)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+	struct stat st;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else
+		slash[slash == dir ? 1 : 0] = '\0';
+	if (stat(dir, &st) < 0)
+		return 0; /* sqlite says why, and we retry */
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "refusing %s: %s is not a directory", path, dir);
+		return -EPERM;
+	}
+	if (!trusted_owner(st.st_uid)) {
+		snprintf(err, errlen, "refusing %s: its directory %s is owned by uid %u, neither root nor us (uid %u)",
+			 path, dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		snprintf(err, errlen, "refusing %s: its directory %s is writable by %s (mode %04o) and not sticky, "
+			 "so others could swap the files in it", path, dir,
+			 st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The database and the files SQLite puts beside it: absent, or regular
+ * files of root or ours. SQLite's NOFOLLOW refuses a linked -wal only when
+ * it first writes, as "unable to open database file" at every retry;
+ * checked here, the refusal is said once, naming the file. */
+static int check_db_files(const char *path, char *err, size_t errlen)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		char p[4096];
+		struct stat st;
+
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffixes[i]) >= sizeof(p)) {
+			snprintf(err, errlen, "refusing %s: path too long", path);
+			return -EPERM;
+		}
+		if (lstat(p, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			snprintf(err, errlen, "refusing %s: %s is a symbolic link", path, p);
+			return -EPERM;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "refusing %s: %s is not a regular file", path, p);
+			return -EPERM;
+		}
+		if (!trusted_owner(st.st_uid)) {
+			snprintf(err, errlen, "refusing %s: %s is owned by uid %u, neither root nor us", path, p,
+				 (unsigned)st.st_uid);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 /* Open, check the version, migrate, prepare. On failure nothing stays
  * open, and err says why. */
 static int connect_db(struct store *s, char *err, size_t errlen)
@@ -192,8 +271,19 @@ static int connect_db(struct store *s, char *err, size_t errlen)
 	const char *path = s->opt.path;
 	int version = 0, rc, r;
 
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	r = check_db_dir(path, err, errlen);
+	if (r >= 0)
+		r = check_db_files(path, err, errlen);
+	if (r < 0)
+		return r;
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+			     SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK) {
+		if (s->db && sqlite3_extended_errcode(s->db) == SQLITE_CANTOPEN_SYMLINK) {
+			snprintf(err, errlen, "refusing %s: a directory on its path is a symbolic link", path);
+			r = -EPERM;
+			goto fail;
+		}
 		snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		r = sqlite_to_errno(rc);
 		goto fail;
@@ -253,8 +343,9 @@ int store_open(const struct store_options *o, struct store **ret, char *err, siz
 	if (!s->opt.max_queue)
 		s->opt.max_queue = 65536;
 	r = connect_db(s, err, errlen);
-	if (r == -EPROTO) {
-		/* a newer schema: never ours to write, not even later */
+	if (r == -EPROTO || r == -EPERM) {
+		/* a newer schema, or a path others control: never ours to
+		 * write, not even later */
 		store_close(s);
 		return r;
 	}
@@ -342,13 +433,59 @@ static int queue_grow(struct store *s)
 	return 0;
 }
 
+/* Whether the comma-separated list holds this exact item: whole items
+ * are compared, never substrings (10.0.0.1 is not in "10.0.0.11"). */
+static bool list_has(const char *list, size_t list_len, const char *item, size_t len)
+{
+	for (size_t i = 0; i < list_len;) {
+		const char *comma = memchr(list + i, ',', list_len - i);
+		size_t n = comma ? (size_t)(comma - (list + i)) : list_len - i;
+
+		if (n == len && memcmp(list + i, item, len) == 0)
+			return true;
+		i += n + 1;
+	}
+	return false;
+}
+
+/* The answers column: each address once, in the order first given. */
+static char *answers_dedup(const char *answers)
+{
+	size_t len = strlen(answers), out_len = 0;
+	char *out = malloc(len + 1);
+
+	if (!out)
+		return NULL;
+	for (const char *p = answers; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (n > 0 && !list_has(out, out_len, p, n)) {
+			if (out_len)
+				out[out_len++] = ',';
+			memcpy(out + out_len, p, n);
+			out_len += n;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	out[out_len] = '\0';
+	return out;
+}
+
 void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, const char *query,
 		   const char *answers, const char *source, __u32 ttl)
 {
+	_cleanup_free_ char *unique = NULL;
 	sqlite3_stmt *st = s->insert_dns;
 	int rc;
 
 	if (!s->db) {
+		s->st.write_errors++;
+		return;
+	}
+	unique = answers ? answers_dedup(answers) : NULL;
+	if (answers && !unique) {
 		s->st.write_errors++;
 		return;
 	}
@@ -360,7 +497,7 @@ void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, cons
 		sqlite3_bind_null(st, 2);
 	bind_opt_text(st, 3, comm && comm[0] ? comm : NULL);
 	sqlite3_bind_text(st, 4, query, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, answers, -1, SQLITE_STATIC);
+	bind_opt_text(st, 5, unique);
 	sqlite3_bind_text(st, 6, source, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, ttl);
 	rc = sqlite3_step(st);

@@ -39,6 +39,10 @@ struct store_stats {
 
 /* Opens (creating or migrating) the database. A file from a newer schema
  * version is refused with -EPROTO and a message in err; never touched.
+ * A path others could redirect (a symbolic link, a file not root's or
+ * ours, a directory writable by group or others and not sticky, or owned
+ * by another user) is refused with -EPERM, also when a later retry finds
+ * it so.
  * Any other failure still gives a store: it queues and retries. */
 int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen);
 struct store *store_close(struct store *s);
