@@ -471,6 +471,7 @@ static json_object *op_stats(struct manager *m)
 	add_u64(s, "clients_total", m->clients_total);
 	add_u64(s, "watchers", m->n_watchers);
 	add_u64(s, "clients_dropped_slow", m->clients_dropped_slow);
+	add_u64(s, "accept_starved", m->accept_starved);
 	add_u64(s, "index_flows", flow_index_size(m->flows));
 	add_u64(s, "index_capacity", flow_index_capacity(m->flows));
 	add_u64(s, "index_evictions", flow_index_evictions(m->flows));
@@ -547,6 +548,9 @@ static json_object *op_status(struct manager *m)
 	json_object_object_add(q, "abi_version", json_object_new_int(CONNPID_ABI_VERSION));
 	json_object_object_add(q, "socket", json_object_new_string(m->cfg.socket_path));
 	json_object_object_add(q, "socket_activated", json_object_new_boolean(m->listen_fd_activated));
+	json_object_object_add(q, "allow_group", m->cfg.allow_group ?
+			       json_object_new_string(m->cfg.allow_group) : NULL);
+	json_object_object_add(q, "allow_group_exists", json_object_new_boolean(m->allow_gid_valid));
 	json_object_object_add(q, "pins_in_use", json_object_new_boolean(m->maps_open));
 	if (!m->maps_open)
 		json_object_object_add(q, "problem", json_object_new_string(m->maps_problem));
