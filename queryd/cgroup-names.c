@@ -81,10 +81,44 @@ static void match_pod(const char *s, size_t len, struct cgroup_identity *id)
 			*c = '-';
 }
 
+/* A unit's sub-tree is delegated (Delegate=yes, user@UID.service) or a
+ * container's own: whoever runs there names its cgroups as it likes. */
+static bool is_unit(const char *s, size_t len)
+{
+	return ends_with(s, len, ".service") || ends_with(s, len, ".scope");
+}
+
+static bool container_at(const char *s, size_t len, bool docker_parent, bool kube, struct cgroup_identity *id)
+{
+	if (match_prefixed_id(s, len, "docker-", id, "docker") ||
+	    match_prefixed_id(s, len, "cri-containerd-", id, "containerd") ||
+	    match_prefixed_id(s, len, "crio-", id, "cri-o") ||
+	    match_prefixed_id(s, len, "libpod-", id, "podman"))
+		return true;
+	if (!is_container_id(s, len))
+		return false;
+	/* cgroupfs drivers: /docker/<id>, /kubepods/.../pod<uid>/<id>, or any
+	 * --cgroup-parent chosen by the admin */
+	copy_part(id->container_id, sizeof(id->container_id), s, len);
+	snprintf(id->runtime, sizeof(id->runtime), "%s",
+		 kube ? "kubernetes" : docker_parent ? "docker" : "unknown");
+	return true;
+}
+
+/*
+ * A container id is believed only where a container manager put it: in
+ * slices (systemd drivers: system.slice/docker-<id>.scope, machine.slice,
+ * kubepods.slice/...) or in directories outside systemd's names (cgroupfs
+ * drivers: /docker/<id>, /kubepods/..., a configured cgroup parent). Only
+ * root makes those. Never in user.slice, nor below a unit (.service,
+ * .scope), whose sub-tree may be delegated to a user: there
+ * "docker-<id>.scope" is just a scope's name. The first container wins,
+ * and what lies inside it (the container's own cgroups) names nothing.
+ */
 void cgroup_identify(const char *path, struct cgroup_identity *id)
 {
 	const char *s = path;
-	bool kube = false, docker_parent = false;
+	bool kube = false, docker_parent = false, trusted = true;
 
 	memset(id, 0, sizeof(*id));
 	while (*s) {
@@ -98,29 +132,24 @@ void cgroup_identify(const char *path, struct cgroup_identity *id)
 		if (len == 0)
 			break;
 
-		if (starts_with(s, len, "kubepods"))
+		if (len == strlen("user.slice") && memcmp(s, "user.slice", len) == 0)
+			trusted = false;
+		if (trusted && starts_with(s, len, "kubepods"))
 			kube = true;
-		if (kube)
+		if (trusted && kube)
 			match_pod(s, len, id);
 
-		if (match_prefixed_id(s, len, "docker-", id, "docker") ||
-		    match_prefixed_id(s, len, "cri-containerd-", id, "containerd") ||
-		    match_prefixed_id(s, len, "crio-", id, "cri-o") ||
-		    match_prefixed_id(s, len, "libpod-", id, "podman")) {
-			/* a container scope is not the service we want to name */
-		} else if (is_container_id(s, len)) {
-			/* cgroupfs drivers: /docker/<id>, /kubepods/.../pod<uid>/<id>,
-			 * or any --cgroup-parent chosen by the admin */
-			copy_part(id->container_id, sizeof(id->container_id), s, len);
-			snprintf(id->runtime, sizeof(id->runtime), "%s",
-				 kube ? "kubernetes" : docker_parent ? "docker" : "unknown");
+		if (trusted && container_at(s, len, docker_parent, kube, id)) {
+			break; /* a container scope is not the service we want to name */
 		} else if (ends_with(s, len, ".slice")) {
 			copy_part(id->slice, sizeof(id->slice), s, len);
 		} else if (starts_with(s, len, "user@") && ends_with(s, len, ".service")) {
 			copy_part(id->user_unit, sizeof(id->user_unit), s, len);
-		} else if (ends_with(s, len, ".service") || ends_with(s, len, ".scope")) {
+		} else if (is_unit(s, len)) {
 			copy_part(id->unit, sizeof(id->unit), s, len);
 		}
+		if (is_unit(s, len))
+			trusted = false;
 		if (memmem(s, len, "docker", 6))
 			docker_parent = true;
 		s = e;

@@ -7,6 +7,7 @@
 
 #include "docker.h"
 #include "http-loop.h"
+#include "jsonutil.h"
 #include "jsonw.h"
 #include "log.h"
 #include "macro.h"
@@ -16,6 +17,8 @@
 #define DOCKER_MAX 4096
 #define DOCKER_RETRY_USEC (2 * 1000 * 1000ULL)
 #define DOCKER_INSPECT_TIMEOUT_MS 3000
+/* Names, images and labels are the container owner's choice: bounded. */
+#define DOCKER_STR_MAX 512
 
 enum container_state { C_PENDING, C_KNOWN, C_GONE, C_FAILED };
 
@@ -41,6 +44,10 @@ struct docker {
 	sd_event_source *fetch_defer;
 	bool reachable;
 	bool said_unreachable;
+	/* Why not reachable, for `status`: -errno of the last failure, or
+	 * the HTTP status Docker answered with; both 0 before any answer. */
+	int last_error;
+	long last_http_status;
 };
 
 static size_t bucket_of(const char *id)
@@ -94,16 +101,59 @@ static const char *jpath_str(json_object *o, const char *a, const char *b)
 
 static char *dup_or_null(const char *s)
 {
-	return s ? strdup(s) : NULL;
+	size_t n;
+
+	if (!s)
+		return NULL;
+	n = strnlen(s, DOCKER_STR_MAX + 1);
+	if (n > DOCKER_STR_MAX)
+		n = utf8_cut(s, DOCKER_STR_MAX);
+	return strndup(s, n);
+}
+
+/* What an error from the Engine API socket means and how to mend it. */
+static const char *error_reason(int error, const char **ret_hint)
+{
+	switch (error) {
+	case -EACCES:
+	case -EPERM:
+		*ret_hint = "connpid-queryd may not open the socket (root:docker 0660 by default): add "
+			    "SupplementaryGroups=docker to connpid-queryd.service (a drop-in; membership in "
+			    "group docker is root-equivalent), or pass --no-docker to go without container names";
+		return "permission denied";
+	case -ENOENT:
+	case -ENOTDIR:
+		*ret_hint = "Docker is not running here or listens elsewhere: start it, or pass "
+			    "--docker-socket PATH (or --no-docker)";
+		return "no such socket";
+	case -ECONNREFUSED:
+		*ret_hint = "nothing accepts connections on the socket: is dockerd running?";
+		return "connection refused";
+	case -ETIMEDOUT:
+		*ret_hint = "Docker did not answer in time: is dockerd stuck?";
+		return "timed out";
+	default:
+		*ret_hint = "check that dockerd runs and serves the Engine API on this socket";
+		return error < 0 ? strerror(-error) : "no answer";
+	}
 }
 
 static void set_reachable(struct docker *d, bool on, int error)
 {
+	const char *hint = NULL, *reason;
+
 	if (on && !d->reachable)
 		log_info("Docker Engine API reachable at %s", d->socket_path);
+	if (on) {
+		d->last_error = 0;
+		d->last_http_status = 0;
+	} else {
+		d->last_error = error < 0 ? error : -EIO;
+	}
 	if (!on && (d->reachable || !d->said_unreachable)) {
-		log_info("Docker Engine API at %s not reachable (%s): answers carry no Docker data",
-			 d->socket_path, strerror(-error));
+		reason = error_reason(d->last_error, &hint);
+		log_info("Docker Engine API at %s not reachable (%s): answers carry no Docker data; %s",
+			 d->socket_path, reason, hint);
 		d->said_unreachable = true;
 	}
 	d->reachable = on;
@@ -138,6 +188,16 @@ static void on_inspect(struct http_request *req, int error, long status, const c
 	if (status != 200 || !o) {
 		c->state = C_FAILED;
 		goto out;
+	}
+	/* The Engine also finds containers by name: a reply about another
+	 * container than the id asked is no confirmation of this one. */
+	{
+		const char *got = jpath_str(o, "Id", NULL);
+
+		if (!got || !streq(got, c->id)) {
+			c->state = C_GONE;
+			goto out;
+		}
 	}
 	container_clear(c);
 	{
@@ -221,7 +281,7 @@ static void on_event_line(const char *line, size_t len, void *userdata)
 		name = json_object_object_get_ex(actor, "Attributes", &attrs) ? jpath_str(attrs, "name", NULL) : NULL;
 		if (name) {
 			free(c->name);
-			c->name = strdup(name[0] == '/' ? name + 1 : name);
+			c->name = dup_or_null(name[0] == '/' ? name + 1 : name);
 		} else {
 			fetch(d, c);
 		}
@@ -266,8 +326,12 @@ static void on_events_done(struct http_request *req, int error, long status, con
 	struct docker *d = userdata;
 
 	d->events_req = NULL;
+	if (error == 0 && status != 200)
+		d->last_http_status = status;
 	if (d->reachable || !d->said_unreachable)
 		set_reachable(d, false, error < 0 ? error : -ECONNRESET);
+	else
+		d->last_error = error < 0 ? error : -ECONNRESET;
 	/* Docker restarted or stopped: what we knew may be stale. */
 	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
 		for (struct container *c = d->buckets[i]; c; c = c->next)
@@ -294,13 +358,17 @@ static void on_events_status(long status, void *userdata)
 static void start_events(struct docker *d)
 {
 	static const char url[] = DOCKER_API "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D";
+	int r;
 
 	if (d->events_req)
 		return;
 	/* Reachable is decided by an answer (inspect or event), not by
 	 * having asked: a missing socket must not flap in the log. */
-	if (http_get(d->http, d->socket_path, url, 0, on_event_line, on_events_done, d, &d->events_req) < 0)
+	r = http_get(d->http, d->socket_path, url, 0, on_event_line, on_events_done, d, &d->events_req);
+	if (r < 0) {
+		d->last_error = r;
 		schedule_retry(d);
+	}
 	else
 		http_request_on_status(d->events_req, on_events_status);
 }
@@ -409,4 +477,37 @@ void docker_describe(struct docker *d, const char *id, struct jsonw *w)
 		jw_kstr(w, "image", c->image);
 	if (c->compose_project)
 		jw_kstr(w, "compose_project", c->compose_project);
+}
+
+json_object *docker_status_json(struct docker *d)
+{
+	json_object *o = json_object_new_object();
+	const char *state, *reason = NULL, *hint = NULL;
+	char http[64];
+
+	if (!d) {
+		json_object_object_add(o, "state", json_object_new_string("disabled"));
+		json_object_object_add(o, "reason", json_object_new_string("--no-docker"));
+		return o;
+	}
+	if (d->reachable) {
+		state = "ok";
+	} else if (d->last_http_status) {
+		state = "unavailable";
+		snprintf(http, sizeof(http), "the Engine API answered HTTP %ld", d->last_http_status);
+		reason = http;
+		hint = "is this socket Docker's Engine API (v1.41 or later)?";
+	} else if (d->last_error) {
+		state = "unavailable";
+		reason = error_reason(d->last_error, &hint);
+	} else {
+		state = "connecting";
+	}
+	json_object_object_add(o, "socket", json_object_new_string(d->socket_path));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	if (reason) {
+		json_object_object_add(o, "reason", json_object_new_string(reason));
+		json_object_object_add(o, "hint", json_object_new_string(hint));
+	}
+	return o;
 }

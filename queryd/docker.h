@@ -22,3 +22,7 @@ struct jsonw;
 /* Write "docker" (ok/pending/unavailable/unknown/removed) and, when
  * known, name, image and compose_project into an open container object. */
 void docker_describe(struct docker *d, const char *id, struct jsonw *w);
+/* For `status`: {"socket", "state": ok|connecting|unavailable|disabled,
+ * "reason", "hint"} saying why answers carry no Docker data and how to
+ * get it. d NULL (--no-docker): "disabled". A new object for the caller. */
+json_object *docker_status_json(struct docker *d);

@@ -28,6 +28,7 @@ struct flow_domain {
 	char *chain;
 	__u8 origin;       /* enum dns_origin */
 	bool same_process;
+	__u8 asked_by;     /* enum dns_asked_by: whose query named it */
 	__u32 ttl;
 	double resolved_at; /* unix time of the answer */
 };

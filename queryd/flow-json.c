@@ -7,6 +7,7 @@
 
 #include "cgroup-cache.h"
 #include "dns-cache.h"
+#include "dns-ingest.h"
 #include "docker.h"
 #include "flow-json.h"
 #include "jsonw.h"
@@ -169,6 +170,22 @@ static void w_creator(struct jsonw *w, const struct connpid_event *e)
 	jw_obj_end(w);
 }
 
+/* Whose query named the address: a name from someone else's query is
+ * a hint, not this process's word. */
+static const char *asked_by_name(__u8 by)
+{
+	switch (by) {
+	case DNS_ASKED_SAME_PROCESS:
+		return "same-process";
+	case DNS_ASKED_SAME_UID:
+		return "same-uid";
+	case DNS_ASKED_SAME_CGROUP:
+		return "same-cgroup";
+	default:
+		return "other";
+	}
+}
+
 static void w_domain_of(struct jsonw *w, const struct flow_domain *d)
 {
 	const char *source;
@@ -192,6 +209,7 @@ static void w_domain_of(struct jsonw *w, const struct flow_domain *d)
 		p += n + (arrow ? 4 : 0);
 	}
 	jw_arr_end(w);
+	jw_kstr(w, "asked_by", asked_by_name(d->asked_by));
 	jw_kint(w, "ttl", d->ttl);
 	jw_key(w, "age_seconds");
 	jw_double(w, now_realtime() - d->resolved_at);
@@ -208,7 +226,7 @@ static void w_domain(struct jsonw *w, struct manager *m, const struct flow *f)
 		w_domain_of(w, f->domain);
 		return;
 	}
-	late = manager_domain_for(m, f->ev.pid, f->ev.family, f->ev.dst_ip);
+	late = manager_domain_for_event(m, &f->ev);
 	if (!late) {
 		jw_null(w);
 		return;

@@ -47,6 +47,22 @@ static void request_free(struct http_request *req)
 	free(req);
 }
 
+/* The errno connect() failed with tells a missing socket (ENOENT) from
+ * one we may not open (EACCES), which the operator mends differently. */
+static int result_to_errno(CURL *easy, CURLcode result)
+{
+	long os_errno = 0;
+
+	if (result == CURLE_OPERATION_TIMEDOUT)
+		return -ETIMEDOUT;
+	if (result != CURLE_COULDNT_CONNECT)
+		return -EIO;
+	if (curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0 &&
+	    os_errno < 4096)
+		return -(int)os_errno;
+	return -ECONNREFUSED;
+}
+
 static void check_done(struct http_loop *l)
 {
 	CURLMsg *msg;
@@ -62,8 +78,7 @@ static void check_done(struct http_loop *l)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		if (msg->data.result != CURLE_OK)
-			error = msg->data.result == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT :
-				msg->data.result == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO;
+			error = result_to_errno(msg->easy_handle, msg->data.result);
 		else if (req->overflow)
 			error = -EFBIG;
 		curl_multi_remove_handle(l->multi, msg->easy_handle);

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Issue 6, item 2: processes in cgroups named like a systemd service, a
-Kubernetes pod container (systemd driver, containerd), a podman container
-and a user-session app scope connect; the lookup names unit / slice /
+Kubernetes pod container (systemd driver, containerd), a podman container,
+a user-session app scope, and user-made cgroups named like a container
+(issue 12, item 14: no container) connect; the lookup names unit / slice /
 pod_uid / container {id, runtime} from the real cgroup path.
 
 The loader attaches to the test cgroup; the named cgroups are created below
@@ -21,6 +22,7 @@ def shapes():
     pod_uid = str(uuid.uuid4())
     kube_cid = secrets.token_hex(32)
     podman_cid = secrets.token_hex(32)
+    fake_cid = secrets.token_hex(32)
     pod_slice = "kubepods-burstable-pod%s.slice" % pod_uid.replace("-", "_")
     return [
         # (name, path below the test cgroup, expected identity fields)
@@ -38,6 +40,16 @@ def shapes():
          "app-org.example.Editor-4242.scope",
          {"unit": "app-org.example.Editor-4242.scope", "slice": "app.slice",
           "user_unit": "user@1000.service", "pod_uid": None, "container": None}),
+        # Issue 12, item 14: container-shaped names where a user names
+        # cgroups (user.slice, a delegated sub-tree) are no container
+        ("user-docker", "user.slice/user-1000.slice/user@1000.service/app.slice/docker-%s.scope"
+         % fake_cid,
+         {"unit": "docker-%s.scope" % fake_cid, "slice": "app.slice",
+          "user_unit": "user@1000.service", "pod_uid": None, "container": None}),
+        ("user-kube", "user.slice/user-1000.slice/user@1000.service/kubepods/pod%s/%s"
+         % (pod_uid, fake_cid),
+         {"unit": None, "slice": "user-1000.slice", "user_unit": "user@1000.service",
+          "pod_uid": None, "container": None}),
     ]
 
 

@@ -7,6 +7,7 @@
 #include "cgroup-names.h"
 
 #define ID64 "4f1c2d3e5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
+#define ID64B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 struct row {
 	const char *path;
@@ -31,8 +32,28 @@ static const struct row rows[] = {
 	  "", "kubepods-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice", "", "cri-o", ID64,
 	  "1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d" },
 	{ "/machine.slice/libpod-" ID64 ".scope", "", "machine.slice", "", "podman", ID64, "" },
+	{ "/libpod_parent/libpod-" ID64, "", "", "", "podman", ID64, "" },
+	/* Issue 12, item 14: a container id is believed only where a container
+	 * manager put it. In user.slice or below a unit (a delegated sub-tree)
+	 * anyone may name a cgroup like a container: it is then just a unit. */
 	{ "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" ID64 ".scope",
-	  "", "user.slice", "user@1000.service", "podman", ID64, "" },
+	  "libpod-" ID64 ".scope", "user.slice", "user@1000.service", "", "", "" },
+	{ "/user.slice/user-1000.slice/user@1000.service/app.slice/docker-" ID64 ".scope",
+	  "docker-" ID64 ".scope", "app.slice", "user@1000.service", "", "", "" },
+	{ "/user.slice/user-1000.slice/docker-" ID64 ".scope", "docker-" ID64 ".scope", "user-1000.slice", "", "", "", "" },
+	{ "/user.slice/docker/" ID64, "", "user.slice", "", "", "", "" },
+	{ "/user.slice/user-1000.slice/session-3.scope/docker/" ID64, "session-3.scope", "user-1000.slice", "", "", "", "" },
+	{ "/user.slice/user-1000.slice/user@1000.service/kubepods/pod1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d/" ID64,
+	  "", "user-1000.slice", "user@1000.service", "", "", "" },
+	{ "/system.slice/app.service/docker-" ID64 ".scope", "docker-" ID64 ".scope", "system.slice", "", "", "", "" },
+	{ "/system.slice/app.service/docker/" ID64, "app.service", "system.slice", "", "", "", "" },
+	{ "/machine.slice/machine-vm.scope/libpod-" ID64 ".scope", "libpod-" ID64 ".scope", "machine.slice", "", "", "", "" },
+	/* the first container wins; what it names inside itself names nothing */
+	{ "/system.slice/docker-" ID64 ".scope/docker-" ID64B ".scope", "", "system.slice", "", "docker", ID64, "" },
+	{ "/system.slice/docker-" ID64 ".scope/system.slice/sshd.service", "", "system.slice", "", "docker", ID64, "" },
+	{ "/docker/" ID64 "/docker/" ID64B, "", "", "", "docker", ID64, "" },
+	{ "/kubepods/besteffort/pod1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d/" ID64 "/pod9a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
+	  "", "", "", "kubernetes", ID64, "1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d" },
 	{ "/", "", "", "", "", "", "" },
 	{ "", "", "", "", "", "", "" },
 	{ "/connpid-test-123", "", "", "", "", "", "" },
