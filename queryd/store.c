@@ -1,46 +1,46 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The history store's writer side: schema and migrations, the queue the
+ * loop fills, and the writer thread that empties it in batched
+ * transactions and prunes past retention. Nothing here runs SQLite on the
+ * loop except store_open() at startup.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
-#include <sqlite3.h>
 
 #include "cgroup-cache.h"
 #include "flowkey.h"
 #include "log.h"
 #include "macro.h"
 #include "procinfo.h"
-#include "store.h"
+#include "store-internal.h"
 
-/* A flow as it will be written: copied out so the index may evict it. */
-struct store_row {
-	struct connpid_event ev;
-	double first_seen;
-	char *exe;
-	char *cmdline_json;
-	char *cgroup_path;
-	char *unit;
-	char *container_id;
-	char *domain;
-};
+#define WRITE_BATCH 4096
+#define WRITE_LINGER_MS 50        /* a lone row waits this long for company */
+#define RETRY_MS 2000             /* a refusing disk is tried again this often */
+#define PRUNE_EVERY_MS 30000
+#define PRUNE_BATCH 5000
+#define DEFAULT_MAX_QUEUE 262144  /* ~1.3 s of a 200k flows/s burst */
+#define INTERN_MAX 65536          /* cached ids per table; past it, start over */
 
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *insert;
-	sqlite3_stmt *insert_dns;
-	struct store_options opt;
-	struct store_row *queue;   /* ring */
-	size_t q_head, q_len, q_cap;
-	struct store_stats st;
-	char last_error[256];
-};
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
 
 /* Each step takes the schema from version i to i + 1, inside one
  * transaction with the user_version bump. Version 1 is the Lanthorn-shaped
- * tables; version 2 adds process identity, cgroup and container columns. */
+ * tables; version 2 adds process identity, cgroup and container columns;
+ * version 3 stores process, cgroup and domain details once, in their own
+ * tables, and the `connection_details` view puts rows back together with
+ * the version 2 column names. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE TABLE connections ("
 	"  id INTEGER PRIMARY KEY,"
@@ -82,14 +82,63 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX connections_cookie ON connections(socket_cookie);"
 	"ALTER TABLE dns_events ADD COLUMN source TEXT;"
 	"ALTER TABLE dns_events ADD COLUMN ttl INTEGER;",
+
+	/* proto as its IP protocol number, family from the address, last_seen
+	 * was always ts; the cookie index went (random order: it cost more
+	 * per row than it saved, RESULTS.md). */
+	"CREATE TABLE processes ("
+	"  id INTEGER PRIMARY KEY, pid INTEGER, start_time INTEGER, exe TEXT, cmdline TEXT);"
+	"CREATE INDEX processes_pid ON processes(pid, start_time);"
+	"CREATE INDEX processes_exe ON processes(exe);"
+	"CREATE TABLE cgroups ("
+	"  id INTEGER PRIMARY KEY, cgroup_id INTEGER, cgroup_path TEXT, unit TEXT,"
+	"  container_id TEXT, container_name TEXT, container_image TEXT);"
+	"CREATE INDEX cgroups_cgroup_id ON cgroups(cgroup_id);"
+	"CREATE INDEX cgroups_unit ON cgroups(unit);"
+	"CREATE INDEX cgroups_container_id ON cgroups(container_id);"
+	"CREATE INDEX cgroups_container_name ON cgroups(container_name);"
+	"CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE connections3 ("
+	"  id INTEGER PRIMARY KEY, ts REAL NOT NULL, proto INTEGER NOT NULL, src TEXT,"
+	"  sport INTEGER NOT NULL, dst TEXT NOT NULL, dport INTEGER NOT NULL, pid INTEGER,"
+	"  tid INTEGER, uid INTEGER, gid INTEGER, comm TEXT, proc INTEGER, cgroup INTEGER,"
+	"  domain INTEGER, socket_cookie INTEGER, netns INTEGER);"
+	"INSERT INTO processes (pid, start_time, exe, cmdline)"
+	"  SELECT DISTINCT pid, start_time, exe, cmdline FROM connections"
+	"  WHERE exe IS NOT NULL OR cmdline IS NOT NULL OR start_time IS NOT NULL;"
+	"INSERT INTO cgroups (cgroup_id, cgroup_path, unit, container_id, container_name, container_image)"
+	"  SELECT DISTINCT cgroup_id, cgroup_path, unit, container_id, container_name, container_image"
+	"  FROM connections WHERE cgroup_id IS NOT NULL OR cgroup_path IS NOT NULL;"
+	"INSERT INTO domains (name) SELECT DISTINCT domain FROM connections WHERE domain IS NOT NULL;"
+	"INSERT INTO connections3 (id, ts, proto, src, sport, dst, dport, pid, tid, uid, gid, comm,"
+	"  proc, cgroup, domain, socket_cookie, netns)"
+	"  SELECT c.id, c.ts, CASE c.proto WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17"
+	"    ELSE coalesce(CAST(c.proto AS INTEGER), 0) END, c.src, c.sport, c.dst, c.dport, c.pid,"
+	"    c.tid, c.uid, c.gid, c.comm,"
+	"    (SELECT p.id FROM processes p WHERE p.pid IS c.pid AND p.start_time IS c.start_time"
+	"       AND p.exe IS c.exe AND p.cmdline IS c.cmdline),"
+	"    (SELECT g.id FROM cgroups g WHERE g.cgroup_id IS c.cgroup_id AND g.cgroup_path IS c.cgroup_path"
+	"       AND g.unit IS c.unit AND g.container_id IS c.container_id"
+	"       AND g.container_name IS c.container_name AND g.container_image IS c.container_image),"
+	"    (SELECT d.id FROM domains d WHERE d.name = c.domain),"
+	"    c.socket_cookie, c.netns FROM connections c;"
+	"DROP TABLE connections;"
+	"ALTER TABLE connections3 RENAME TO connections;"
+	"CREATE INDEX connections_ts ON connections(ts);"
+	"CREATE VIEW connection_details AS SELECT c.id AS id, c.ts AS ts, c.ts AS last_seen,"
+	"  CASE c.proto WHEN 6 THEN 'tcp' WHEN 17 THEN 'udp' ELSE CAST(c.proto AS TEXT) END AS proto,"
+	"  CASE WHEN instr(c.dst, ':') THEN 'ipv6' ELSE 'ipv4' END AS family,"
+	"  c.src AS src, c.sport AS sport, c.dst AS dst, c.dport AS dport, c.pid AS pid, c.tid AS tid,"
+	"  c.uid AS uid, c.gid AS gid, c.comm AS comm, p.exe AS exe, p.cmdline AS cmdline,"
+	"  p.start_time AS start_time, g.cgroup_id AS cgroup_id, g.cgroup_path AS cgroup_path,"
+	"  g.unit AS unit, g.container_id AS container_id, g.container_name AS container_name,"
+	"  g.container_image AS container_image, d.name AS domain, c.socket_cookie AS socket_cookie,"
+	"  c.netns AS netns, c.proc AS proc_ref, c.cgroup AS cgroup_ref, c.domain AS domain_ref"
+	"  FROM connections c LEFT JOIN processes p ON p.id = c.proc"
+	"  LEFT JOIN cgroups g ON g.id = c.cgroup LEFT JOIN domains d ON d.id = c.domain;",
 };
 
-#define ROW_COLUMNS \
-	"ts, last_seen, proto, family, src, sport, dst, dport, pid, tid, uid, gid, comm, exe, " \
-	"cmdline, start_time, cgroup_id, cgroup_path, unit, container_id, container_name, " \
-	"container_image, domain, socket_cookie, netns"
-
-static void set_error_msg(struct store *s, const char *now)
+static void set_error_locked(struct store *s, const char *now)
 {
 	/* Said once per new reason; the counters say how often. */
 	if (!s->st.last_error || strcmp(now, s->last_error) != 0)
@@ -99,20 +148,23 @@ static void set_error_msg(struct store *s, const char *now)
 	s->st.writable = false;
 }
 
+static void set_error_msg(struct store *s, const char *now)
+{
+	pthread_mutex_lock(&s->lock);
+	set_error_locked(s, now);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Only the writer calls it: s->db is its connection. */
 static void set_error(struct store *s, const char *what)
 {
 	char now[sizeof(s->last_error)];
 
 	snprintf(now, sizeof(now), "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : "database not open");
-	/* Said once per new reason; the counters say how often. */
-	if (!s->st.last_error || strcmp(now, s->last_error) != 0)
-		log_warning("History store: %s", now);
-	memcpy(s->last_error, now, sizeof(now));
-	s->st.last_error = s->last_error;
-	s->st.writable = false;
+	set_error_msg(s, now);
 }
 
-static int sqlite_to_errno(int rc)
+int store_sqlite_to_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
@@ -126,6 +178,8 @@ static int sqlite_to_errno(int rc)
 		return -ENOMEM;
 	case SQLITE_CANTOPEN:
 		return -EACCES;
+	case SQLITE_INTERRUPT:
+		return -ETIME;
 	default:
 		return -EIO;
 	}
@@ -135,7 +189,7 @@ static int exec_sql(sqlite3 *db, const char *sql)
 {
 	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : sqlite_to_errno(rc);
+	return rc == SQLITE_OK ? 0 : store_sqlite_to_errno(rc);
 }
 
 static int get_user_version(sqlite3 *db, int *ret)
@@ -145,12 +199,12 @@ static int get_user_version(sqlite3 *db, int *ret)
 
 	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return sqlite_to_errno(rc);
+		return store_sqlite_to_errno(rc);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*ret = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : sqlite_to_errno(rc);
+	return rc == SQLITE_ROW ? 0 : store_sqlite_to_errno(rc);
 }
 
 static int migrate(sqlite3 *db, int from, char *err, size_t errlen)
@@ -159,6 +213,8 @@ static int migrate(sqlite3 *db, int from, char *err, size_t errlen)
 		char bump[64];
 		int r;
 
+		if (v > 0)
+			log_info("History store: migrating the schema from version %d to %d", v, v + 1);
 		r = exec_sql(db, "BEGIN IMMEDIATE");
 		if (r >= 0)
 			r = exec_sql(db, migrations[v]);
@@ -177,14 +233,31 @@ static int migrate(sqlite3 *db, int from, char *err, size_t errlen)
 	return 0;
 }
 
+static void intern_clear(struct intern *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		free(t->e[i].key);
+	free(t->e);
+	*t = (struct intern) {};
+}
+
 static void disconnect(struct store *s)
 {
-	sqlite3_finalize(s->insert);
-	sqlite3_finalize(s->insert_dns);
-	s->insert = s->insert_dns = NULL;
+	sqlite3_stmt **sts[] = { &s->insert, &s->insert_dns, &s->ins_proc, &s->sel_proc, &s->ins_cg,
+				 &s->sel_cg, &s->ins_dom, &s->sel_dom };
+
+	for (size_t i = 0; i < ARRAY_SIZE(sts); i++) {
+		sqlite3_finalize(*sts[i]);
+		*sts[i] = NULL;
+	}
 	if (s->db)
 		sqlite3_close_v2(s->db);
 	s->db = NULL;
+	atomic_store(&s->open, false);
+	/* ids cached for a connection that rolled back may not exist */
+	intern_clear(&s->procs);
+	intern_clear(&s->cgroups);
+	intern_clear(&s->domains);
 }
 
 /* Whose files we may trust: root's and our own. */
@@ -264,6 +337,14 @@ static int check_db_files(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Everything an open would be refused for, before SQLite touches it. */
+int store_check_path(const char *path, char *err, size_t errlen)
+{
+	int r = check_db_dir(path, err, errlen);
+
+	return r < 0 ? r : check_db_files(path, err, errlen);
+}
+
 /* Open, check the version, migrate, prepare. On failure nothing stays
  * open, and err says why. */
 static int connect_db(struct store *s, char *err, size_t errlen)
@@ -271,9 +352,7 @@ static int connect_db(struct store *s, char *err, size_t errlen)
 	const char *path = s->opt.path;
 	int version = 0, rc, r;
 
-	r = check_db_dir(path, err, errlen);
-	if (r >= 0)
-		r = check_db_files(path, err, errlen);
+	r = store_check_path(path, err, errlen);
 	if (r < 0)
 		return r;
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -285,11 +364,12 @@ static int connect_db(struct store *s, char *err, size_t errlen)
 			goto fail;
 		}
 		snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
-		r = sqlite_to_errno(rc);
+		r = store_sqlite_to_errno(rc);
 		goto fail;
 	}
-	/* The loop must never wait on another writer: fail fast, retry later. */
-	sqlite3_busy_timeout(s->db, 20);
+	/* The writer thread may wait a little for another writer; the loop
+	 * never waits on it. */
+	sqlite3_busy_timeout(s->db, 200);
 	r = get_user_version(s->db, &version);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(s->db));
@@ -312,56 +392,106 @@ static int connect_db(struct store *s, char *err, size_t errlen)
 	r = migrate(s->db, version, err, errlen);
 	if (r < 0)
 		goto fail;
-	rc = sqlite3_prepare_v3(s->db,
-		"INSERT INTO connections (" ROW_COLUMNS ") VALUES "
-		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-		"?20, ?21, ?22, ?23, ?24, ?25)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v3(s->db,
-			"INSERT INTO dns_events (ts, pid, comm, query, answers, source, ttl) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, SQLITE_PREPARE_PERSISTENT, &s->insert_dns, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "cannot prepare statements: %s", sqlite3_errmsg(s->db));
-		r = sqlite_to_errno(rc);
-		goto fail;
+	{
+		static const struct {
+			size_t off;
+			const char *sql;
+		} stmts[] = {
+			{ offsetof(struct store, insert),
+			  "INSERT INTO connections (ts, proto, src, sport, dst, dport, pid, tid, uid, gid, comm, "
+			  "proc, cgroup, domain, socket_cookie, netns) VALUES "
+			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)" },
+			{ offsetof(struct store, insert_dns),
+			  "INSERT INTO dns_events (ts, pid, comm, query, answers, source, ttl) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },
+			{ offsetof(struct store, sel_proc),
+			  "SELECT id FROM processes WHERE pid IS ?1 AND start_time IS ?2 AND exe IS ?3 "
+			  "AND cmdline IS ?4 LIMIT 1" },
+			{ offsetof(struct store, ins_proc),
+			  "INSERT INTO processes (pid, start_time, exe, cmdline) VALUES (?1, ?2, ?3, ?4)" },
+			{ offsetof(struct store, sel_cg),
+			  "SELECT id FROM cgroups WHERE cgroup_id IS ?1 AND cgroup_path IS ?2 AND unit IS ?3 "
+			  "AND container_id IS ?4 AND container_name IS NULL AND container_image IS NULL LIMIT 1" },
+			{ offsetof(struct store, ins_cg),
+			  "INSERT INTO cgroups (cgroup_id, cgroup_path, unit, container_id) VALUES (?1, ?2, ?3, ?4)" },
+			{ offsetof(struct store, sel_dom), "SELECT id FROM domains WHERE name = ?1" },
+			{ offsetof(struct store, ins_dom), "INSERT INTO domains (name) VALUES (?1)" },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(stmts); i++) {
+			rc = sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+						(sqlite3_stmt **)((char *)s + stmts[i].off), NULL);
+			if (rc != SQLITE_OK) {
+				snprintf(err, errlen, "cannot prepare statements: %s", sqlite3_errmsg(s->db));
+				r = store_sqlite_to_errno(rc);
+				goto fail;
+			}
+		}
 	}
+	atomic_store(&s->open, true);
 	return 0;
 fail:
 	disconnect(s);
 	return r;
 }
 
-int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen)
+static void item_clear(struct store_item *it)
 {
-	struct store *s;
-	int r;
-
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->opt = *o;
-	if (!s->opt.max_queue)
-		s->opt.max_queue = 65536;
-	r = connect_db(s, err, errlen);
-	if (r == -EPROTO || r == -EPERM) {
-		/* a newer schema, or a path others control: never ours to
-		 * write, not even later */
-		store_close(s);
-		return r;
-	}
-	if (r < 0) {
-		/* Read-only, full, missing directory...: queue and retry. */
-		set_error_msg(s, err);
-	} else {
-		s->st.writable = true;
-	}
-	*ret = s;
-	return 0;
+	free(it->blob);
+	it->blob = NULL;
 }
 
-bool store_is_open(const struct store *s)
+/* --- interning: each process, cgroup and domain stored once --- */
+
+static __u64 fnv1a(const char *p, size_t n)
 {
-	return s->db != NULL;
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static sqlite3_int64 intern_find(const struct intern *t, const char *key, __u32 len, __u64 h)
+{
+	if (!t->cap)
+		return 0;
+	for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+		const struct intern_entry *e = &t->e[i];
+
+		if (!e->key)
+			return 0;
+		/* the whole key is compared: a crafted hash collision finds
+		 * nothing, it never borrows another process's row */
+		if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+			return e->id;
+	}
+}
+
+static void intern_add(struct intern *t, const char *key, __u32 len, __u64 h, sqlite3_int64 id)
+{
+	struct intern_entry *e;
+	size_t i;
+
+	if (t->n >= INTERN_MAX)
+		intern_clear(t); /* start over: a miss only costs a SELECT */
+	if (!t->cap) {
+		t->e = calloc(INTERN_MAX * 2, sizeof(*t->e));
+		if (!t->e)
+			return;
+		t->cap = INTERN_MAX * 2;
+	}
+	for (i = h & (t->cap - 1); t->e[i].key; i = (i + 1) & (t->cap - 1))
+		;
+	e = &t->e[i];
+	e->key = malloc(len ? len : 1);
+	if (!e->key)
+		return;
+	memcpy(e->key, key, len);
+	e->len = len;
+	e->hash = h;
+	e->id = id;
+	t->n++;
 }
 
 static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
@@ -369,68 +499,141 @@ static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
 	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-static void row_clear(struct store_row *row)
+/* Step a SELECT id (0: none) or an INSERT (its rowid). */
+static int step_id(struct store *s, sqlite3_stmt *st, bool insert, sqlite3_int64 *ret)
 {
-	free(row->exe);
-	free(row->cmdline_json);
-	free(row->cgroup_path);
-	free(row->unit);
-	free(row->container_id);
-	free(row->domain);
-	row->exe = row->cmdline_json = row->cgroup_path = row->unit = row->container_id = NULL;
-	row->domain = NULL;
-}
+	int rc = sqlite3_step(st);
 
-struct store *store_close(struct store *s)
-{
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < s->q_len; i++)
-		row_clear(&s->queue[(s->q_head + i) % s->q_cap]);
-	free(s->queue);
-	disconnect(s);
-	free(s);
-	return NULL;
-}
-
-static char *cmdline_to_json(const struct proc_entry *p)
-{
-	json_object *a;
-	char *out;
-
-	if (!p || !p->cmdline_len)
-		return NULL;
-	a = json_object_new_array();
-	for (size_t i = 0; i < p->cmdline_len;) {
-		size_t n = strnlen(p->cmdline + i, p->cmdline_len - i);
-
-		json_object_array_add(a, json_object_new_string_len(p->cmdline + i, (int)n));
-		i += n + 1;
+	*ret = 0;
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE && insert)
+		*ret = sqlite3_last_insert_rowid(s->db);
+	else if (rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return store_sqlite_to_errno(rc);
 	}
-	out = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(a);
-	return out;
+	sqlite3_reset(st);
+	return 0;
 }
 
-static int queue_grow(struct store *s)
-{
-	size_t cap = s->q_cap ? s->q_cap * 2 : 1024;
-	struct store_row *q;
+/* Segment "proc": start ticks (8), pid (4), flags (1), exe\0, cmdline\0.
+ * Segment "cg": cgroup id (8), flags (1), path\0, unit\0, container\0. */
+#define SEG_HAS_A 1
+#define SEG_HAS_B 2
+#define SEG_HAS_C 4
 
-	if (cap > s->opt.max_queue)
-		cap = s->opt.max_queue;
-	if (cap <= s->q_cap)
-		return -ENOBUFS;
-	q = calloc(cap, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->q_len; i++)
-		q[i] = s->queue[(s->q_head + i) % s->q_cap];
-	free(s->queue);
-	s->queue = q;
-	s->q_cap = cap;
-	s->q_head = 0;
+static const char *seg_str(const char **p, bool has)
+{
+	const char *v = *p;
+
+	*p += strlen(v) + 1;
+	return has ? v : NULL;
+}
+
+static int bind_proc(sqlite3_stmt *st, const char *seg)
+{
+	__u64 start;
+	__u32 pid;
+	__u8 fl;
+	const char *p = seg + 13, *exe, *cmd;
+
+	memcpy(&start, seg, 8);
+	memcpy(&pid, seg + 8, 4);
+	fl = (__u8)seg[12];
+	exe = seg_str(&p, fl & SEG_HAS_A);
+	cmd = seg_str(&p, fl & SEG_HAS_B);
+	sqlite3_bind_int64(st, 1, pid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)start);
+	bind_opt_text(st, 3, exe);
+	return bind_opt_text(st, 4, cmd);
+}
+
+static int bind_cg(sqlite3_stmt *st, const char *seg)
+{
+	__u64 id;
+	__u8 fl;
+	const char *p = seg + 9, *path, *unit, *cid;
+
+	memcpy(&id, seg, 8);
+	fl = (__u8)seg[8];
+	path = seg_str(&p, fl & SEG_HAS_A);
+	unit = seg_str(&p, fl & SEG_HAS_B);
+	cid = seg_str(&p, fl & SEG_HAS_C);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	bind_opt_text(st, 2, path);
+	bind_opt_text(st, 3, unit);
+	return bind_opt_text(st, 4, cid);
+}
+
+static int intern_id(struct store *s, struct intern *t, const char *seg, __u32 len,
+		     sqlite3_stmt *sel, sqlite3_stmt *ins, int (*bind)(sqlite3_stmt *, const char *),
+		     sqlite3_int64 *ret)
+{
+	__u64 h;
+	int r;
+
+	*ret = 0;
+	if (!len)
+		return 0;
+	h = fnv1a(seg, len);
+	*ret = intern_find(t, seg, len, h);
+	if (*ret)
+		return 0;
+	bind(sel, seg);
+	r = step_id(s, sel, false, ret);
+	if (r >= 0 && !*ret) {
+		bind(ins, seg);
+		r = step_id(s, ins, true, ret);
+	}
+	if (r < 0)
+		return r;
+	intern_add(t, seg, len, h, *ret);
 	return 0;
+}
+
+static int bind_dom(sqlite3_stmt *st, const char *seg)
+{
+	return sqlite3_bind_text(st, 1, seg, -1, SQLITE_STATIC);
+}
+
+static int write_flow(struct store *s, const struct store_item *it)
+{
+	sqlite3_stmt *st = s->insert;
+	sqlite3_int64 proc = 0, cg = 0, dom = 0;
+	char src[64], dst[64];
+	int rc = SQLITE_OK, r;
+
+	r = intern_id(s, &s->procs, it->blob + it->proc_off, it->proc_len, s->sel_proc, s->ins_proc, bind_proc, &proc);
+	if (r >= 0)
+		r = intern_id(s, &s->cgroups, it->blob + it->cg_off, it->cg_len, s->sel_cg, s->ins_cg, bind_cg, &cg);
+	if (r >= 0)
+		r = intern_id(s, &s->domains, it->blob + it->dom_off, it->dom_len, s->sel_dom, s->ins_dom, bind_dom, &dom);
+	if (r < 0)
+		return r;
+	format_ip(it->family, it->src, src, sizeof(src));
+	format_ip(it->family, it->dst, dst, sizeof(dst));
+	rc |= sqlite3_bind_double(st, 1, it->ts);
+	rc |= sqlite3_bind_int(st, 2, it->proto);
+	rc |= sqlite3_bind_text(st, 3, src, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_int(st, 4, it->sport);
+	rc |= sqlite3_bind_text(st, 5, dst, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_int(st, 6, it->dport);
+	rc |= sqlite3_bind_int64(st, 7, it->pid);
+	rc |= sqlite3_bind_int64(st, 8, it->tid);
+	rc |= sqlite3_bind_int64(st, 9, it->uid);
+	rc |= sqlite3_bind_int64(st, 10, it->gid);
+	rc |= sqlite3_bind_text(st, 11, it->comm, (int)strnlen(it->comm, sizeof(it->comm)), SQLITE_TRANSIENT);
+	rc |= proc ? sqlite3_bind_int64(st, 12, proc) : sqlite3_bind_null(st, 12);
+	rc |= cg ? sqlite3_bind_int64(st, 13, cg) : sqlite3_bind_null(st, 13);
+	rc |= dom ? sqlite3_bind_int64(st, 14, dom) : sqlite3_bind_null(st, 14);
+	rc |= sqlite3_bind_int64(st, 15, (sqlite3_int64)it->cookie);
+	rc |= sqlite3_bind_int64(st, 16, (sqlite3_int64)it->netns);
+	if (rc != SQLITE_OK)
+		return -EINVAL;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_to_errno(rc);
 }
 
 /* Whether the comma-separated list holds this exact item: whole items
@@ -473,185 +676,55 @@ static char *answers_dedup(const char *answers)
 	return out;
 }
 
-void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, const char *query,
-		   const char *answers, const char *source, __u32 ttl)
+static int write_dns(struct store *s, const struct store_item *it)
 {
 	_cleanup_free_ char *unique = NULL;
 	sqlite3_stmt *st = s->insert_dns;
+	const char *answers = it->has_answers ? it->blob + it->answers_off : NULL;
 	int rc;
 
-	if (!s->db) {
-		s->st.write_errors++;
-		return;
-	}
 	unique = answers ? answers_dedup(answers) : NULL;
-	if (answers && !unique) {
-		s->st.write_errors++;
-		return;
-	}
-	sqlite3_reset(st);
-	sqlite3_bind_double(st, 1, ts);
-	if (pid)
-		sqlite3_bind_int64(st, 2, pid);
+	if (answers && !unique)
+		return -ENOMEM;
+	if (it->pid)
+		sqlite3_bind_int64(st, 2, it->pid);
 	else
 		sqlite3_bind_null(st, 2);
-	bind_opt_text(st, 3, comm && comm[0] ? comm : NULL);
-	sqlite3_bind_text(st, 4, query, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 1, it->ts);
+	bind_opt_text(st, 3, it->comm[0] ? it->comm : NULL);
+	sqlite3_bind_text(st, 4, it->blob + it->query_off, -1, SQLITE_STATIC);
 	bind_opt_text(st, 5, unique);
-	sqlite3_bind_text(st, 6, source, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, ttl);
+	sqlite3_bind_text(st, 6, it->blob + it->source_off, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, it->ttl);
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE) {
-		set_error(s, "DNS write failed");
-		s->st.write_errors++;
-	}
 	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_sqlite_to_errno(rc);
 }
 
-static char *dup_nonempty(const char *s)
+/* One transaction for the batch: all or nothing, the batch stays for a
+ * retry on failure. */
+static int write_batch(struct store *s, const struct store_item *batch, size_t n)
 {
-	return s && s[0] ? strdup(s) : NULL;
-}
-
-void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg)
-{
-	struct store_row *row;
-
-	/* Full while the disk is fine: write a batch now rather than drop.
-	 * The loop pauses for one transaction; the kernel ring holds the rest. */
-	if (s->q_len == s->q_cap && s->q_cap >= s->opt.max_queue && s->st.writable)
-		(void)store_flush(s, 2000);
-	if (s->q_len == s->q_cap && queue_grow(s) < 0) {
-		/* The disk has refused writes for long: drop the oldest, count it. */
-		row_clear(&s->queue[s->q_head]);
-		s->q_head = (s->q_head + 1) % s->q_cap;
-		s->q_len--;
-		s->st.rows_dropped++;
-	}
-	row = &s->queue[(s->q_head + s->q_len) % s->q_cap];
-	row->ev = f->ev;
-	row->first_seen = f->first_seen;
-	row->exe = f->proc && f->proc->exe ? strdup(f->proc->exe) : NULL;
-	/* rendered once per process, not per row: it was the costliest part
-	 * of queueing a row (json-c per row, perf) */
-	if (f->proc && !f->proc->cmdline_json)
-		f->proc->cmdline_json = cmdline_to_json(f->proc);
-	row->cmdline_json = f->proc && f->proc->cmdline_json ? strdup(f->proc->cmdline_json) : NULL;
-	row->domain = f->domain ? dup_nonempty(f->domain->name) : NULL;
-	if (cg && cg->resolved) {
-		row->cgroup_path = dup_nonempty(cg->path);
-		row->unit = dup_nonempty(cg->ident.unit);
-		row->container_id = dup_nonempty(cg->ident.container_id);
-	}
-	s->q_len++;
-	s->st.rows_queued++;
-}
-
-size_t store_queue_len(const struct store *s)
-{
-	return s->q_len;
-}
-
-static int bind_row(sqlite3_stmt *st, const struct store_row *row)
-{
-	const struct connpid_event *e = &row->ev;
-	char src[64], dst[64];
-	int rc = SQLITE_OK;
-
-	format_ip(e->family, e->src_ip, src, sizeof(src));
-	format_ip(e->family, e->dst_ip, dst, sizeof(dst));
-	rc |= sqlite3_bind_double(st, 1, row->first_seen);
-	rc |= sqlite3_bind_double(st, 2, row->first_seen);
-	rc |= sqlite3_bind_text(st, 3, protocol_name(e->protocol), -1, SQLITE_STATIC);
-	rc |= sqlite3_bind_text(st, 4, e->family == AF_INET ? "ipv4" : "ipv6", -1, SQLITE_STATIC);
-	rc |= sqlite3_bind_text(st, 5, src, -1, SQLITE_TRANSIENT);
-	rc |= sqlite3_bind_int(st, 6, e->src_port);
-	rc |= sqlite3_bind_text(st, 7, dst, -1, SQLITE_TRANSIENT);
-	rc |= sqlite3_bind_int(st, 8, e->dst_port);
-	rc |= sqlite3_bind_int64(st, 9, e->pid);
-	rc |= sqlite3_bind_int64(st, 10, e->tid);
-	rc |= sqlite3_bind_int64(st, 11, e->uid);
-	rc |= sqlite3_bind_int64(st, 12, e->gid);
-	rc |= sqlite3_bind_text(st, 13, e->comm, (int)strnlen(e->comm, sizeof(e->comm)), SQLITE_TRANSIENT);
-	rc |= row->exe ? sqlite3_bind_text(st, 14, row->exe, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 14);
-	rc |= row->cmdline_json ? sqlite3_bind_text(st, 15, row->cmdline_json, -1, SQLITE_STATIC)
-				: sqlite3_bind_null(st, 15);
-	rc |= sqlite3_bind_int64(st, 16, (sqlite3_int64)boottime_ns_to_ticks(e->start_boottime_ns));
-	rc |= sqlite3_bind_int64(st, 17, (sqlite3_int64)e->cgroup_id);
-	rc |= bind_opt_text(st, 18, row->cgroup_path);
-	rc |= bind_opt_text(st, 19, row->unit);
-	rc |= bind_opt_text(st, 20, row->container_id);
-	/* container name and image: Docker answers later than rows are written */
-	rc |= sqlite3_bind_null(st, 21);
-	rc |= sqlite3_bind_null(st, 22);
-	rc |= bind_opt_text(st, 23, row->domain);
-	rc |= sqlite3_bind_int64(st, 24, (sqlite3_int64)e->socket_cookie);
-	rc |= sqlite3_bind_int64(st, 25, (sqlite3_int64)e->netns_ino);
-	return rc == SQLITE_OK ? 0 : -EINVAL;
-}
-
-int store_flush(struct store *s, size_t max_rows)
-{
-	size_t n = s->q_len < max_rows ? s->q_len : max_rows, done = 0;
 	int r;
 
-	if (n == 0)
-		return 0;
-	if (!s->db) {
-		char err[512];
-
-		r = connect_db(s, err, sizeof(err));
-		if (r < 0) {
-			set_error_msg(s, err);
-			s->st.write_errors++;
-			return r;
-		}
-		log_info("History store: %s is open", s->opt.path);
-	}
 	r = exec_sql(s->db, "BEGIN IMMEDIATE");
-	if (r < 0)
-		goto fail;
-	for (; done < n; done++) {
-		const struct store_row *row = &s->queue[(s->q_head + done) % s->q_cap];
-		int rc;
-
-		sqlite3_reset(s->insert);
-		r = bind_row(s->insert, row);
-		if (r < 0)
-			goto rollback;
-		rc = sqlite3_step(s->insert);
-		if (rc != SQLITE_DONE) {
-			r = sqlite_to_errno(rc);
-			goto rollback;
-		}
+	if (r < 0) {
+		set_error(s, "cannot start a transaction");
+		return r;
 	}
-	r = exec_sql(s->db, "COMMIT");
-	if (r < 0)
-		goto rollback;
-	sqlite3_reset(s->insert);
-	/* Only now are the rows on disk: release them from the queue. */
-	for (size_t i = 0; i < n; i++) {
-		row_clear(&s->queue[s->q_head]);
-		s->q_head = (s->q_head + 1) % s->q_cap;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = batch[i].dns ? write_dns(s, &batch[i]) : write_flow(s, &batch[i]);
+	if (r >= 0)
+		r = exec_sql(s->db, "COMMIT");
+	if (r < 0) {
+		/* the message first: the rollback clears it */
+		set_error(s, "write failed");
+		(void)exec_sql(s->db, "ROLLBACK");
+		/* ids interned in this transaction are gone with it */
+		intern_clear(&s->procs);
+		intern_clear(&s->cgroups);
+		intern_clear(&s->domains);
 	}
-	s->q_len -= n;
-	s->st.rows_written += n;
-	s->st.transactions++;
-	if (!s->st.writable)
-		log_info("History store: writing again (%zu rows waiting)", s->q_len);
-	s->st.writable = true;
-	s->st.last_error = NULL;
-	return (int)n;
-rollback:
-	/* the message first: resetting the statement clears it */
-	set_error(s, "write failed");
-	sqlite3_reset(s->insert);
-	(void)exec_sql(s->db, "ROLLBACK");
-	s->st.write_errors++;
-	return r;
-fail:
-	set_error(s, "cannot start a transaction");
-	s->st.write_errors++;
 	return r;
 }
 
@@ -663,22 +736,30 @@ static int delete_batch(struct store *s, const char *sql, double threshold, size
 
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return sqlite_to_errno(rc);
+		return store_sqlite_to_errno(rc);
 	sqlite3_bind_double(st, 1, threshold);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return sqlite_to_errno(rc);
+		return store_sqlite_to_errno(rc);
 	return sqlite3_changes(s->db);
 }
 
-int store_prune(struct store *s, double now, size_t batch)
+static double realtime_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Delete one batch of rows past retention, on the writer thread. Process,
+ * cgroup and domain rows stay: they are few, and rows may still use them. */
+static int prune(struct store *s, double now, size_t batch)
 {
 	int deleted = 0, r;
 
-	if (!s->db)
-		return 0;
 	if (s->opt.retain_days > 0) {
 		double cutoff = now - s->opt.retain_days * 86400.0;
 
@@ -703,154 +784,451 @@ int store_prune(struct store *s, double now, size_t batch)
 			return r;
 		deleted += r;
 	}
-	s->st.rows_pruned += deleted;
 	return deleted;
+}
+
+static __u64 mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+}
+
+static void wait_until_ms(struct store *s, pthread_cond_t *c, __u64 deadline)
+{
+	struct timespec ts;
+	__u64 now = mono_ms();
+
+	if (deadline <= now)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)((deadline - now) / 1000);
+	ts.tv_nsec += (long)((deadline - now) % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_cond_timedwait(c, &s->lock, &ts);
+}
+
+static void wake_loop(struct store *s)
+{
+	__u64 one = 1;
+
+	(void)!write(s->done_fd, &one, sizeof(one));
+}
+
+/* Not open yet (or lost): try again, under the lock released. */
+static int writer_connect(struct store *s)
+{
+	char err[512];
+	int r;
+
+	r = connect_db(s, err, sizeof(err));
+	if (r < 0) {
+		pthread_mutex_lock(&s->lock);
+		set_error_locked(s, err);
+		s->st.write_errors++;
+		if (r == -EPERM) {
+			/* others' path now: the loop gives the store up */
+			s->refused = true;
+			wake_loop(s);
+		}
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	log_info("History store: %s is open", s->opt.path);
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *s = arg;
+	_cleanup_free_ struct store_item *batch = calloc(WRITE_BATCH, sizeof(*batch));
+	size_t n = 0;
+	__u64 first_row = 0, next_try = 0, next_prune = mono_ms() + 1000;
+
+	if (!batch)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		__u64 now = mono_ms(), deadline;
+		bool stop = s->stopping, have = n + s->q_len > 0;
+		int r;
+
+		if (have && !first_row)
+			first_row = now;
+		if (stop && (!have || s->refused))
+			break;
+		/* wait for a full batch, the linger time, a retry or the pruner */
+		deadline = next_prune;
+		if (have)
+			deadline = MIN(deadline, MAX(first_row + WRITE_LINGER_MS, next_try));
+		if (!stop && now < deadline && !(n + s->q_len >= WRITE_BATCH && now >= next_try)) {
+			s->writer_sleeping = true;
+			if (have || deadline != (__u64)-1)
+				wait_until_ms(s, &s->writer_wake, deadline);
+			s->writer_sleeping = false;
+			continue;
+		}
+		while (n < WRITE_BATCH && s->q_len > 0) {
+			batch[n++] = s->queue[s->q_head];
+			s->q_head = (s->q_head + 1) % s->q_cap;
+			s->q_len--;
+		}
+		s->st.queue_len = n;
+		pthread_mutex_unlock(&s->lock);
+
+		r = 0;
+		if (!s->db && !s->refused && (n || now >= next_prune))
+			r = writer_connect(s);
+		if (r >= 0 && s->db && n > 0)
+			r = write_batch(s, batch, n);
+		pthread_mutex_lock(&s->lock);
+		if (r < 0 || !s->db) {
+			s->st.write_errors += r < 0 && s->db ? 1 : 0;
+			next_try = mono_ms() + RETRY_MS;
+			if (stop) {
+				log_warning("History store: %zu rows could not be written before exit", n + s->q_len);
+				break;
+			}
+			if (next_prune <= now)
+				next_prune = now + PRUNE_EVERY_MS;
+			continue;
+		}
+		if (n > 0) {
+			if (!s->st.writable)
+				log_info("History store: writing again (%zu rows waiting)", s->q_len);
+			s->st.rows_written += n;
+			s->st.transactions++;
+			s->st.writable = true;
+			s->st.last_error = NULL;
+			for (size_t i = 0; i < n; i++)
+				item_clear(&batch[i]);
+			n = 0;
+			s->st.queue_len = 0;
+			first_row = 0;
+			next_try = 0;
+			pthread_cond_broadcast(&s->written);
+		}
+		if (now >= next_prune && !stop) {
+			pthread_mutex_unlock(&s->lock);
+			r = prune(s, realtime_now(), PRUNE_BATCH);
+			pthread_mutex_lock(&s->lock);
+			if (r > 0)
+				s->st.rows_pruned += (__u64)r;
+			/* a full batch means more is due: soon, between writes */
+			next_prune = mono_ms() + (r == PRUNE_BATCH ? 200 : PRUNE_EVERY_MS);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		item_clear(&batch[i]);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int store_open(const struct store_options *o, struct store **ret, char *err, size_t errlen)
+{
+	struct store *s;
+	pthread_condattr_t ca;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->opt = *o;
+	s->done_fd = -EBADF;
+	if (!s->opt.max_queue)
+		s->opt.max_queue = DEFAULT_MAX_QUEUE;
+	if (!s->opt.query_budget_ms)
+		s->opt.query_budget_ms = STORE_QUERY_BUDGET_MS;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->writer_wake, &ca);
+	pthread_cond_init(&s->written, &ca);
+	pthread_cond_init(&s->reader_wake, &ca);
+	pthread_condattr_destroy(&ca);
+	r = connect_db(s, err, errlen);
+	if (r == -EPROTO || r == -EPERM) {
+		/* a newer schema, or a path others control: never ours to
+		 * write, not even later */
+		store_close(s);
+		return r;
+	}
+	if (r < 0) {
+		/* Read-only, full, missing directory...: queue and retry. */
+		set_error_msg(s, err);
+	} else {
+		s->st.writable = true;
+	}
+	s->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->done_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(-r));
+		store_close(s);
+		return r;
+	}
+	r = -pthread_create(&s->writer, NULL, writer_main, s);
+	if (r == 0) {
+		s->writer_started = true;
+		r = -pthread_create(&s->reader, NULL, store_reader_main, s);
+		s->reader_started = r == 0;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start the store's threads: %s", strerror(-r));
+		store_close(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+bool store_is_open(const struct store *s)
+{
+	return atomic_load(&((struct store *)s)->open);
+}
+
+bool store_refused(struct store *s)
+{
+	bool r;
+
+	pthread_mutex_lock(&s->lock);
+	r = s->refused;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+struct store *store_close(struct store *s)
+{
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->writer_wake);
+	pthread_cond_broadcast(&s->reader_wake);
+	pthread_cond_broadcast(&s->written);
+	pthread_mutex_unlock(&s->lock);
+	/* the writer writes what is queued first, if the disk lets it */
+	if (s->writer_started)
+		pthread_join(s->writer, NULL);
+	if (s->reader_started)
+		pthread_join(s->reader, NULL);
+	for (size_t i = 0; i < s->q_len; i++)
+		item_clear(&s->queue[(s->q_head + i) % s->q_cap]);
+	free(s->queue);
+	store_jobs_free_all(s);
+	disconnect(s);
+	if (s->done_fd >= 0)
+		close(s->done_fd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->writer_wake);
+	pthread_cond_destroy(&s->written);
+	pthread_cond_destroy(&s->reader_wake);
+	free(s);
+	return NULL;
+}
+
+static char *cmdline_to_json(const struct proc_entry *p)
+{
+	json_object *a;
+	char *out;
+
+	if (!p || !p->cmdline_len)
+		return NULL;
+	a = json_object_new_array();
+	for (size_t i = 0; i < p->cmdline_len;) {
+		size_t n = strnlen(p->cmdline + i, p->cmdline_len - i);
+
+		json_object_array_add(a, json_object_new_string_len(p->cmdline + i, (int)n));
+		i += n + 1;
+	}
+	out = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(a);
+	return out;
+}
+
+
+static int queue_grow(struct store *s)
+{
+	size_t cap = s->q_cap ? s->q_cap * 2 : 1024;
+	struct store_item *q;
+
+	if (cap > s->opt.max_queue)
+		cap = s->opt.max_queue;
+	if (cap <= s->q_cap)
+		return -ENOBUFS;
+	q = calloc(cap, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->q_len; i++)
+		q[i] = s->queue[(s->q_head + i) % s->q_cap];
+	free(s->queue);
+	s->queue = q;
+	s->q_cap = cap;
+	s->q_head = 0;
+	return 0;
+}
+
+/* Under the lock: the item goes in, or the oldest goes out for it. */
+static void queue_push_locked(struct store *s, struct store_item *it)
+{
+	if (s->q_len == s->q_cap && queue_grow(s) < 0) {
+		/* The writer is far behind or the disk refuses: drop the
+		 * oldest, count it. The loop never waits for the disk. */
+		item_clear(&s->queue[s->q_head]);
+		s->q_head = (s->q_head + 1) % s->q_cap;
+		s->q_len--;
+		s->st.rows_dropped++;
+	}
+	s->queue[(s->q_head + s->q_len) % s->q_cap] = *it;
+	s->q_len++;
+	s->st.rows_queued++;
+	if (s->writer_sleeping && (s->q_len == 1 || s->q_len == WRITE_BATCH))
+		pthread_cond_signal(&s->writer_wake);
+}
+
+static size_t opt_len(const char *v)
+{
+	return v && v[0] ? strlen(v) + 1 : 1;
+}
+
+static char *put_str(char *p, const char *v)
+{
+	size_t n = v && v[0] ? strlen(v) : 0;
+
+	memcpy(p, v && v[0] ? v : "", n);
+	p[n] = '\0';
+	return p + n + 1;
+}
+
+void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg)
+{
+	const struct connpid_event *e = &f->ev;
+	const char *exe = f->proc ? f->proc->exe : NULL, *cmd, *dom = f->domain ? f->domain->name : NULL;
+	const char *path = NULL, *unit = NULL, *cid = NULL;
+	struct store_item it = {
+		.proto = e->protocol, .family = e->family, .sport = e->src_port, .dport = e->dst_port,
+		.pid = e->pid, .tid = e->tid, .uid = e->uid, .gid = e->gid, .ts = f->first_seen,
+		.cookie = e->socket_cookie, .netns = e->netns_ino,
+	};
+	__u64 start = boottime_ns_to_ticks(e->start_boottime_ns);
+	size_t len;
+	char *p;
+	__u8 fl;
+
+	/* rendered once per process, not per row (json-c per row, perf) */
+	if (f->proc && !f->proc->cmdline_json)
+		f->proc->cmdline_json = cmdline_to_json(f->proc);
+	cmd = f->proc ? f->proc->cmdline_json : NULL;
+	if (cg && cg->resolved) {
+		path = cg->path;
+		unit = cg->ident.unit;
+		cid = cg->ident.container_id;
+	}
+	memcpy(it.src, e->src_ip, sizeof(it.src));
+	memcpy(it.dst, e->dst_ip, sizeof(it.dst));
+	memcpy(it.comm, e->comm, sizeof(it.comm));
+	len = 13 + opt_len(exe) + opt_len(cmd) + 9 + opt_len(path) + opt_len(unit) + opt_len(cid) +
+	      (dom && dom[0] ? strlen(dom) + 1 : 0);
+	it.blob = p = malloc(len);
+	if (!p) {
+		pthread_mutex_lock(&s->lock);
+		s->st.rows_dropped++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	/* process: the writer's key for it, so equal bytes are one row */
+	memcpy(p, &start, 8);
+	memcpy(p + 8, &e->pid, 4);
+	p[12] = (char)((exe && exe[0] ? SEG_HAS_A : 0) | (cmd && cmd[0] ? SEG_HAS_B : 0));
+	p = put_str(put_str(p + 13, exe), cmd);
+	it.proc_len = (__u32)(p - it.blob);
+	it.cg_off = it.proc_len;
+	memcpy(p, &e->cgroup_id, 8);
+	fl = (path && path[0] ? SEG_HAS_A : 0) | (unit && unit[0] ? SEG_HAS_B : 0) | (cid && cid[0] ? SEG_HAS_C : 0);
+	p[8] = (char)fl;
+	p = put_str(put_str(put_str(p + 9, path), unit), cid);
+	it.cg_len = (__u32)(p - it.blob) - it.cg_off;
+	if (dom && dom[0]) {
+		it.dom_off = (__u32)(p - it.blob);
+		p = put_str(p, dom);
+		it.dom_len = (__u32)(p - it.blob) - it.dom_off;
+	}
+	pthread_mutex_lock(&s->lock);
+	queue_push_locked(s, &it);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, const char *query,
+		   const char *answers, const char *source, __u32 ttl)
+{
+	struct store_item it = { .dns = true, .ts = ts, .pid = pid, .ttl = ttl, .has_answers = answers != NULL };
+	size_t lq = strlen(query) + 1, la = answers ? strlen(answers) + 1 : 1, ls = strlen(source) + 1;
+
+	if (comm)
+		snprintf(it.comm, sizeof(it.comm), "%s", comm);
+	it.blob = malloc(lq + la + ls);
+	if (!it.blob) {
+		pthread_mutex_lock(&s->lock);
+		s->st.write_errors++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	memcpy(it.blob, query, lq);
+	it.answers_off = (__u32)lq;
+	memcpy(it.blob + lq, answers ? answers : "", la);
+	it.source_off = (__u32)(lq + la);
+	memcpy(it.blob + lq + la, source, ls);
+	pthread_mutex_lock(&s->lock);
+	queue_push_locked(s, &it);
+	pthread_mutex_unlock(&s->lock);
+}
+
+size_t store_queue_len(const struct store *s)
+{
+	struct store *w = (struct store *)s;
+	size_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = w->q_len + w->st.queue_len;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *ret)
 {
-	*ret = s->st;
-	ret->queue_len = s->q_len;
+	struct store *w = (struct store *)s;
+
+	pthread_mutex_lock(&w->lock);
+	*ret = w->st;
+	ret->queue_len = w->q_len + w->st.queue_len;
+	if (w->st.last_error) {
+		memcpy(w->last_error_copy, w->last_error, sizeof(w->last_error_copy));
+		ret->last_error = w->last_error_copy;
+	}
+	pthread_mutex_unlock(&w->lock);
 }
 
-static json_object *row_to_json(sqlite3_stmt *st)
+int store_flush(struct store *s, unsigned timeout_ms)
 {
-	json_object *o = json_object_new_object();
-	int n = sqlite3_column_count(st);
+	__u64 deadline = mono_ms() + timeout_ms, want;
+	int r = 0;
 
-	for (int i = 0; i < n; i++) {
-		const char *name = sqlite3_column_name(st, i);
-		json_object *v = NULL;
-
-		switch (sqlite3_column_type(st, i)) {
-		case SQLITE_INTEGER:
-			v = json_object_new_int64(sqlite3_column_int64(st, i));
-			break;
-		case SQLITE_FLOAT:
-			v = json_object_new_double(sqlite3_column_double(st, i));
-			break;
-		case SQLITE_TEXT:
-			if (streq(name, "cmdline"))
-				v = json_tokener_parse((const char *)sqlite3_column_text(st, i));
-			else
-				v = json_object_new_string((const char *)sqlite3_column_text(st, i));
-			break;
-		default:
+	pthread_mutex_lock(&s->lock);
+	want = s->st.rows_queued;
+	if (s->st.rows_written + s->st.rows_dropped < want) {
+		r = (int)MIN(want - s->st.rows_written - s->st.rows_dropped, (__u64)INT32_MAX);
+		pthread_cond_signal(&s->writer_wake);
+	}
+	while (s->st.rows_written + s->st.rows_dropped < want) {
+		if (mono_ms() >= deadline) {
+			r = s->st.writable ? -ETIME : -EIO;
 			break;
 		}
-		/* The protocol's names: ts is when the flow was first seen. */
-		if (streq(name, "ts"))
-			name = "first_seen";
-		else if (streq(name, "id"))
-			name = "row_id";
-		json_object_object_add(o, name, v);
+		wait_until_ms(s, &s->written, MIN(deadline, mono_ms() + 100));
 	}
-	json_object_object_add(o, "seen", json_object_new_string("history"));
-	return o;
-}
-
-/* One statement per order: every filter is in it, and an absent filter is
- * bound to NULL, so each filter is named once, next to its value. */
-#define HISTORY_SQL(order) \
-	"SELECT id, " ROW_COLUMNS " FROM connections " \
-	"WHERE ts >= coalesce(:since, -1e300) AND ts <= coalesce(:until, 1e300) " \
-	"AND (:pid IS NULL OR pid = :pid) AND (:comm IS NULL OR comm = :comm) " \
-	"AND (:exe IS NULL OR exe = :exe) AND (:dst IS NULL OR dst = :dst) " \
-	"AND (:dport IS NULL OR dport = :dport) AND (:proto IS NULL OR proto = :proto) " \
-	"AND (:domain IS NULL OR domain = :domain) AND (:unit IS NULL OR unit = :unit) " \
-	"AND (:container IS NULL OR container_id = :container OR container_name = :container) " \
-	"ORDER BY ts " order ", id " order " LIMIT :limit"
-
-static void bind_name_text(sqlite3_stmt *st, const char *name, const char *v)
-{
-	(void)bind_opt_text(st, sqlite3_bind_parameter_index(st, name), v);
-}
-
-static void bind_name_int(sqlite3_stmt *st, const char *name, bool has, int64_t v)
-{
-	int i = sqlite3_bind_parameter_index(st, name);
-
-	if (has)
-		sqlite3_bind_int64(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void bind_name_double(sqlite3_stmt *st, const char *name, bool has, double v)
-{
-	int i = sqlite3_bind_parameter_index(st, name);
-
-	if (has)
-		sqlite3_bind_double(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-int store_history(struct store *s, const struct history_query *q, json_object **ret)
-{
-	sqlite3_stmt *st = NULL;
-	json_object *arr;
-	int rc, n = 0;
-
-	if (!s->db)
-		return -ENOTCONN;
-	rc = sqlite3_prepare_v2(s->db, q->ascending ? HISTORY_SQL("ASC") : HISTORY_SQL("DESC"), -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sqlite_to_errno(rc);
-	bind_name_double(st, ":since", q->has_since, q->since);
-	bind_name_double(st, ":until", q->has_until, q->until);
-	bind_name_int(st, ":pid", q->has_pid, q->pid);
-	bind_name_text(st, ":comm", q->comm);
-	bind_name_text(st, ":exe", q->exe);
-	bind_name_text(st, ":dst", q->dst);
-	bind_name_int(st, ":dport", q->has_dport, q->dport);
-	bind_name_text(st, ":proto", q->has_proto ? protocol_name(q->proto) : NULL);
-	bind_name_text(st, ":domain", q->domain);
-	bind_name_text(st, ":unit", q->unit);
-	bind_name_text(st, ":container", q->container);
-	bind_name_int(st, ":limit", true, q->limit);
-
-	arr = json_object_new_array();
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_object_array_add(arr, row_to_json(st));
-		n++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_object_put(arr);
-		return sqlite_to_errno(rc);
-	}
-	*ret = arr;
-	return n;
-}
-
-int store_lookup_at(struct store *s, __u8 proto, const char *dst, __u16 sport, __u16 dport,
-		    double at, json_object **ret)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, found = 0;
-
-	if (!s->db)
-		return -ENOTCONN;
-	/* Walks the time index backwards from `at`: the log has no 4-tuple
-	 * index on purpose, and this is not the live lookup path. */
-	rc = sqlite3_prepare_v2(s->db, "SELECT id, " ROW_COLUMNS " FROM connections "
-				"WHERE ts <= ?1 AND sport = ?2 AND dport = ?3 AND dst = ?4 AND proto = ?5 "
-				"ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sqlite_to_errno(rc);
-	sqlite3_bind_double(st, 1, at);
-	sqlite3_bind_int(st, 2, sport);
-	sqlite3_bind_int(st, 3, dport);
-	sqlite3_bind_text(st, 4, dst, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, protocol_name(proto), -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*ret = row_to_json(st);
-		found = 1;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return sqlite_to_errno(rc);
-	return found;
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }

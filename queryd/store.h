@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The on-disk history: every flow the daemon saw, in SQLite (WAL,
- * synchronous=NORMAL), written in batched transactions off the lookup
- * path, indexed by time and socket cookie only (an index on random
- * 4-tuples costs ~18x the ingest rate here, DESIGN.md).
+ * synchronous=NORMAL). A writer thread with its own connection writes
+ * batched transactions and prunes; a reader thread with another answers
+ * history questions under a time budget each. The loop only queues rows
+ * and jobs and collects finished jobs: it never waits on SQLite.
+ * Process, cgroup and domain details are stored once each in their own
+ * tables and referred to by id (schema 3); rows are indexed by time only
+ * (tests/bench/RESULTS.md has the measurements behind that choice).
  */
 #pragma once
 
@@ -13,8 +17,13 @@
 #include <json-c/json.h>
 
 #include "flow-index.h"
+#include "flowkey.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
+/* Default time budget of one history query. */
+#define STORE_QUERY_BUDGET_MS 2000
+/* Jobs waiting for the reader past this: "busy". */
+#define STORE_MAX_JOBS 32
 
 struct store;
 
@@ -22,13 +31,14 @@ struct store_options {
 	const char *path;
 	double retain_days;     /* <= 0: keep forever */
 	__u64 retain_rows;      /* 0: no row limit */
-	size_t max_queue;       /* rows held in memory while the disk refuses */
+	size_t max_queue;       /* rows held in memory while the disk is behind or refuses */
+	unsigned query_budget_ms; /* 0: STORE_QUERY_BUDGET_MS */
 };
 
 struct store_stats {
 	__u64 rows_queued;
 	__u64 rows_written;
-	__u64 rows_dropped;     /* queue overflow while writes failed */
+	__u64 rows_dropped;     /* queue overflow: the disk refused or fell behind */
 	__u64 write_errors;
 	__u64 rows_pruned;
 	__u64 transactions;
@@ -50,18 +60,19 @@ struct store *store_close(struct store *s);
  * rows queue and each flush tries again. */
 bool store_is_open(const struct store *s);
 
-/* Queue a flow for the next batch; never blocks, never touches the disk. */
+/* Queue a flow for the writer; never blocks, never touches the disk. */
 struct cgroup_info;
 void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg);
-/* Write up to max_rows queued rows in one transaction. Returns rows
- * written, or negative errno (rows stay queued for a retry). */
-int store_flush(struct store *s, size_t max_rows);
 size_t store_queue_len(const struct store *s);
-/* A DNS answer: rare enough to write at once (WAL, no fsync per commit). */
+/* A DNS answer, queued like a flow. */
 void store_add_dns(struct store *s, double ts, __u32 pid, const char *comm, const char *query,
 		   const char *answers, const char *source, __u32 ttl);
-/* Delete a batch of rows past retention; returns rows deleted. */
-int store_prune(struct store *s, double now, size_t batch);
+/* Wait on the calling thread until the rows queued now are committed
+ * (tests, tools): the rows waited for, 0 if none, -ETIME after timeout_ms
+ * or -EIO when the writer cannot write. Never called on the loop. */
+int store_flush(struct store *s, unsigned timeout_ms);
+/* True once the path was found to be others' (-EPERM): give up. */
+bool store_refused(struct store *s);
 
 void store_get_stats(const struct store *s, struct store_stats *ret);
 
@@ -71,14 +82,58 @@ struct history_query {
 	__u16 dport;
 	__u8 proto;
 	double since, until;
-	const char *comm, *exe, *dst, *domain, *container, *unit;
+	char *comm, *exe, *dst, *domain, *container, *unit; /* owned by the job */
 	int limit;
 	bool ascending;
+	bool has_cursor;        /* go on after this row (in this order) */
+	double cursor_ts;
+	__s64 cursor_id;
 };
 
-/* history op: rows as FLOW-shaped JSON objects in an array. */
-int store_history(struct store *s, const struct history_query *q, json_object **ret);
-/* Who owned proto/dst/sport/dport at time `at` (the newest flow first seen
- * at or before it). 1 found (*ret set), 0 not found, <0 error. */
-int store_lookup_at(struct store *s, __u8 proto, const char *dst, __u16 sport, __u16 dport,
-		    double at, json_object **ret);
+enum store_job_kind {
+	STORE_JOB_HISTORY,
+	STORE_JOB_LOOKUP_AT,    /* who owned proto/dst/sport/dport at `at` */
+};
+
+/* A question for the reader thread. The loop fills the query part and
+ * submits; the reader fills the answer part; done() runs on the loop. */
+struct store_job {
+	struct store_job *next;
+	enum store_job_kind kind;
+	/* query */
+	struct history_query q;
+	__u8 proto;
+	char dst[64];
+	__u16 sport, dport;
+	double at;
+	__u64 want_rows;        /* rows queued when asked: wait (a little) for them */
+	size_t max_bytes;       /* HISTORY: stop before this much JSON, "truncated" */
+	/* answer (reader) */
+	int r;                  /* <0 errno; -ETIME: over budget */
+	json_object *rows;      /* HISTORY: array; LOOKUP_AT: the row or NULL */
+	bool truncated;
+	double next_ts;         /* the cursor, when truncated */
+	__s64 next_id;
+	double elapsed;
+	/* loop only: never touched by the reader */
+	void (*done)(struct store_job *j);
+	void *userdata;
+	__u64 client_id;
+	struct flow_query fq;
+	__u32 pid;
+};
+
+struct store_job *store_job_new(enum store_job_kind kind);
+void store_job_free(struct store_job *j);
+static inline void store_job_freep(struct store_job **j)
+{
+	store_job_free(*j);
+}
+/* Queue a job: 0, -EBUSY when STORE_MAX_JOBS wait already, -ENOTCONN
+ * when the database is not open. On success the store owns j until its
+ * done() runs on the loop. */
+int store_submit(struct store *s, struct store_job *j);
+/* The fd that turns readable when jobs are done; then call
+ * store_dispatch_done() on the loop. */
+int store_done_fd(const struct store *s);
+void store_dispatch_done(struct store *s);

@@ -3,10 +3,12 @@
 """Issue 4, item 5: schema migrations from each older user_version, and
 databases connpid must not write.
 
-- user_version 0 (an empty file) and 1 (the version-1 schema exactly as in
-  store.c's migrations[0], one row in it): queryd migrates to 2; the old
-  row is still there, the new columns exist, `history` returns the old
-  row, new flows are written next to it.
+- user_version 0 (an empty file), 1 (the version-1 schema exactly as in
+  store.c's migrations[0], one row in it) and 2 (migrations[1] on top,
+  a row with every version-2 column set): queryd migrates to 3; the old
+  rows are still there (process, cgroup and domain details moved to their
+  own tables, rows refer to them), `history` returns them with the same
+  member names and values as before, new flows are written next to them.
 - user_version 99 (from the future): refused with a message saying
   "newer"; the daemon keeps answering ping and lookups; `stats` shows the
   store disabled with the problem; history is `unavailable`; the file is
@@ -15,6 +17,7 @@ databases connpid must not write.
   lookups, the problem shows in `stats`, the file is untouched.
 """
 import hashlib
+import json
 import os
 import sqlite3
 import sys
@@ -24,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from storeharness import (check, check_eq, history, log, lookup, main, stats,  # noqa: E402
                           store_stats, wait_until)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # store.c migrations[0], verbatim.
 SCHEMA_V1 = (
@@ -47,6 +50,51 @@ SCHEMA_V1 = (
     "  query TEXT NOT NULL,"
     "  answers TEXT);"
     "CREATE INDEX dns_events_ts ON dns_events(ts);")
+
+# store.c migrations[1], verbatim.
+SCHEMA_V2_STEP = (
+    "ALTER TABLE connections ADD COLUMN family TEXT;"
+    "ALTER TABLE connections ADD COLUMN tid INTEGER;"
+    "ALTER TABLE connections ADD COLUMN uid INTEGER;"
+    "ALTER TABLE connections ADD COLUMN gid INTEGER;"
+    "ALTER TABLE connections ADD COLUMN exe TEXT;"
+    "ALTER TABLE connections ADD COLUMN cmdline TEXT;"
+    "ALTER TABLE connections ADD COLUMN start_time INTEGER;"
+    "ALTER TABLE connections ADD COLUMN cgroup_id INTEGER;"
+    "ALTER TABLE connections ADD COLUMN cgroup_path TEXT;"
+    "ALTER TABLE connections ADD COLUMN unit TEXT;"
+    "ALTER TABLE connections ADD COLUMN container_id TEXT;"
+    "ALTER TABLE connections ADD COLUMN container_name TEXT;"
+    "ALTER TABLE connections ADD COLUMN container_image TEXT;"
+    "ALTER TABLE connections ADD COLUMN domain TEXT;"
+    "ALTER TABLE connections ADD COLUMN last_seen REAL;"
+    "ALTER TABLE connections ADD COLUMN socket_cookie INTEGER;"
+    "ALTER TABLE connections ADD COLUMN netns INTEGER;"
+    "CREATE INDEX connections_cookie ON connections(socket_cookie);"
+    "ALTER TABLE dns_events ADD COLUMN source TEXT;"
+    "ALTER TABLE dns_events ADD COLUMN ttl INTEGER;")
+
+# A version-2 row with everything set, twice the same process (one
+# processes row after the migration) and once another.
+V2_ROWS = [
+    dict(ts=1700000100.5, last_seen=1700000100.5, proto="udp", family="ipv6", src="fd00::5", sport=50001,
+         dst="2001:db8::7", dport=53, pid=777, tid=778, uid=1000, gid=1000, comm="v2-proc",
+         exe="/usr/bin/v2-proc", cmdline='["v2-proc","--flag"]', start_time=123456, cgroup_id=99,
+         cgroup_path="/system.slice/v2.service", unit="v2.service", container_id="c0ffee",
+         container_name="v2-ctr", container_image="img:1", domain="v2.example.test",
+         socket_cookie=4242424242, netns=4026531840),
+    dict(ts=1700000101.5, last_seen=1700000101.5, proto="tcp", family="ipv4", src="10.0.0.9", sport=50002,
+         dst="192.0.2.9", dport=443, pid=777, tid=777, uid=1000, gid=1000, comm="v2-proc",
+         exe="/usr/bin/v2-proc", cmdline='["v2-proc","--flag"]', start_time=123456, cgroup_id=99,
+         cgroup_path="/system.slice/v2.service", unit="v2.service", container_id="c0ffee",
+         container_name="v2-ctr", container_image="img:1", domain=None,
+         socket_cookie=4242424243, netns=4026531840),
+    dict(ts=1700000102.5, last_seen=1700000102.5, proto="tcp", family="ipv4", src="10.0.0.9", sport=50003,
+         dst="192.0.2.10", dport=80, pid=888, tid=888, uid=0, gid=0, comm="v2-other",
+         exe=None, cmdline=None, start_time=654321, cgroup_id=100, cgroup_path=None, unit=None,
+         container_id=None, container_name=None, container_image=None, domain=None,
+         socket_cookie=5, netns=4026531840),
+]
 
 V2_CONNECTION_COLUMNS = {
     "family", "tid", "uid", "gid", "exe", "cmdline", "start_time", "cgroup_id", "cgroup_path", "unit",
@@ -87,7 +135,7 @@ def live_flow_check(env, w, lport, what):
 def migrate_case(env, w, lport, name, make):
     db = env.path(name + ".db")
     old_rows = make(db)
-    check_eq(user_version(db), 0 if not old_rows else 1, name + ": starting user_version")
+    check_eq(user_version(db), 0 if not old_rows else 2 if name == "v2" else 1, name + ": starting user_version")
     d = env.daemon(db=db)
     d.wait_ready()
     check_eq(user_version(db), SCHEMA_VERSION, name + ": user_version after queryd opened it")
@@ -95,23 +143,49 @@ def migrate_case(env, w, lport, name, make):
     check(st["enabled"] and st["writable"], name + ": store enabled", st)
     con = sqlite3.connect(db)
     try:
-        check(V2_CONNECTION_COLUMNS <= columns(con, "connections"),
-              name + ": new connections columns", sorted(V2_CONNECTION_COLUMNS - columns(con, "connections")))
+        # version 3: details in their own tables, the view has every
+        # version-2 column under its old name
+        check(V2_CONNECTION_COLUMNS <= columns(con, "connection_details"),
+              name + ": the view's columns", sorted(V2_CONNECTION_COLUMNS - columns(con, "connection_details")))
+        check({"proc", "cgroup", "domain"} <= columns(con, "connections"), name + ": reference columns",
+              columns(con, "connections"))
+        for t in ("processes", "cgroups", "domains"):
+            check(columns(con, t), name + ": table " + t)
         check(V2_DNS_COLUMNS <= columns(con, "dns_events"), name + ": new dns_events columns",
               sorted(V2_DNS_COLUMNS - columns(con, "dns_events")))
         idx = {r[1] for r in con.execute("PRAGMA index_list(connections)")}
-        check({"connections_ts", "connections_cookie"} <= idx, name + ": indexes", idx)
+        check({"connections_ts"} <= idx, name + ": indexes", idx)
         check_eq(con.execute("PRAGMA journal_mode").fetchone()[0], "wal", name + ": journal_mode")
         check_eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", name + ": integrity_check")
-        if old_rows:
-            got = con.execute("SELECT ts, proto, src, sport, dst, dport, pid, comm FROM connections "
+        if old_rows and name == "v2":
+            check_eq(con.execute("SELECT count(*) FROM connections").fetchone()[0], 3, name + ": rows survive")
+            check_eq(con.execute("SELECT count(*) FROM processes").fetchone()[0], 2,
+                     name + ": one processes row per process")
+            check_eq(con.execute("SELECT count(*) FROM cgroups").fetchone()[0], 2, name + ": cgroups rows")
+        elif old_rows:
+            got = con.execute("SELECT ts, proto, src, sport, dst, dport, pid, comm FROM connection_details "
                               "WHERE id = 1").fetchone()
             check_eq(got, tuple(OLD_ROW[k] for k in ("ts", "proto", "src", "sport", "dst", "dport", "pid",
                                                         "comm")), name + ": the old row survives")
             check_eq(con.execute("SELECT count(*) FROM dns_events").fetchone()[0], 1, name + ": old dns row")
     finally:
         con.close()
-    if old_rows:
+    if old_rows and name == "v2":
+        rows = history(env, {"until": 1700000200}, order="asc", limit=10)
+        check_eq(len(rows), 3, name + ": history returns the old rows")
+        for r, want in zip(rows, V2_ROWS):
+            for k, v in want.items():
+                if k == "ts":
+                    k = "first_seen"
+                if k == "cmdline" and v is not None:
+                    v = json.loads(v)
+                check_eq(r.get(k), v, name + ": history old row %d member %s" % (r["row_id"], k))
+        for filt, want in (({"exe": "/usr/bin/v2-proc"}, 2), ({"unit": "v2.service"}, 2),
+                           ({"container": "v2-ctr"}, 2), ({"container": "c0ffee"}, 2),
+                           ({"domain": "v2.example.test"}, 1), ({"exe": "/nowhere"}, 0),
+                           ({"proto": "udp", "until": 1700000200}, 1)):
+            check_eq(len(history(env, filt)), want, name + ": history filter %r" % (filt,))
+    elif old_rows:
         rows = history(env, {"pid": OLD_ROW["pid"]}, limit=10)
         check_eq(len(rows), 1, name + ": history returns the old row")
         r = rows[0]
@@ -152,6 +226,18 @@ def make_v1(db):
     return [OLD_ROW]
 
 
+def make_v2(db):
+    make_v1(db)
+    con = sqlite3.connect(db)
+    con.executescript("DELETE FROM connections;" + SCHEMA_V2_STEP)
+    for r in V2_ROWS:
+        con.execute("INSERT INTO connections (%s) VALUES (%s)" % (", ".join(r), ", ".join(":" + k for k in r)), r)
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    return V2_ROWS
+
+
 def refused_case(env, w, lport, name, db, expect_words):
     before = fingerprint(db)
     time.sleep(0.02)  # an mtime change would be visible
@@ -186,6 +272,7 @@ def test(env):
 
     migrate_case(env, w, lport, "v0-empty-file", make_v0)
     migrate_case(env, w, lport, "v1", make_v1)
+    migrate_case(env, w, lport, "v2", make_v2)
 
     # From the future: refused, never touched.
     future = env.path("v99.db")

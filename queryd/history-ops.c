@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The requests that read the SQLite history: "history", "lookup" with
+ * "at", and the history fallback of a plain lookup. None of them reads
+ * SQLite on the loop: each becomes a job for the store's reader thread
+ * (its own connection, a time budget each), the client is deferred, and
+ * the answer goes out from the job's done() on the loop. "Read your
+ * writes" means rows the loop had queued when the question came: the
+ * reader waits (up to a second) for the writer to commit them.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "flow-json.h"
+#include "flowkey.h"
+#include "history-ops.h"
+#include "jsonutil.h"
+#include "macro.h"
+#include "manager.h"
+#include "procinfo.h"
+#include "protocol-args.h"
+#include "store.h"
+
+static json_object *store_unavailable(struct store *st)
+{
+	struct store_stats ss;
+
+	store_get_stats(st, &ss);
+	return protocol_error("unavailable", "the history database is not open yet (retrying): %s",
+			      ss.last_error ? ss.last_error : "unknown reason");
+}
+
+static json_object *store_off(struct manager *m)
+{
+	return protocol_error("unavailable", "the history store is off: %s",
+			      m->store_problem[0] ? m->store_problem : "--no-store");
+}
+
+static int get_time(json_object *v, double *ret)
+{
+	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+		return -EINVAL;
+	*ret = json_object_get_double(v);
+	return isfinite(*ret) && *ret >= 0 ? 0 : -EINVAL;
+}
+
+static json_object *job_error(struct manager *m, const struct store_job *j, const char *what)
+{
+	if (j->r == -ETIME)
+		return protocol_error("too_expensive", "the %s ran past its time budget (%.1f s): narrow it "
+				      "with since/until or more filters", what, j->elapsed);
+	if (j->r == -EBUSY)
+		return protocol_error("busy", "too many history questions are waiting (%d): try again later",
+				      STORE_MAX_JOBS);
+	if (j->r == -ENOTCONN)
+		return m->store ? store_unavailable(m->store) : store_off(m);
+	return protocol_error("internal", "%s failed: %s", what, strerror(-j->r));
+}
+
+/* Hand j to the reader and defer c; on failure, the answer now. */
+static json_object *submit(struct manager *m, struct client *c, struct store_job *j, const char *what)
+{
+	json_object *ans;
+
+	j->userdata = m;
+	j->client_id = c->id;
+	j->r = store_submit(m->store, j);
+	if (j->r >= 0) {
+		(void)client_defer(c);
+		return NULL;
+	}
+	ans = job_error(m, j, what);
+	store_job_free(j);
+	return ans;
+}
+
+static void finish(struct store_job *j, json_object *ans)
+{
+	struct manager *m = j->userdata;
+
+	manager_client_complete(m, j->client_id, ans);
+}
+
+/* --- lookup with "at" --- */
+
+static void lookup_at_done(struct store_job *j)
+{
+	struct manager *m = j->userdata;
+	json_object *ans;
+
+	if (j->r < 0) {
+		finish(j, job_error(m, j, "history lookup"));
+		return;
+	}
+	ans = ok_answer();
+	json_object_object_add(ans, "found", json_object_new_boolean(j->r > 0));
+	if (j->r > 0) {
+		json_object_object_add(ans, "flow", TAKE_PTR(j->rows));
+		m->lookups_found++;
+	}
+	finish(j, ans);
+}
+
+static json_object *prepare_lookup_at(struct manager *m, const struct flow_query *q, json_object *vat,
+				      struct store_job **ret)
+{
+	struct store_job *j;
+	double at;
+
+	if (get_time(vat, &at) < 0)
+		return protocol_error("invalid_argument", "\"at\" must be a unix time in seconds");
+	if (!m->store)
+		return store_off(m);
+	if (!store_is_open(m->store))
+		return store_unavailable(m->store);
+	j = store_job_new(STORE_JOB_LOOKUP_AT);
+	if (!j)
+		return protocol_error("internal", "out of memory");
+	m->lookups++;
+	j->at = at;
+	j->proto = q->protocol;
+	j->sport = q->src_port;
+	j->dport = q->dst_port;
+	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
+	j->done = lookup_at_done;
+	*ret = j;
+	return NULL;
+}
+
+json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q, json_object *vat)
+{
+	struct store_job *j = NULL;
+	json_object *ans = prepare_lookup_at(m, q, vat, &j);
+
+	return ans ? ans : submit(m, c, j, "history lookup");
+}
+
+/* --- the history fallback of a plain lookup --- */
+
+/* The history's row for the map's owner, marked live or not; /proc and
+ * the map when the history has nothing for that pid. */
+static json_object *map_hit_flow(const struct flow_query *q, __u32 pid, json_object *row)
+{
+	json_object *vpid, *vstart;
+	__u64 now_ticks = 0;
+	bool same = false;
+	int r;
+
+	if (!row || !json_object_object_get_ex(row, "pid", &vpid) || (__u32)json_object_get_int64(vpid) != pid) {
+		json_object_put(row);
+		return map_hit_to_json(q, pid);
+	}
+	r = procinfo_start_ticks((pid_t)pid, &now_ticks);
+	if (r == 0 && json_object_object_get_ex(row, "start_time", &vstart))
+		same = (__u64)json_object_get_int64(vstart) == now_ticks;
+	json_object_object_add(row, "alive", json_object_new_boolean(same));
+	json_object_object_add(row, "pid_reused", json_object_new_boolean(r == 0 && !same));
+	json_object_object_add(row, "in_map", json_object_new_boolean(true));
+	return row;
+}
+
+static void map_hit_done(struct store_job *j)
+{
+	struct manager *m = j->userdata;
+	json_object *ans = ok_answer();
+
+	json_object_object_add(ans, "found", json_object_new_boolean(true));
+	json_object_object_add(ans, "flow", map_hit_flow(&j->fq, j->pid, j->r > 0 ? TAKE_PTR(j->rows) : NULL));
+	m->lookups_found++;
+	finish(j, ans);
+}
+
+static struct store_job *map_hit_job(struct manager *m, const struct flow_query *q, __u32 pid)
+{
+	struct store_job *j;
+
+	if (!m->store || !store_is_open(m->store))
+		return NULL;
+	j = store_job_new(STORE_JOB_LOOKUP_AT);
+	if (!j)
+		return NULL;
+	j->at = now_realtime();
+	j->proto = q->protocol;
+	j->sport = q->src_port;
+	j->dport = q->dst_port;
+	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
+	j->fq = *q;
+	j->pid = pid;
+	j->done = map_hit_done;
+	j->userdata = m;
+	return j;
+}
+
+json_object *history_map_hit(struct manager *m, struct client *c, const struct flow_query *q, __u32 pid,
+			     json_object *ans)
+{
+	struct store_job *j = map_hit_job(m, q, pid);
+
+	/* a lookup never waits for a busy reader: /proc answers then */
+	if (j)
+		j->client_id = c->id;
+	if (j && store_submit(m->store, j) >= 0) {
+		(void)client_defer(c);
+		json_object_put(ans);
+		return NULL;
+	}
+	store_job_free(j);
+	json_object_object_add(ans, "found", json_object_new_boolean(true));
+	json_object_object_add(ans, "flow", map_hit_to_json(q, pid));
+	m->lookups_found++;
+	return ans;
+}
+
+/* --- history --- */
+
+static int get_opt_str(json_object *f, const char *key, const char **ret)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(f, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+static void history_done(struct store_job *j)
+{
+	struct manager *m = j->userdata;
+	json_object *ans;
+
+	if (j->r < 0) {
+		finish(j, job_error(m, j, "history query"));
+		return;
+	}
+	ans = ok_answer();
+	json_object_object_add(ans, "flows", TAKE_PTR(j->rows));
+	if (j->truncated) {
+		char cursor[64];
+
+		snprintf(cursor, sizeof(cursor), "%.17g/%lld", j->next_ts, (long long)j->next_id);
+		json_object_object_add(ans, "truncated", json_object_new_boolean(true));
+		json_object_object_add(ans, "cursor", json_object_new_string(cursor));
+	}
+	finish(j, ans);
+}
+
+/* "TS/ROW_ID" as history_done() wrote it. */
+static int parse_cursor(const char *s, double *ts, __s64 *id)
+{
+	char *end;
+
+	errno = 0;
+	*ts = strtod(s, &end);
+	if (errno || end == s || *end != '/' || !isfinite(*ts))
+		return -EINVAL;
+	s = end + 1;
+	*id = strtoll(s, &end, 10);
+	if (errno || end == s || *end)
+		return -EINVAL;
+	return 0;
+}
+
+static json_object *dup_into(char **slot, const char *v)
+{
+	*slot = strdup(v);
+	return *slot ? NULL : protocol_error("internal", "out of memory");
+}
+
+static json_object *parse_filter(json_object *f, struct history_query *q)
+{
+	int64_t num;
+
+	json_object_object_foreach(f, key, val) {
+		if (streq(key, "pid")) {
+			if (int_in_range(val, 0, UINT32_MAX, &num) < 0)
+				goto bad;
+			q->has_pid = true;
+			q->pid = (__u32)num;
+		} else if (streq(key, "dport")) {
+			if (int_in_range(val, 1, 65535, &num) < 0)
+				goto bad;
+			q->has_dport = true;
+			q->dport = (__u16)num;
+		} else if (streq(key, "proto")) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    parse_protocol(json_object_get_string(val), &q->proto) < 0)
+				goto bad;
+			q->has_proto = true;
+		} else if (streq(key, "since") || streq(key, "until")) {
+			double t;
+
+			if (get_time(val, &t) < 0)
+				goto bad;
+			if (streq(key, "since")) {
+				q->has_since = true;
+				q->since = t;
+			} else {
+				q->has_until = true;
+				q->until = t;
+			}
+		} else if (streq(key, "dst")) {
+			char canon[64];
+			int fam;
+			__u32 a[4];
+
+			if (!json_object_is_type(val, json_type_string) ||
+			    parse_ip(json_object_get_string(val), &fam, a) < 0)
+				goto bad;
+			free(q->dst);
+			if (dup_into(&q->dst, format_ip(fam, a, canon, sizeof(canon))))
+				return protocol_error("internal", "out of memory");
+		} else if (streq(key, "comm") || streq(key, "exe") || streq(key, "domain") ||
+			   streq(key, "container") || streq(key, "unit")) {
+			char **slot = streq(key, "comm") ? &q->comm : streq(key, "exe") ? &q->exe :
+				      streq(key, "domain") ? &q->domain :
+				      streq(key, "container") ? &q->container : &q->unit;
+
+			if (!json_object_is_type(val, json_type_string))
+				goto bad;
+			free(*slot);
+			if (dup_into(slot, json_object_get_string(val)))
+				return protocol_error("internal", "out of memory");
+		} else {
+			return protocol_error("invalid_argument", "unknown history filter \"%.*s\" (pid, comm, "
+					      "exe, dst, dport, proto, domain, container, unit, since, until)",
+					      quote_len(key), key);
+		}
+		continue;
+bad:
+		return protocol_error("invalid_argument", "invalid value for history filter \"%.*s\"",
+				      quote_len(key), key);
+	}
+	return NULL;
+}
+
+static json_object *prepare_history(struct manager *m, json_object *req, struct store_job **ret)
+{
+	_cleanup_(store_job_freep) struct store_job *j = NULL;
+	json_object *f = NULL, *err;
+	const char *order = NULL, *cursor = NULL;
+	int64_t num;
+	int r;
+
+	if (!m->store)
+		return store_off(m);
+	if (!store_is_open(m->store))
+		return store_unavailable(m->store);
+	j = store_job_new(STORE_JOB_HISTORY);
+	if (!j)
+		return protocol_error("internal", "out of memory");
+	j->q.limit = RECENT_DEFAULT;
+	r = get_int_member(req, "limit", 1, RECENT_MAX, &num);
+	if (r < 0 && r != -ENOENT)
+		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
+	if (r == 0)
+		j->q.limit = (int)num;
+	if (get_opt_str(req, "order", &order) < 0 ||
+	    (order && !streq(order, "asc") && !streq(order, "desc")))
+		return protocol_error("invalid_argument", "\"order\" must be \"asc\" or \"desc\"");
+	j->q.ascending = order && streq(order, "asc");
+	if (get_opt_str(req, "cursor", &cursor) < 0 ||
+	    (cursor && parse_cursor(cursor, &j->q.cursor_ts, &j->q.cursor_id) < 0))
+		return protocol_error("invalid_argument", "\"cursor\" must be the \"cursor\" of an earlier "
+				      "history answer, with the same order");
+	j->q.has_cursor = cursor != NULL;
+	/* json-c hands a JSON null over as NULL: present but not an object. */
+	if (json_object_object_get_ex(req, "filter", &f) && !json_object_is_type(f, json_type_object))
+		return protocol_error("invalid_argument", "\"filter\" must be an object");
+	if (f) {
+		err = parse_filter(f, &j->q);
+		if (err)
+			return err;
+	}
+	j->max_bytes = answer_rows_budget(req);
+	j->done = history_done;
+	(void)manager_ringbuf_drain(m);
+	*ret = TAKE_PTR(j);
+	return NULL;
+}
+
+json_object *history_op(struct manager *m, struct client *c, json_object *req)
+{
+	struct store_job *j = NULL;
+	json_object *ans = prepare_history(m, req, &j);
+
+	return ans ? ans : submit(m, c, j, "history query");
+}
