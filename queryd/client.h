@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
@@ -11,7 +12,17 @@
 #include "flow-index.h"
 
 #define CLIENT_MAX_LINE (64 * 1024)
+/* Unread output past which a client is dropped; checked before a line is
+ * queued, so one answer always goes in: at most ANSWER_MAX_BYTES more. */
 #define CLIENT_MAX_OUT (1024 * 1024)
+/* The largest answer line (echoed id included): `recent` and `history`
+ * stop before it and say "truncated":true with a "cursor" to go on. */
+#define ANSWER_MAX_BYTES (1024 * 1024)
+/* Unread output of all clients together. Past it the clients with the
+ * most unread bytes are dropped first (stats: clients_dropped_output_cap).
+ * 32 MiB: room for 16 clients a full backlog behind, while queryd (some
+ * 40 MB with the rings mapped) stays well under 128 MB under attack. */
+#define OUTPUT_MAX_TOTAL (32 * 1024 * 1024)
 
 struct watch_filter {
 	bool has_pid, has_comm, has_proto, has_dst, has_dport;
@@ -28,6 +39,7 @@ struct manager;
 struct client {
 	struct manager *m;
 	struct client *next, *prev;
+	uint64_t id;     /* unique for the daemon's life, given at accept */
 	int fd;
 	sd_event_source *io;
 	uid_t uid;
@@ -38,14 +50,36 @@ struct client {
 	size_t in_len;
 	char *out;
 	size_t out_len, out_off, out_cap;
+	uint64_t out_since;  /* CLOCK_MONOTONIC usec: unread output since then */
 	bool watching;
 	struct watch_filter filter;
+	/* A request answered later: no further line is parsed until then. */
+	bool deferred;
+	json_object *deferred_id;   /* its "id", echoed on completion */
+	bool read_eof;       /* the peer shut its side: answer what came, close */
 	bool close_after_flush;
 	bool dead;
 };
 
-/* Queue one JSON value as a line. Drops the client past CLIENT_MAX_OUT. */
+/* Queue one JSON value as a line. Drops the client past CLIENT_MAX_OUT,
+ * and the slowest readers past OUTPUT_MAX_TOTAL. */
 int client_send(struct client *c, json_object *o);
+/* The one way an answer leaves: echoes the request's id (NULL: none),
+ * sanitizes, counts errors, queues it. Takes ans. */
+void client_answer(struct client *c, json_object *ans, json_object *id);
+
+/* A request whose answer comes later (history on the reader thread).
+ * The handler calls client_defer(c) and returns no answer; no further line
+ * of c is parsed (input stays buffered; reading may stop at the line
+ * limit) until manager_client_complete() sends the answer; then the
+ * buffered lines are processed. Returns the client's id. */
+uint64_t client_defer(struct client *c);
+/* Send ans (taking the reference) to the client with this id, if still
+ * connected, and resume it; drops ans if the client is gone. On the loop
+ * thread only. */
+void manager_client_complete(struct manager *m, uint64_t client_id, json_object *ans);
+/* Is the client with this id still connected and waiting for an answer? */
+bool manager_client_waiting(struct manager *m, uint64_t client_id);
 void client_close_after_flush(struct client *c);
 /* Drop it at the next safe point (never frees in place). */
 void client_mark_dead(struct client *c);
@@ -55,3 +89,7 @@ bool watch_filter_match(const struct watch_filter *w, const struct flow *f);
 /* protocol.c: one request line in, one answer (or a watch start) out. */
 void protocol_handle_line(struct manager *m, struct client *c, char *line, size_t len);
 json_object *protocol_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Bytes a list answer to req may spend on its rows (each row counted with
+ * its comma) so that the line, echoed id and envelope included, stays
+ * under ANSWER_MAX_BYTES. */
+size_t answer_rows_budget(json_object *req);

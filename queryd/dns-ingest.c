@@ -320,18 +320,3 @@ struct flow_domain *manager_domain_for_event(struct manager *m, const struct con
 
 	return domain_for(m, &who, e->family, e->dst_ip);
 }
-
-/* Older callers name the process by pid alone, right after adding its
- * event to the index: that event (the newest flow) gives the start time,
- * uid and cgroup. Without it, only the global cache answers, as for a
- * stranger. Callers should move to manager_domain_for_event(). */
-struct flow_domain *manager_domain_for(struct manager *m, __u32 pid, int family, const __u32 dst[4])
-{
-	const struct flow *f = m->flows ? flow_index_newest(m->flows) : NULL;
-	struct dns_asker stranger = { .uid = DNS_UID_UNKNOWN };
-
-	if (f && f->ev.pid == pid && f->ev.family == family &&
-	    memcmp(f->ev.dst_ip, dst, family == AF_INET ? 4 : 16) == 0)
-		return manager_domain_for_event(m, &f->ev);
-	return domain_for(m, &stranger, family, dst);
-}

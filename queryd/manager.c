@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,11 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 	struct manager *m;
 	int r;
 
+	/* Answers and output buffers of up to a few MiB come and go with
+	 * clients: from mmap() they return to the system when freed. glibc
+	 * would otherwise raise this threshold after the first such free and
+	 * keep them in a heap that fragmentation stops from shrinking. */
+	(void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -82,6 +88,7 @@ struct manager *manager_free(struct manager *m)
 	if (!m)
 		return NULL;
 	manager_close_clients(m);
+	manager_slow_queue_free(m);
 	m->reaper = sd_event_source_disable_unref(m->reaper);
 	m->listen_io = sd_event_source_disable_unref(m->listen_io);
 	m->accept_retry = sd_event_source_disable_unref(m->accept_retry);

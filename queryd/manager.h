@@ -20,6 +20,7 @@ struct cgroup_cache;
 struct docker;
 struct dns_cache;
 struct flow_domain;
+struct slow_job;
 
 struct manager_config {
 	const char *pin_dir;
@@ -44,8 +45,15 @@ struct manager {
 	bool maps_open;
 	__u32 meta_map_id;
 	char maps_problem[512];
-	struct ring_buffer *rb;
+	struct ring_buffer *rb;      /* flow events */
+	struct ring_buffer *rb_dns;  /* DNS answers: drained before rb */
 	sd_event_source *rb_io;
+	sd_event_source *rb_dns_io;
+	/* A drain stopped at its budget: the rest next loop pass, after the
+	 * clients that were waiting. */
+	sd_event_source *rb_more;
+	unsigned rb_budget_left;
+	uint64_t rb_deadline_usec;
 	sd_event_source *rb_timer;
 	sd_event_source *pins_timer;
 	sd_event_source *status_timer;
@@ -82,6 +90,13 @@ struct manager {
 	struct client *clients;
 	size_t n_clients;
 	size_t n_watchers;
+	uint64_t next_client_id;
+	size_t output_queued;     /* unread bytes of all clients together */
+	/* Requests that take milliseconds, served after client I/O
+	 * (protocol.c): a ping never waits behind hundreds of them. */
+	struct slow_job *slow_head, *slow_tail;
+	sd_event_source *slow_defer;
+	sd_event_source *slow_timer;
 
 	/* counters for `stats` */
 	__u64 events_received;
@@ -91,6 +106,8 @@ struct manager {
 	__u64 request_errors;
 	__u64 clients_total;
 	__u64 clients_dropped_slow;
+	__u64 clients_dropped_output_cap; /* slowest readers, past OUTPUT_MAX_TOTAL */
+	__u64 ring_budget_stops;  /* drains cut at their budget, resumed next pass */
 	__u64 watch_events_dropped;
 	__u64 dns_responses;
 	__u64 dns_malformed;
@@ -129,7 +146,9 @@ void manager_store_stop(struct manager *m);
 
 /* dns-ingest.c */
 int manager_on_dns_event(void *ctx, void *data, size_t size);
-struct flow_domain *manager_domain_for(struct manager *m, __u32 pid, int family, const __u32 dst[4]);
+
+/* protocol.c: drop the queue of slow requests (at exit) */
+void manager_slow_queue_free(struct manager *m);
 
 /* server.c */
 int manager_listen(struct manager *m);

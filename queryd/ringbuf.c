@@ -3,6 +3,11 @@
  * Draining the events ring buffer inside the sd-event loop. The kernel
  * side submits without wakeups (a wakeup per event costs ~10 us here) and
  * forces one only past a fill threshold, so we also poll on a short timer.
+ *
+ * Any local user can fill the rings (a flood of new flows, of DNS
+ * packets): one drain takes at most RB_BUDGET events or RB_BUDGET_USEC,
+ * then a defer source takes the rest on the next loop pass, behind the
+ * clients that were waiting meanwhile.
  */
 #include <errno.h>
 #include <string.h>
@@ -11,12 +16,39 @@
 #include <bpf/libbpf.h>
 
 #include "cgroup-cache.h"
+#include "dns-ingest.h"
 #include "docker.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 
 #define RB_POLL_USEC (20 * 1000ULL)
+#define RB_BUDGET 4096                /* events per pass, both rings */
+#define RB_BUDGET_USEC (5 * 1000ULL)  /* time per pass, both rings */
+/* the clock is read once every this many events */
+#define RB_CLOCK_EVERY 64
+/* what a sample callback returns to stop ring_buffer__consume() after it
+ * (libbpf has moved the consumer past that sample already) */
+#define RB_STOP (-EAGAIN)
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Spend one event of this pass's budget: false once it is gone. */
+static bool budget_take(struct manager *m)
+{
+	if (m->rb_budget_left == 0)
+		return false;
+	m->rb_budget_left--;
+	if (m->rb_budget_left % RB_CLOCK_EVERY == 0 && now_usec() >= m->rb_deadline_usec)
+		m->rb_budget_left = 0;
+	return m->rb_budget_left > 0;
+}
 
 static int on_event(void *ctx, void *data, size_t size)
 {
@@ -39,7 +71,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		docker_want(m->docker, cg->ident.container_id);
 	f = flow_index_add(m->flows, &e, monotonic_ns_to_realtime(e.ts_ns));
 	if (f && !f->domain)
-		flow_set_domain(f, manager_domain_for(m, e.pid, e.family, e.dst_ip));
+		flow_set_domain(f, manager_domain_for_event(m, &e));
 	if (f) {
 		manager_store_flow(m, f);
 		manager_broadcast_flow(m, f);
@@ -47,14 +79,65 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-int manager_ringbuf_drain(struct manager *m)
+static int on_event_budgeted(void *ctx, void *data, size_t size)
+{
+	struct manager *m = ctx;
+
+	(void)on_event(ctx, data, size);
+	return budget_take(m) ? 0 : RB_STOP;
+}
+
+static int on_dns_event_budgeted(void *ctx, void *data, size_t size)
+{
+	struct manager *m = ctx;
+
+	(void)manager_on_dns_event(ctx, data, size);
+	return budget_take(m) ? 0 : RB_STOP;
+}
+
+/* One ring, within its half of the pass's budget (a flood in one ring
+ * never starves the other). 1: stopped at it. */
+static int drain_one(struct manager *m, struct ring_buffer *rb)
 {
 	int r;
 
+	if (!rb)
+		return 0;
+	m->rb_budget_left = RB_BUDGET / 2;
+	m->rb_deadline_usec = now_usec() + RB_BUDGET_USEC / 2;
+	r = ring_buffer__consume(rb);
+	if (r == RB_STOP)
+		return 1;
+	return r < 0 ? r : 0;
+}
+
+static int on_rb_more(sd_event_source *s, void *userdata)
+{
+	(void)manager_ringbuf_drain(userdata);
+	return 0;
+}
+
+/* The budget ran out with events left: go on next pass. */
+static void drain_later(struct manager *m)
+{
+	m->ring_budget_stops++;
+	if (!m->rb_more && sd_event_add_defer(m->event, &m->rb_more, on_rb_more, m) < 0)
+		return; /* the poll timer takes the rest */
+	(void)sd_event_source_set_enabled(m->rb_more, SD_EVENT_ONESHOT);
+}
+
+int manager_ringbuf_drain(struct manager *m)
+{
+	int r, r2;
+
 	if (!m->rb)
 		return 0;
-	r = ring_buffer__consume(m->rb);
-	return r < 0 ? r : 0;
+	/* DNS first: a flow made right after its lookup finds the answer */
+	r = drain_one(m, m->rb_dns);
+	r2 = drain_one(m, m->rb);
+	if (r > 0 || r2 > 0)
+		drain_later(m);
+	return r < 0 ? r : r2 < 0 ? r2 : 0;
 }
 
 static int on_rb_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -62,7 +145,7 @@ static int on_rb_io(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	struct manager *m = userdata;
 	int r;
 
-	r = ring_buffer__poll(m->rb, 0);
+	r = manager_ringbuf_drain(m);
 	if (r < 0 && r != -EINTR)
 		log_warning_errno(r, "Draining the ring buffer failed: %m");
 	return 0;
@@ -79,32 +162,40 @@ static int on_rb_timer(sd_event_source *s, uint64_t usec, void *userdata)
 void manager_ringbuf_detach(struct manager *m)
 {
 	m->rb_io = sd_event_source_disable_unref(m->rb_io);
+	m->rb_dns_io = sd_event_source_disable_unref(m->rb_dns_io);
 	m->rb_timer = sd_event_source_disable_unref(m->rb_timer);
+	m->rb_more = sd_event_source_disable_unref(m->rb_more);
 	ring_buffer__free(m->rb);
 	m->rb = NULL;
+	ring_buffer__free(m->rb_dns);
+	m->rb_dns = NULL;
 }
 
 int manager_ringbuf_attach(struct manager *m)
 {
 	int r;
 
-	/* One epoll fd, one drain for both rings; the DNS ring first, so a
-	 * flow made right after its lookup finds the answer already cached. */
-	if (m->maps.dns_events_fd >= 0 && m->dns) {
-		m->rb = ring_buffer__new(m->maps.dns_events_fd, manager_on_dns_event, m, NULL);
-		if (!m->rb)
-			return negative_errno();
-		r = ring_buffer__add(m->rb, m->maps.events_fd, on_event, m);
-		if (r < 0)
-			goto fail;
-	} else {
-		m->rb = ring_buffer__new(m->maps.events_fd, on_event, m, NULL);
-		if (!m->rb)
-			return negative_errno();
-	}
+	/* One ring_buffer each: a stop at the budget in one ring must not
+	 * starve the other (libbpf 1.1 cannot consume a single ring of a
+	 * set); both drained together, the DNS ring first, so a flow made
+	 * right after its lookup finds the answer already cached. */
+	m->rb = ring_buffer__new(m->maps.events_fd, on_event_budgeted, m, NULL);
+	if (!m->rb)
+		return negative_errno();
 	r = sd_event_add_io(m->event, &m->rb_io, ring_buffer__epoll_fd(m->rb), EPOLLIN, on_rb_io, m);
 	if (r < 0)
 		goto fail;
+	if (m->maps.dns_events_fd >= 0 && m->dns) {
+		m->rb_dns = ring_buffer__new(m->maps.dns_events_fd, on_dns_event_budgeted, m, NULL);
+		if (!m->rb_dns) {
+			r = negative_errno();
+			goto fail;
+		}
+		r = sd_event_add_io(m->event, &m->rb_dns_io, ring_buffer__epoll_fd(m->rb_dns), EPOLLIN,
+				    on_rb_io, m);
+		if (r < 0)
+			goto fail;
+	}
 	r = sd_event_add_time_relative(m->event, &m->rb_timer, CLOCK_MONOTONIC, RB_POLL_USEC,
 				       5 * 1000, on_rb_timer, m);
 	if (r < 0)

@@ -3,7 +3,9 @@
  * The query socket: taken from systemd when socket-activated, bound by us
  * otherwise; each client gets a read buffer of one maximal line and a
  * bounded write buffer, so a client that never reads costs at most
- * CLIENT_MAX_OUT before it is dropped and never slows anyone else.
+ * CLIENT_MAX_OUT + ANSWER_MAX_BYTES before it is dropped and never slows
+ * anyone else; all of them together at most OUTPUT_MAX_TOTAL, past which
+ * those with the most unread output go first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +22,16 @@
 #include "client.h"
 #include "flow-json.h"
 #include "jsonutil.h"
+#include "jsonw.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 
 #define ACCEPT_RETRY_USEC (1000 * 1000ULL)
 #define ACCEPT_BATCH 16
+/* An emptied write buffer larger than this is given back: one large
+ * answer must not stay resident for the client's whole life. */
+#define CLIENT_OUT_KEEP (64 * 1024)
 
 static void accept_resume(struct manager *m)
 {
@@ -67,6 +73,20 @@ static void accept_pause(struct manager *m, int error)
 	(void)sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
 }
 
+static size_t client_pending(const struct client *c)
+{
+	return c->out_len - c->out_off;
+}
+
+/* Forget the client's queued output, and its memory. */
+static void client_out_release(struct client *c)
+{
+	c->m->output_queued -= client_pending(c);
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = c->out_cap = 0;
+}
+
 static void client_free(struct client *c)
 {
 	struct manager *m = c->m;
@@ -82,8 +102,9 @@ static void client_free(struct client *c)
 	m->n_clients--;
 	sd_event_source_disable_unref(c->io);
 	safe_close(c->fd);
+	client_out_release(c);
+	json_object_put(c->deferred_id);
 	free(c->in);
-	free(c->out);
 	free(c);
 	/* an fd is free again: take the next waiting client */
 	accept_resume(m);
@@ -95,9 +116,16 @@ void manager_close_clients(struct manager *m)
 		client_free(m->clients);
 }
 
+/* Reading stops when the client is closing, and while a deferred
+ * request holds a full line buffer (parsing waits for its answer). */
+static bool client_wants_input(const struct client *c)
+{
+	return !c->close_after_flush && !c->read_eof && !c->dead && c->in_len < CLIENT_MAX_LINE;
+}
+
 static void client_update_events(struct client *c)
 {
-	uint32_t ev = c->close_after_flush ? 0 : EPOLLIN;
+	uint32_t ev = client_wants_input(c) ? EPOLLIN : 0;
 
 	if (c->out_len > c->out_off)
 		ev |= EPOLLOUT;
@@ -119,10 +147,45 @@ static int client_flush(struct client *c)
 			return negative_errno();
 		}
 		c->out_off += n;
+		c->m->output_queued -= n;
 	}
-	if (c->out_off == c->out_len)
+	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
+		if (c->out_cap > CLIENT_OUT_KEEP)
+			client_out_release(c);
+	}
 	return 0;
+}
+
+/* The live client whose unread output is the largest, the oldest on a tie. */
+static struct client *slowest_reader(struct manager *m)
+{
+	struct client *best = NULL;
+
+	for (struct client *c = m->clients; c; c = c->next) {
+		if (c->dead || client_pending(c) == 0)
+			continue;
+		if (!best || client_pending(c) > client_pending(best) ||
+		    (client_pending(c) == client_pending(best) && c->out_since < best->out_since))
+			best = c;
+	}
+	return best;
+}
+
+/* All output together is past its cap: drop the slowest readers until it
+ * is under, so memory stays bounded whatever the number of clients. */
+static void output_shed(struct manager *m)
+{
+	while (m->output_queued > OUTPUT_MAX_TOTAL) {
+		struct client *c = slowest_reader(m);
+
+		if (!c)
+			break;
+		log_debug("Dropping client pid %d: %zu bytes unread, %zu queued for all clients",
+			  (int)c->pid, client_pending(c), m->output_queued);
+		m->clients_dropped_output_cap++;
+		client_mark_dead(c);
+	}
 }
 
 int client_send(struct client *c, json_object *o)
@@ -144,6 +207,8 @@ int client_send(struct client *c, json_object *o)
 	}
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
+	if (pending == 0)
+		(void)sd_event_now(c->m->event, CLOCK_MONOTONIC, &c->out_since);
 	if (c->out_len + len + 1 > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		char *p;
@@ -169,7 +234,27 @@ int client_send(struct client *c, json_object *o)
 	memcpy(c->out + c->out_len, s, len);
 	c->out[c->out_len + len] = '\n';
 	c->out_len += len + 1;
-	return 0;
+	c->m->output_queued += len + 1;
+	if (c->m->output_queued > OUTPUT_MAX_TOTAL)
+		output_shed(c->m);
+	return c->dead ? -ENOBUFS : 0;
+}
+
+void client_answer(struct client *c, json_object *ans, json_object *id)
+{
+	json_object *ok;
+
+	if (!ans)
+		return;
+	if (id)
+		json_object_object_add(ans, "id", json_object_get(id));
+	/* The last word on what leaves: json-c built parts of this answer
+	 * from bytes we did not choose (history rows, pin names, errors). */
+	json_sanitize(ans);
+	if (json_object_object_get_ex(ans, "ok", &ok) && !json_object_get_boolean(ok))
+		c->m->request_errors++;
+	(void)client_send(c, ans);
+	json_object_put(ans);
 }
 
 static int on_reap(sd_event_source *s, void *userdata)
@@ -189,6 +274,8 @@ void client_mark_dead(struct client *c)
 	struct manager *m = c->m;
 
 	c->dead = true;
+	/* Its output will never be read: free it now, not at the reaper. */
+	client_out_release(c);
 	if (!m->reaper && sd_event_add_defer(m->event, &m->reaper, on_reap, m) < 0)
 		return; /* freed on its next I/O event instead */
 	(void)sd_event_source_set_enabled(m->reaper, SD_EVENT_ONESHOT);
@@ -199,12 +286,20 @@ void client_close_after_flush(struct client *c)
 	c->close_after_flush = true;
 }
 
-/* Split complete lines out of the input buffer. */
+static bool client_may_parse(const struct client *c)
+{
+	return !c->deferred && !c->dead && !c->close_after_flush;
+}
+
+/* Split complete lines out of the input buffer; in order, and none while
+ * a deferred request waits for its answer. */
 static void client_process_input(struct client *c)
 {
 	size_t start = 0;
 
-	for (;;) {
+	if (!c->in)
+		return;
+	while (client_may_parse(c)) {
 		char *nl = memchr(c->in + start, '\n', c->in_len - start);
 		size_t len;
 
@@ -214,61 +309,110 @@ static void client_process_input(struct client *c)
 		*nl = '\0';
 		protocol_handle_line(c->m, c, c->in + start, len);
 		start += len + 1;
-		if (c->dead || c->close_after_flush)
-			return;
 	}
 	if (start > 0) {
 		memmove(c->in, c->in + start, c->in_len - start);
 		c->in_len -= start;
 	}
-	if (c->in_len >= CLIENT_MAX_LINE) {
-		json_object *e = protocol_error("line_too_long", "request line exceeds %d bytes; closing",
-						 CLIENT_MAX_LINE);
-
-		(void)client_send(c, e);
-		json_object_put(e);
-		c->m->request_errors++;
+	if (client_may_parse(c) && c->in_len >= CLIENT_MAX_LINE) {
+		client_answer(c, protocol_error("line_too_long", "request line exceeds %d bytes; closing",
+						CLIENT_MAX_LINE), NULL);
 		client_close_after_flush(c);
 	}
+}
+
+/* One read. <0: the client is gone. */
+static int client_read(struct client *c)
+{
+	ssize_t n;
+
+	if (!c->in) {
+		c->in = malloc(CLIENT_MAX_LINE + 1);
+		if (!c->in)
+			return -ENOMEM;
+	}
+	n = recv(c->fd, c->in + c->in_len, CLIENT_MAX_LINE - c->in_len, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+	if (n == 0) {
+		/* Shut for writing: what it asked is still answered (a
+		 * deferred request, queued output), then we close. */
+		c->read_eof = true;
+		return 0;
+	}
+	c->in_len += n;
+	client_process_input(c);
+	return 0;
+}
+
+/* Write what is queued and choose what to wait for. <0: close it now. */
+static int client_settle(struct client *c)
+{
+	if (c->dead || client_flush(c) < 0)
+		return -EPIPE;
+	if ((c->close_after_flush || c->read_eof) && !c->deferred && c->out_len == c->out_off)
+		return -ESHUTDOWN;
+	client_update_events(c);
+	return 0;
 }
 
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct client *c = userdata;
 
-	if (revents & EPOLLIN && !c->close_after_flush) {
-		ssize_t n;
-
-		if (!c->in) {
-			c->in = malloc(CLIENT_MAX_LINE + 1);
-			if (!c->in) {
-				client_free(c);
-				return 0;
-			}
-		}
-		n = recv(c->fd, c->in + c->in_len, CLIENT_MAX_LINE - c->in_len, MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+	if (revents & EPOLLIN && client_wants_input(c)) {
+		if (client_read(c) < 0) {
 			client_free(c);
 			return 0;
-		}
-		if (n > 0) {
-			c->in_len += n;
-			client_process_input(c);
 		}
 	} else if (revents & (EPOLLHUP | EPOLLERR) && !(revents & EPOLLOUT)) {
 		client_free(c);
 		return 0;
 	}
-	if (c->dead || client_flush(c) < 0) {
+	if (client_settle(c) < 0)
 		client_free(c);
-		return 0;
-	}
-	if (c->close_after_flush && c->out_len == c->out_off) {
-		client_free(c);
-		return 0;
-	}
-	client_update_events(c);
 	return 0;
+}
+
+uint64_t client_defer(struct client *c)
+{
+	c->deferred = true;
+	return c->id;
+}
+
+static struct client *client_by_id(struct manager *m, uint64_t id)
+{
+	for (struct client *c = m->clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+bool manager_client_waiting(struct manager *m, uint64_t client_id)
+{
+	struct client *c = client_by_id(m, client_id);
+
+	return c && !c->dead && c->deferred;
+}
+
+void manager_client_complete(struct manager *m, uint64_t client_id, json_object *ans)
+{
+	struct client *c = client_by_id(m, client_id);
+	json_object *id;
+
+	if (!c || c->dead || !c->deferred) {
+		json_object_put(ans);
+		return;
+	}
+	id = TAKE_PTR(c->deferred_id);
+	c->deferred = false;
+	client_answer(c, ans, id);
+	json_object_put(id);
+	/* The lines that came meanwhile, in order. */
+	client_process_input(c);
+	/* Not inside this client's callback: the reaper frees it. */
+	if (client_settle(c) < 0)
+		client_mark_dead(c);
 }
 
 void manager_broadcast_flow(struct manager *m, const struct flow *f);
@@ -387,6 +531,7 @@ static int accept_one(struct manager *m, int fd)
 		return -ENOMEM;
 	}
 	c->m = m;
+	c->id = ++m->next_client_id;
 	c->fd = cfd;
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 		c->uid = cred.uid;
