@@ -9,7 +9,7 @@ pkgs=(
   systemd iproute2 python3 procps util-linux man-db groff-base
   mitmproxy curl nftables iptables sqlite3 libcurl4-openssl-dev
   docker.io busybox-static systemd-container debootstrap dnsmasq-base dnsutils
-  musl-tools golang-go libclang-rt-dev
+  musl-tools golang-go libclang-rt-dev squid
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -6,8 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/types.h>
@@ -20,11 +19,22 @@
 #include "macro.h"
 #include "pins.h"
 #include "procinfo.h"
+#include "../lib/connpid.h"
 
 #define EXIT_FOUND 0
 #define EXIT_NOT_FOUND 1
 #define EXIT_ERROR 2
-#define DEFAULT_SOCKET "/run/connpid.sock"
+#define DEFAULT_SOCKET CONNPID_DEFAULT_SOCKET
+
+static void connpid_closep(connpid **h)
+{
+	connpid_close(*h);
+}
+
+static void connpid_result_freep(struct connpid_result **r)
+{
+	connpid_result_free(*r);
+}
 
 struct ctl {
 	const char *socket_path;
@@ -70,103 +80,38 @@ static void help(void)
 	       DEFAULT_SOCKET, CONNPID_DEFAULT_PIN_DIR);
 }
 
-static int connect_daemon(const char *path, int *ret_fd)
+/* Errors of connecting, as opposed to those of a connection that broke. */
+static bool unreachable(int r)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int fd = -EBADF;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return negative_errno();
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return negative_errno();
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-}
-
-static int send_request(int fd, json_object *req)
-{
-	size_t len;
-	const char *s = json_object_to_json_string_length(req, JSON_LINE_FLAGS, &len);
-	_cleanup_free_ char *line = malloc(len + 1);
-	size_t off = 0;
-
-	if (!line)
-		return -ENOMEM;
-	memcpy(line, s, len);
-	line[len++] = '\n';
-	while (off < len) {
-		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		off += n;
+	switch (-r) {
+	case ENOENT: case ECONNREFUSED: case EACCES: case EPERM: case ENAMETOOLONG: case EAGAIN: case ENOTSOCK:
+		return true;
+	default:
+		return false;
 	}
-	return 0;
 }
 
-/* One answer line; buffered reader so watch can call it repeatedly. An
- * answer (a long `recent`) may be megabytes: the buffer grows to a cap. */
-#define LINE_READER_MAX (64u << 20)
-
-struct line_reader {
-	char *buf;
-	size_t len, cap;
-};
-
-static void line_reader_free(struct line_reader *lr)
+static int open_daemon(const struct ctl *c, connpid **ret)
 {
-	free(lr->buf);
-	free(lr);
+	int r = connpid_open(ret, c->socket_path, 0);
+
+	if (r < 0)
+		return r;
+	/* the daemon's answers (a long history) take what they take */
+	return connpid_set_timeout(*ret, 0);
 }
 
-static int read_answer(int fd, struct line_reader *lr, json_object **ret)
+/* One request, one parsed answer. */
+static int call_daemon(connpid *h, json_object *req, json_object **ret)
 {
-	for (;;) {
-		char *nl = lr->buf ? memchr(lr->buf, '\n', lr->len) : NULL;
-		ssize_t n;
+	_cleanup_free_ char *answer = NULL;
+	int r;
 
-		if (nl) {
-			size_t used = (size_t)(nl + 1 - lr->buf);
-			json_object *o;
-
-			*nl = '\0';
-			o = json_tokener_parse(lr->buf);
-			memmove(lr->buf, lr->buf + used, lr->len - used);
-			lr->len -= used;
-			if (!o)
-				return -EBADMSG;
-			*ret = o;
-			return 0;
-		}
-		if (lr->len == lr->cap) {
-			size_t cap = lr->cap ? lr->cap * 2 : 64 * 1024;
-			char *p;
-
-			if (cap > LINE_READER_MAX)
-				return -EMSGSIZE;
-			p = realloc(lr->buf, cap);
-			if (!p)
-				return -ENOMEM;
-			lr->buf = p;
-			lr->cap = cap;
-		}
-		n = recv(fd, lr->buf + lr->len, lr->cap - lr->len, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		lr->len += n;
-	}
+	r = connpid_call(h, json_object_to_json_string_ext(req, JSON_LINE_FLAGS), &answer);
+	if (r < 0)
+		return r;
+	*ret = json_tokener_parse(answer);
+	return *ret ? 0 : -EBADMSG;
 }
 
 static const char *jget_str(json_object *o, const char *k)
@@ -342,9 +287,10 @@ static int lookup_direct(const struct ctl *c, const struct flow_query *q)
 
 static int cmd_lookup(const struct ctl *c, char **args, int n)
 {
-	_cleanup_json_ json_object *req = NULL, *ans = NULL;
-	_cleanup_close_ int fd = -EBADF;
-	struct line_reader *lr = NULL;
+	_cleanup_(connpid_closep) connpid *h = NULL;
+	_cleanup_(connpid_result_freep) struct connpid_result *res = NULL;
+	struct connpid_lookup_options opts = { .size = sizeof(opts) };
+	_cleanup_json_ json_object *ans = NULL;
 	struct flow_query q;
 	json_object *flow;
 	int r;
@@ -377,35 +323,34 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 	if (c->direct)
 		return lookup_direct(c, &q);
 
-	r = connect_daemon(c->socket_path, &fd);
-	if (r < 0 && c->has_at) {
+	r = open_daemon(c, &h);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the client: %m"), EXIT_ERROR;
+	if (c->has_at) {
+		opts.flags |= CONNPID_LOOKUP_AT;
+		opts.at = c->at;
+	}
+	r = connpid_lookup(h, q.protocol == CONNPID_PROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP, args[0], q.src_port,
+			   q.dst_port, &opts, &res);
+	if (unreachable(r) && c->has_at) {
 		log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
 		return EXIT_ERROR;
 	}
-	if (r < 0) {
+	if (unreachable(r)) {
 		log_warning_errno(r, "connpid-queryd is not reachable at %s (%m); reading the pinned maps directly",
 				  c->socket_path);
 		return lookup_direct(c, &q);
 	}
-	req = json_object_new_object();
-	json_object_object_add(req, "op", json_object_new_string("lookup"));
-	json_object_object_add(req, "proto", json_object_new_string(protocol_name(q.protocol)));
-	json_object_object_add(req, "dst", json_object_new_string(args[0]));
-	json_object_object_add(req, "sport", json_object_new_int(q.src_port));
-	json_object_object_add(req, "dport", json_object_new_int(q.dst_port));
-	if (c->has_at)
-		json_object_object_add(req, "at", json_object_new_double(c->at));
-	lr = calloc(1, sizeof(*lr));
-	if (!lr)
-		return EXIT_ERROR;
-	r = send_request(fd, req);
-	if (r >= 0)
-		r = read_answer(fd, lr, &ans);
-	line_reader_free(lr);
-	if (r < 0) {
+	if (r < 0 && r != -EREMOTEIO) {
 		log_error_errno(r, "No answer from connpid-queryd: %m");
 		return EXIT_ERROR;
 	}
+	ans = json_tokener_parse(res->json);
+	if (!ans) {
+		log_error_errno(-EBADMSG, "No answer from connpid-queryd: %m");
+		return EXIT_ERROR;
+	}
+	json_object_object_del(ans, "id"); /* ours, not the daemon's to show */
 	if (c->json)
 		print_json(ans);
 	if (answer_error(ans) < 0)
@@ -426,8 +371,7 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 static int simple_op(const struct ctl *c, const char *op, json_object *extra, json_object **ret_ans)
 {
 	_cleanup_json_ json_object *req = json_object_new_object();
-	_cleanup_close_ int fd = -EBADF;
-	struct line_reader *lr;
+	_cleanup_(connpid_closep) connpid *h = NULL;
 	int r;
 
 	json_object_object_add(req, "op", json_object_new_string(op));
@@ -435,16 +379,11 @@ static int simple_op(const struct ctl *c, const char *op, json_object *extra, js
 		json_object_object_foreach(extra, k, v)
 			json_object_object_add(req, k, json_object_get(v));
 	}
-	r = connect_daemon(c->socket_path, &fd);
-	if (r < 0)
-		return log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
-	lr = calloc(1, sizeof(*lr));
-	if (!lr)
-		return -ENOMEM;
-	r = send_request(fd, req);
+	r = open_daemon(c, &h);
 	if (r >= 0)
-		r = read_answer(fd, lr, ret_ans);
-	line_reader_free(lr);
+		r = call_daemon(h, req, ret_ans);
+	if (unreachable(r))
+		return log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
 	if (r < 0)
 		return log_error_errno(r, "No answer from connpid-queryd: %m");
 	return 0;
@@ -520,39 +459,30 @@ static int cmd_list(const struct ctl *c, const char *op)
 	return EXIT_FOUND;
 }
 
-static int watch_loop(const struct ctl *c, json_object *req, struct line_reader *lr);
-
 static int cmd_watch(const struct ctl *c)
 {
-	_cleanup_json_ json_object *req = json_object_new_object();
-	struct line_reader *lr = calloc(1, sizeof(*lr));
-	int r;
-
-	if (!lr)
-		return EXIT_ERROR;
-	r = watch_loop(c, req, lr);
-	line_reader_free(lr);
-	return r;
-}
-
-static int watch_loop(const struct ctl *c, json_object *req, struct line_reader *lr)
-{
-	_cleanup_close_ int fd = -EBADF;
+	_cleanup_json_ json_object *req = json_object_new_object(), *ack = NULL;
+	_cleanup_(connpid_closep) connpid *h = NULL;
 	int r;
 
 	json_object_object_add(req, "op", json_object_new_string("watch"));
 	if (c->filter)
 		json_object_object_add(req, "filter", json_object_get(c->filter));
-	r = connect_daemon(c->socket_path, &fd);
-	if (r < 0) {
+	r = open_daemon(c, &h);
+	if (r >= 0)
+		r = call_daemon(h, req, &ack);
+	if (unreachable(r)) {
 		log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
 		return EXIT_ERROR;
 	}
-	r = send_request(fd, req);
 	if (r < 0) {
 		log_error_errno(r, "Cannot send: %m");
 		return EXIT_ERROR;
 	}
+	if (c->json)
+		print_json(ack);
+	else if (answer_error(ack) < 0)
+		return EXIT_ERROR;
 	if (!c->json) {
 		printf("%-8s %-5s %-6s %-28s %-8s %-16s %-20s %-24s %s\n", "TIME", "PROTO", "SPORT", "DST", "PID",
 		       "COMM", "CONTAINER", "DOMAIN", "EXE");
@@ -560,9 +490,12 @@ static int watch_loop(const struct ctl *c, json_object *req, struct line_reader 
 	}
 	for (;;) {
 		_cleanup_json_ json_object *o = NULL;
+		_cleanup_free_ char *line = NULL;
 		json_object *f;
 
-		r = read_answer(fd, lr, &o);
+		r = connpid_read_line(h, UINT64_MAX, &line);
+		if (r >= 0 && !(o = json_tokener_parse(line)))
+			r = -EBADMSG;
 		if (r < 0) {
 			if (r == -ECONNRESET)
 				return EXIT_FOUND; /* daemon went away: the watch is over */

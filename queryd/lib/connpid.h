@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* libconnpid: ask connpid-queryd which process owns a connection.
+ *
+ * The stable C API of connpid(7)'s socket protocol; see connpid_lookup(3).
+ * Every function returns 0 (or a positive count) on success and a negative
+ * errno-style value on failure; none sets errno or prints anything. A
+ * handle has no global state behind it and may be used from several
+ * threads (calls on one handle are serialized by its lock). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CONNPID_DEFAULT_SOCKET "/run/connpid.sock"
+
+typedef struct connpid connpid;
+
+/* connpid_open() flags */
+enum {
+	/* When the daemon cannot be reached, answer lookups from the pinned
+	 * maps (read-only; needs read access to the pins). Such results have
+	 * direct set and carry only what the map and /proc say now. */
+	CONNPID_OPEN_DIRECT_FALLBACK = 1u << 0,
+	/* Never talk to the daemon: every lookup reads the pinned maps. */
+	CONNPID_OPEN_DIRECT_ONLY     = 1u << 1,
+};
+
+/* Open a handle for the daemon at socket_path (NULL: /run/connpid.sock).
+ * Connecting is lazy: the first request connects, and a connection the
+ * daemon closed (restart) is replaced on the next request. */
+int connpid_open(connpid **ret, const char *socket_path, unsigned flags);
+/* Close the connection and free the handle and unread answers. NULL is a no-op. */
+void connpid_close(connpid *h);
+
+/* Per-request timeout for connect + send + answer (default 1 s, 0 = wait forever). */
+int connpid_set_timeout(connpid *h, uint64_t usec);
+/* Pin dir read by the direct fallback (default /sys/fs/bpf/connpid). */
+int connpid_set_pin_dir(connpid *h, const char *pin_dir);
+
+/* Optional members of a lookup. Zero-initialize and set size to
+ * sizeof(struct connpid_lookup_options): members added later are
+ * appended, and the library reads only the first size bytes. */
+struct connpid_lookup_options {
+	size_t size;
+	unsigned flags;          /* CONNPID_LOOKUP_* */
+	double at;               /* with CONNPID_LOOKUP_AT: who owned it at this Unix time (history) */
+	/* Reserved for keys the protocol does not take yet: must be NULL/0
+	 * (-EOPNOTSUPP otherwise), so that no lookup silently ignores them. */
+	const char *src;
+	uint64_t netns;
+	int direction;
+};
+
+enum {
+	CONNPID_LOOKUP_AT     = 1u << 0, /* use options->at */
+	CONNPID_LOOKUP_DIRECT = 1u << 1, /* this lookup reads the pinned maps only */
+};
+
+/* A lookup's answer. Allocated by the library, read-only for the caller,
+ * freed with connpid_result_free(); members may be appended in later
+ * versions (size says how big this one is). Strings are UTF-8 or NULL. */
+struct connpid_result {
+	size_t size;
+	uint64_t id;             /* the request id (asynchronous use) */
+	int error;               /* 0, or negative errno: -ETIMEDOUT, -ECONNRESET, -EREMOTEIO (daemon error), ... */
+	const char *error_code;  /* the daemon's error code with -EREMOTEIO ("invalid_argument", ...) */
+	bool found;
+	bool direct;             /* answered from the pinned maps, not the daemon */
+	bool alive;              /* the pid still runs the same process */
+	uint32_t pid;
+	int64_t uid;             /* -1 unknown */
+	const char *user;
+	const char *comm;
+	const char *exe;
+	const char *unit;
+	const char *container_id;
+	const char *container_name;
+	const char *container_image;
+	const char *domain;
+	const char *json;        /* the raw answer line (direct: one made in the same shape) */
+};
+
+void connpid_result_free(struct connpid_result *r);
+
+/* Who owns the flow sport -> dst:dport? proto is IPPROTO_TCP or
+ * IPPROTO_UDP; dst an IPv4 or IPv6 literal; opts may be NULL. Returns 0
+ * with *ret set (found or not), or a negative errno when no answer could
+ * be had (-EINVAL bad arguments, -ETIMEDOUT, -ECONNREFUSED/-ENOENT daemon
+ * down, -EACCES, -EREMOTEIO the daemon refused: *ret is then still set
+ * with error_code). */
+int connpid_lookup(connpid *h, int proto, const char *dst, uint16_t sport, uint16_t dport,
+		   const struct connpid_lookup_options *opts, struct connpid_result **ret);
+
+/* Pipelined asynchronous use: submit lookups (each gets an id), poll
+ * connpid_get_fd() for connpid_get_events(), call connpid_process(), then
+ * connpid_collect() the answers in any order. Requests older than the
+ * timeout complete with error -ETIMEDOUT; on a lost connection unanswered
+ * requests are sent once more on a new one. */
+int connpid_submit(connpid *h, int proto, const char *dst, uint16_t sport, uint16_t dport,
+		   const struct connpid_lookup_options *opts, uint64_t *ret_id);
+/* The fd to poll (-EBADF while not connected) and the poll(2) events it wants. */
+int connpid_get_fd(connpid *h);
+short connpid_get_events(connpid *h);
+/* Milliseconds until the oldest request times out (-1: none pending). */
+int connpid_get_timeout_ms(connpid *h);
+/* Non-blocking: write what can be written, read what arrived, expire old
+ * requests. Returns the number of results ready to collect. */
+int connpid_process(connpid *h);
+/* One finished request: 1 with *ret set, 0 when none is ready. */
+int connpid_collect(connpid *h, struct connpid_result **ret);
+/* Requests submitted and not collected yet. */
+size_t connpid_pending(connpid *h);
+
+/* Raw protocol access for the other operations (ping, stats, recent,
+ * history, watch): send one request line (a JSON object, without
+ * newline; an "id" is not added) and return the answer line, to be
+ * freed with free(). Waits for answers to earlier submitted lookups. */
+int connpid_call(connpid *h, const char *request, char **ret_answer);
+/* The next line the daemon sends unasked (watch events); timeout_usec
+ * UINT64_MAX waits forever. -ETIMEDOUT, -ECONNRESET at end. */
+int connpid_read_line(connpid *h, uint64_t timeout_usec, char **ret_line);
+
+#ifdef __cplusplus
+}
+#endif

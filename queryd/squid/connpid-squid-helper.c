@@ -1,0 +1,556 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* connpid-squid-helper: Squid's external ACL helper answering "which
+ * process sent this request" (connpid-squid-helper(8)).
+ *
+ * Squid's client is the proxy's client: the connection to look up is the
+ * one the client process opened to Squid's http_port, keyed by that
+ * process as sport = the client's port (%SRCPORT), dst = the address and
+ * port it connected to (%MYADDR %MYPORT, Squid's side). %DST %PORT name the
+ * origin server of the request, which no local socket of the client
+ * points at (except when Squid intercepts): they are not the key.
+ *
+ * Squid waits for every answer, so nothing here may block: stdin and the
+ * daemon are multiplexed with poll(), requests are pipelined through
+ * libconnpid with the channel ids of `concurrency=`, and a request that
+ * is not answered within --timeout gets BH. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/connpid.h"
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LINE_MAX_BYTES 8192   /* a Squid request line is a few dozen bytes */
+#define MAX_FIELDS 16
+
+enum field {
+	F_IGNORE, F_SRC, F_SRCPORT, F_MYADDR, F_MYPORT,
+};
+
+struct list {
+	char **v;
+	size_t n;
+};
+
+struct pending {
+	uint64_t id;
+	char channel[32];   /* "" without concurrency */
+};
+
+static struct {
+	const char *socket_path;
+	const char *pin_dir;
+	uint64_t timeout_usec;
+	bool concurrency;
+	bool direct_fallback;
+	enum field fields[MAX_FIELDS];
+	size_t n_fields;
+	const char *proxy_addr;     /* --proxy: when the format has no %MYADDR %MYPORT */
+	unsigned proxy_port;
+	struct list allow_exe, allow_unit, allow_container;
+} arg = {
+	.timeout_usec = 500000,
+	.concurrency = true,
+	.fields = { F_SRC, F_SRCPORT, F_MYADDR, F_MYPORT },
+	.n_fields = 4,
+};
+
+static struct pending *pending;
+static size_t n_pending, cap_pending;
+
+static void help(void)
+{
+	printf("Usage: connpid-squid-helper [OPTIONS]\n\n"
+	       "Squid external ACL helper: OK with notes pid= user= exe= comm= unit= container=\n"
+	       "domain= for the process that owns the client's connection to Squid.\n\n"
+	       "  --format LIST          the fields after the channel id, as in external_acl_type:\n"
+	       "                         comma list of src,srcport,myaddr,myport,- (ignored);\n"
+	       "                         default src,srcport,myaddr,myport (%%SRC %%SRCPORT %%MYADDR %%MYPORT)\n"
+	       "  --proxy ADDR:PORT      Squid's http_port, when the format has no myaddr,myport\n"
+	       "  --no-concurrency       lines carry no channel id (concurrency=0)\n"
+	       "  --timeout MS           answer BH after MS milliseconds (default 500)\n"
+	       "  --allow-exe PATH       only these executables get OK (repeatable)\n"
+	       "  --allow-unit NAME      only these systemd units get OK (repeatable)\n"
+	       "  --allow-container X    only these container ids (or 12+ hex prefix) or names\n"
+	       "  --direct-fallback      daemon down: read the pinned maps (needs read access)\n"
+	       "  --socket PATH          connpid-queryd's socket (default %s)\n"
+	       "  --pin-dir DIR          pins for --direct-fallback\n",
+	       CONNPID_DEFAULT_SOCKET);
+}
+
+static int list_add(struct list *l, const char *s)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	l->v[l->n++] = (char *)s;
+	return 0;
+}
+
+static bool list_has(const struct list *l, const char *s)
+{
+	for (size_t i = 0; s && i < l->n; i++)
+		if (streq(l->v[i], s))
+			return true;
+	return false;
+}
+
+static bool allow_list_set(void)
+{
+	return arg.allow_exe.n || arg.allow_unit.n || arg.allow_container.n;
+}
+
+/* A container is named by its name, its id, or an id prefix of at least
+ * 12 characters (what `docker ps` shows). */
+static bool container_allowed(const struct connpid_result *r)
+{
+	for (size_t i = 0; i < arg.allow_container.n; i++) {
+		const char *a = arg.allow_container.v[i];
+
+		if (r->container_name && streq(r->container_name, a))
+			return true;
+		if (r->container_id && strlen(a) >= 12 && strncmp(r->container_id, a, strlen(a)) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool allowed(const struct connpid_result *r)
+{
+	return list_has(&arg.allow_exe, r->exe) || list_has(&arg.allow_unit, r->unit) || container_allowed(r);
+}
+
+/* Squid decodes a note's value with rfc1738_unescape() after splitting
+ * the line on white space (helper/Reply.cc): %XX for every byte that is
+ * not plainly safe keeps spaces, quotes, '%' and control bytes intact. */
+static void put_value(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("/._:@+-", *p))
+			fputc(*p, f);
+		else
+			fprintf(f, "%%%02X", *p);
+	}
+}
+
+static void put_note(FILE *f, const char *key, const char *value)
+{
+	if (!value || !*value)
+		return;
+	fprintf(f, " %s=", key);
+	put_value(f, value);
+}
+
+static void answer_start(FILE *f, const char *channel, const char *word)
+{
+	if (*channel)
+		fprintf(f, "%s ", channel);
+	fputs(word, f);
+}
+
+static void answer_message(const char *channel, const char *word, const char *message)
+{
+	answer_start(stdout, channel, word);
+	put_note(stdout, "message", message);
+	fputc('\n', stdout);
+}
+
+static void answer_result(const char *channel, const struct connpid_result *r)
+{
+	char num[32];
+
+	if (r->error) {
+		answer_message(channel, "BH", r->error_code ?: strerror(-r->error));
+		return;
+	}
+	if (!r->found) {
+		answer_message(channel, "ERR", "unknown owner");
+		return;
+	}
+	answer_start(stdout, channel, !allow_list_set() || allowed(r) ? "OK" : "ERR");
+	snprintf(num, sizeof(num), "%u", r->pid);
+	put_note(stdout, "pid", num);
+	put_note(stdout, "user", r->user);
+	put_note(stdout, "exe", r->exe);
+	put_note(stdout, "comm", r->comm);
+	put_note(stdout, "unit", r->unit);
+	put_note(stdout, "container", r->container_name ?: r->container_id);
+	put_note(stdout, "domain", r->domain);
+	if (r->direct)
+		put_note(stdout, "source", "direct");
+	fputc('\n', stdout);
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Squid URL-escapes the format's values (unless quote=shell). */
+static void url_unescape(char *s)
+{
+	char *o = s;
+
+	for (char *p = s; *p; p++) {
+		if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+			*o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+static int parse_port_number(const char *s, uint16_t *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 65535)
+		return -EINVAL;
+	*ret = (uint16_t)v;
+	return 0;
+}
+
+static int remember(uint64_t id, const char *channel)
+{
+	if (n_pending == cap_pending) {
+		size_t cap = cap_pending ? cap_pending * 2 : 64;
+		struct pending *p = realloc(pending, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		pending = p;
+		cap_pending = cap;
+	}
+	pending[n_pending].id = id;
+	snprintf(pending[n_pending].channel, sizeof(pending[n_pending].channel), "%s", channel);
+	n_pending++;
+	return 0;
+}
+
+static bool forget(uint64_t id, char channel[static 32])
+{
+	for (size_t i = 0; i < n_pending; i++)
+		if (pending[i].id == id) {
+			memcpy(channel, pending[i].channel, 32);
+			pending[i] = pending[--n_pending];
+			return true;
+		}
+	return false;
+}
+
+/* One request line: submit its lookup, or answer at once when it cannot
+ * be one. */
+static void handle_line(connpid *h, char *line)
+{
+	char *tok[MAX_FIELDS + 1], *save = NULL, *channel = "";
+	const char *dst = arg.proxy_addr;
+	uint16_t sport = 0, dport = arg.proxy_port;
+	size_t n = 0;
+	uint64_t id;
+	int r;
+
+	for (char *t = strtok_r(line, " \t", &save); t && n < ARRAY_SIZE(tok); t = strtok_r(NULL, " \t", &save))
+		tok[n++] = t;
+	if (n == 0)
+		return;
+	if (arg.concurrency) {
+		channel = tok[0];
+		if (strlen(channel) >= 32 || strspn(channel, "0123456789") != strlen(channel)) {
+			/* not a channel id: the configuration and we disagree */
+			answer_message("", "BH", "expected a channel id (concurrency=N)");
+			return;
+		}
+	}
+	if (n - arg.concurrency < arg.n_fields) {
+		answer_message(channel, "BH", "fewer fields than --format names");
+		return;
+	}
+	for (size_t i = 0; i < arg.n_fields; i++) {
+		char *v = tok[i + arg.concurrency];
+
+		url_unescape(v);
+		switch (arg.fields[i]) {
+		case F_SRCPORT:
+			(void)parse_port_number(v, &sport);
+			break;
+		case F_MYADDR:
+			dst = v;
+			break;
+		case F_MYPORT:
+			(void)parse_port_number(v, &dport);
+			break;
+		default:
+			break;
+		}
+	}
+	if (!dst || sport == 0 || dport == 0) {
+		answer_message(channel, "ERR", "no client port or proxy address");
+		return;
+	}
+	r = connpid_submit(h, IPPROTO_TCP, dst, sport, dport, NULL, &id);
+	if (r == -EINVAL) {
+		answer_message(channel, "ERR", "not an address");
+		return;
+	}
+	if (r >= 0)
+		r = remember(id, channel);
+	if (r < 0)
+		answer_message(channel, "BH", strerror(-r));
+}
+
+static void collect_all(connpid *h)
+{
+	struct connpid_result *r;
+
+	while (connpid_collect(h, &r) > 0) {
+		char channel[32];
+
+		if (forget(r->id, channel))
+			answer_result(channel, r);
+		connpid_result_free(r);
+	}
+}
+
+/* Whole lines from stdin's buffer; what is left is a partial line. A line
+ * longer than any Squid sends is answered BH and dropped. */
+static size_t handle_input(connpid *h, char *buf, size_t len, bool *discarding)
+{
+	size_t start = 0;
+
+	for (;;) {
+		char *nl = memchr(buf + start, '\n', len - start);
+
+		if (!nl)
+			break;
+		*nl = '\0';
+		if (nl > buf + start && nl[-1] == '\r')
+			nl[-1] = '\0';
+		if (!*discarding)
+			handle_line(h, buf + start);
+		*discarding = false;
+		start = (size_t)(nl - buf) + 1;
+	}
+	if (len - start >= LINE_MAX_BYTES) {
+		answer_message("", "BH", "line too long");
+		*discarding = true;
+		return len;
+	}
+	return start;
+}
+
+static int run(connpid *h)
+{
+	static char buf[LINE_MAX_BYTES + 1];
+	size_t len = 0;
+	bool eof = false, discarding = false;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = eof ? -1 : STDIN_FILENO, .events = POLLIN },
+			{ .fd = connpid_get_fd(h), .events = connpid_get_events(h) },
+		};
+		int t = connpid_get_timeout_ms(h);
+
+		if (eof && n_pending == 0)
+			return 0;
+		fflush(stdout);
+		if (poll(p, 2, t) < 0 && errno != EINTR)
+			return -errno;
+		if (p[0].revents) {
+			ssize_t n = read(STDIN_FILENO, buf + len, LINE_MAX_BYTES - len);
+
+			if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+				eof = true;  /* Squid is done with us: finish what is pending */
+			} else if (n > 0) {
+				size_t used = handle_input(h, buf, len + (size_t)n, &discarding);
+
+				len = len + (size_t)n - used;
+				memmove(buf, buf + used, len);
+			}
+		}
+		(void)connpid_process(h);
+		collect_all(h);
+	}
+}
+
+static int parse_format(const char *s)
+{
+	char *copy = strdup(s), *save = NULL;
+	bool myaddr = false, myport = false;
+
+	if (!copy)
+		return -ENOMEM;
+	arg.n_fields = 0;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		static const struct { const char *name; enum field f; } names[] = {
+			{ "src", F_SRC }, { "srcport", F_SRCPORT }, { "myaddr", F_MYADDR },
+			{ "myport", F_MYPORT }, { "-", F_IGNORE }, { "dst", F_IGNORE }, { "port", F_IGNORE },
+		};
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(names) && !streq(names[i].name, t); i++)
+			;
+		if (i == ARRAY_SIZE(names) || arg.n_fields == MAX_FIELDS) {
+			free(copy);
+			return -EINVAL;
+		}
+		myaddr |= names[i].f == F_MYADDR;
+		myport |= names[i].f == F_MYPORT;
+		arg.fields[arg.n_fields++] = names[i].f;
+	}
+	free(copy);
+	return arg.n_fields > 0 ? 0 : -EINVAL;
+}
+
+static int parse_proxy(char *s)
+{
+	char *colon = strrchr(s, ':');
+
+	if (!colon)
+		return -EINVAL;
+	*colon = '\0';
+	if (s[0] == '[' && colon > s && colon[-1] == ']') {
+		colon[-1] = '\0';
+		s++;
+	}
+	arg.proxy_addr = s;
+	if (parse_port_number(colon + 1, &(uint16_t){0}) < 0)
+		return -EINVAL;
+	arg.proxy_port = (unsigned)atoi(colon + 1);
+	return 0;
+}
+
+static bool format_has(enum field f)
+{
+	for (size_t i = 0; i < arg.n_fields; i++)
+		if (arg.fields[i] == f)
+			return true;
+	return false;
+}
+
+static int parse_argv(int argc, char **argv)
+{
+	enum { ARG_FORMAT = 0x100, ARG_PROXY, ARG_NO_CONCURRENCY, ARG_TIMEOUT, ARG_ALLOW_EXE, ARG_ALLOW_UNIT,
+	       ARG_ALLOW_CONTAINER, ARG_DIRECT_FALLBACK, ARG_SOCKET, ARG_PIN_DIR, ARG_VERSION };
+	static const struct option options[] = {
+		{ "format", required_argument, NULL, ARG_FORMAT },
+		{ "proxy", required_argument, NULL, ARG_PROXY },
+		{ "no-concurrency", no_argument, NULL, ARG_NO_CONCURRENCY },
+		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+		{ "allow-exe", required_argument, NULL, ARG_ALLOW_EXE },
+		{ "allow-unit", required_argument, NULL, ARG_ALLOW_UNIT },
+		{ "allow-container", required_argument, NULL, ARG_ALLOW_CONTAINER },
+		{ "direct-fallback", no_argument, NULL, ARG_DIRECT_FALLBACK },
+		{ "socket", required_argument, NULL, ARG_SOCKET },
+		{ "pin-dir", required_argument, NULL, ARG_PIN_DIR },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int opt, r = 0;
+	char *end;
+	long ms;
+
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (opt) {
+		case ARG_FORMAT:
+			r = parse_format(optarg);
+			break;
+		case ARG_PROXY:
+			r = parse_proxy(optarg);
+			break;
+		case ARG_NO_CONCURRENCY:
+			arg.concurrency = false;
+			break;
+		case ARG_TIMEOUT:
+			errno = 0;
+			ms = strtol(optarg, &end, 10);
+			r = errno || *end || ms < 1 || ms > 60000 ? -EINVAL : 0;
+			arg.timeout_usec = (uint64_t)ms * 1000;
+			break;
+		case ARG_ALLOW_EXE:
+			r = list_add(&arg.allow_exe, optarg);
+			break;
+		case ARG_ALLOW_UNIT:
+			r = list_add(&arg.allow_unit, optarg);
+			break;
+		case ARG_ALLOW_CONTAINER:
+			r = list_add(&arg.allow_container, optarg);
+			break;
+		case ARG_DIRECT_FALLBACK:
+			arg.direct_fallback = true;
+			break;
+		case ARG_SOCKET:
+			arg.socket_path = optarg;
+			break;
+		case ARG_PIN_DIR:
+			arg.pin_dir = optarg;
+			break;
+		case ARG_VERSION:
+			printf("connpid-squid-helper %s\n", CONNPID_VERSION);
+			return 0;
+		case 'h':
+			help();
+			return 0;
+		default:
+			return -EINVAL;
+		}
+		if (r < 0) {
+			fprintf(stderr, "connpid-squid-helper: invalid --%s '%s'\n",
+				options[opt - ARG_FORMAT].name, optarg);
+			return r;
+		}
+	}
+	if ((!format_has(F_MYADDR) || !format_has(F_MYPORT)) && !arg.proxy_addr) {
+		fprintf(stderr, "connpid-squid-helper: --format without myaddr,myport needs --proxy ADDR:PORT\n");
+		return -EINVAL;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "connpid-squid-helper: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	connpid *h = NULL;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? 2 : 0;
+	r = connpid_open(&h, arg.socket_path, arg.direct_fallback ? CONNPID_OPEN_DIRECT_FALLBACK : 0);
+	if (r >= 0)
+		r = connpid_set_timeout(h, arg.timeout_usec);
+	if (r >= 0 && arg.pin_dir)
+		r = connpid_set_pin_dir(h, arg.pin_dir);
+	if (r < 0) {
+		fprintf(stderr, "connpid-squid-helper: %s\n", strerror(-r));
+		return 2;
+	}
+	r = run(h);
+	fflush(stdout);
+	connpid_close(h);
+	free(pending);
+	free(arg.allow_exe.v);
+	free(arg.allow_unit.v);
+	free(arg.allow_container.v);
+	return r < 0 ? 1 : 0;
+}
