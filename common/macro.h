@@ -60,3 +60,4 @@ static inline int negative_errno(void)
 
 #include <string.h>
 #define streq(a, b) (strcmp((a), (b)) == 0)
+#define startswith(s, prefix) (strncmp((s), (prefix), strlen(prefix)) == 0)

@@ -21,7 +21,8 @@
 
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
        ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
-       ARG_RETAIN_ROWS, ARG_ALLOW_GROUP, ARG_DOCKER_SOCKET };
+       ARG_RETAIN_ROWS, ARG_ALLOW_GROUP, ARG_DOCKER_SOCKET, ARG_QUERY_BUDGET,
+       ARG_COMMUNITY_ID_SEED, ARG_EXPORT };
 
 static void help(void)
 {
@@ -41,6 +42,9 @@ static void help(void)
 	       "  --no-store          run without a history database\n"
 	       "  --retain-days N     prune history older than N days (default 7, 0 = never)\n"
 	       "  --retain-rows N     keep at most N rows of history (default 10000000, 0 = no limit)\n"
+	       "  --query-budget-ms N time budget of one history query (default 2000)\n"
+	       "  --community-id-seed N  Community ID seed, 0-65535 (default 0)\n"
+	       "  --export SPEC       also write each flow to: journal, or ndjson:PATH (repeatable)\n"
 	       "  -v, --verbose       debug logging\n"
 	       "      --version       print the version and the pin ABI\n"
 	       "  -h, --help          this text\n",
@@ -63,6 +67,9 @@ int main(int argc, char **argv)
 		{ "docker-socket", required_argument, NULL, ARG_DOCKER_SOCKET },
 		{ "retain-rows", required_argument, NULL, ARG_RETAIN_ROWS },
 		{ "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
+		{ "query-budget-ms", required_argument, NULL, ARG_QUERY_BUDGET },
+		{ "community-id-seed", required_argument, NULL, ARG_COMMUNITY_ID_SEED },
+		{ "export", required_argument, NULL, ARG_EXPORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -151,6 +158,33 @@ int main(int argc, char **argv)
 				cfg.max_clients = v;
 			break;
 		}
+		case ARG_QUERY_BUDGET:
+		case ARG_COMMUNITY_ID_SEED: {
+			unsigned long v, max = c == ARG_QUERY_BUDGET ? 3600000 : 65535;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || v > max || (c == ARG_QUERY_BUDGET && v == 0)) {
+				log_error("Invalid %s '%s' (%s)", c == ARG_QUERY_BUDGET ? "--query-budget-ms" :
+					  "--community-id-seed", optarg, c == ARG_QUERY_BUDGET ? "1-3600000" : "0-65535");
+				return EXIT_FAILURE;
+			}
+			if (c == ARG_QUERY_BUDGET)
+				cfg.query_budget_ms = (unsigned)v;
+			else
+				cfg.community_id_seed = (__u16)v;
+			break;
+		}
+		case ARG_EXPORT:
+			if (streq(optarg, "journal"))
+				cfg.export_journal = true;
+			else if (startswith(optarg, "ndjson:") && optarg[7] == '/')
+				cfg.export_ndjson_path = optarg + 7;
+			else {
+				log_error("Invalid --export '%s' (journal, or ndjson:/ABSOLUTE/PATH)", optarg);
+				return EXIT_FAILURE;
+			}
+			break;
 		case 'v':
 			verbose = true;
 			break;

@@ -34,6 +34,10 @@ struct manager_config {
 	const char *db_path;     /* NULL: --no-store */
 	double retain_days;
 	__u64 retain_rows;
+	unsigned query_budget_ms;   /* 0: STORE_QUERY_BUDGET_MS */
+	__u16 community_id_seed;
+	bool export_journal;        /* --export journal */
+	const char *export_ndjson_path; /* --export ndjson:PATH, or NULL */
 };
 
 struct manager {

@@ -51,15 +51,11 @@ int manager_store_start(struct manager *m)
 		.retain_days = m->cfg.retain_days,
 		.retain_rows = m->cfg.retain_rows,
 	};
-	const char *budget = getenv("CONNPID_QUERY_BUDGET_MS");
 	int r;
 
 	if (!m->cfg.db_path)
 		return 0;
-	/* a tuning knob until the CLI has one; tests use it to reach the
-	 * budget without millions of rows */
-	if (budget)
-		o.query_budget_ms = (unsigned)strtoul(budget, NULL, 10);
+	o.query_budget_ms = m->cfg.query_budget_ms;
 	r = store_open(&o, &m->store, m->store_problem, sizeof(m->store_problem));
 	if (r < 0) {
 		/* Lookups do not need the history: serve without it, loudly. */

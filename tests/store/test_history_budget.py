@@ -8,7 +8,7 @@ nothing stored answers at once; a large answer stops under 1 MiB with
 
 A version-2 database with 300k rows (long command lines) is made with
 Python's sqlite3 and migrated by queryd; the budget is lowered to 5 ms
-(CONNPID_QUERY_BUDGET_MS) so a full walk cannot fit in it here."""
+(--query-budget-ms) so a full walk cannot fit in it here."""
 import os
 import sys
 import time
@@ -39,8 +39,7 @@ def test(env):
     env.load()
     db = env.path("big.db")
     make(db)
-    os.environ["CONNPID_QUERY_BUDGET_MS"] = "5"
-    d = env.daemon(db=db)
+    d = env.daemon(db=db, extra=("--query-budget-ms", "5"))
     d.wait_ready()
 
     # a walk over 300k rows for a comm that matches none: over budget
@@ -63,7 +62,6 @@ def test(env):
     check_eq(rows[0]["cmdline"][0], "app", "cmdline rendered as before (a list)")
 
     # 5000 rows x ~1 KiB > 1 MiB: truncated, with a cursor that goes on
-    os.environ["CONNPID_QUERY_BUDGET_MS"] = "2000"
     d.stop()
     d = env.daemon(db=db)
     d.wait_ready()
