@@ -1518,6 +1518,22 @@ class HostTest:
             slow_reader.close()
         self.check_flat()
 
+    def history_all(self, r, filt, order="desc"):
+        """Every row matching filt: answers stop at 1 MiB with a cursor to go
+        on. Returns (the last answer, the rows of all pages)."""
+        rows, a = [], None
+        req = {"op": "history", "filter": filt, "limit": 5000, "order": order}
+        for _ in range(50):
+            a = r.request(req, what="history")
+            if not isinstance(a, dict):
+                break
+            rows += a.get("flows", [])
+            if not a.get("truncated"):
+                break
+            CK.expect(bool(a.get("cursor")), "a truncated history answer carries a cursor", json.dumps(a)[:300])
+            req = dict(req, cursor=a.get("cursor"))
+        return a, rows
+
     def check_samples(self, r):
         """Every sample (a short-lived child's flow, own ports) is in the
         history with its child's pid; every 4th also by lookup at."""
@@ -1530,8 +1546,7 @@ class HostTest:
             # one query per worker: its samples go to their own port
             s0 = samples[0]
             filt = {"dport": s0["dport"], "proto": s0["proto"], "dst": s0["dst"]}
-            a = r.request({"op": "history", "filter": filt, "limit": 5000, "order": "asc"}, what="history")
-            rows = (a or {}).get("flows", []) if isinstance(a, dict) else []
+            a, rows = self.history_all(r, filt, order="asc")
             CK.expect(isinstance(a, dict) and a.get("ok"), "history of the samples' port answers", filt, json.dumps(a)[:300])
             byport = collections.defaultdict(list)
             for x in rows:
@@ -1570,8 +1585,7 @@ class HostTest:
             if a:
                 names_of[a].add(n)
         pid = recs[0]["pid"]
-        a = r.request({"op": "history", "filter": {"pid": pid}, "limit": 5000}, what="history")
-        rows = a.get("flows", []) if isinstance(a, dict) else []
+        _, rows = self.history_all(r, {"pid": pid})
         byk = {(x.get("dst"), x.get("sport")): x for x in rows}
         for s in recs:
             if self.near_kill(s["t1"]):

@@ -130,6 +130,9 @@ ct_prepare() {
         cat "$T/install.log"
         die "meson install --destdir into the rootfs failed"
     fi
+    # As after any library install (meson runs it itself without --destdir):
+    # connpidctl links libconnpid from /usr/local/lib.
+    ldconfig -r "$MERGED" || die "ldconfig in the rootfs failed"
     unitdir=
     for u in /usr/lib/systemd/system /lib/systemd/system /etc/systemd/system; do
         [ -f "$MERGED$u/connpid-loader.service" ] && unitdir=$u && break
