@@ -35,9 +35,13 @@ python3 - build-asan/meson-logs/testlog-features.json build-ci/meson-logs/testlo
 import json, os, sys
 passed = failed = skipped = 0
 lines = []
+missing = 0
 for path in sys.argv[1:]:
     if os.path.exists(path):
         lines += open(path).readlines()
+    else:  # that meson test run never started (a build failure): a failure
+        print(f"run-all.sh: no {path}", file=sys.stderr)
+        missing += 1
 for line in lines:
     r = json.loads(line).get("result")
     if r == "OK":
@@ -48,6 +52,7 @@ for line in lines:
         passed += 1
     else:
         failed += 1
+failed += missing
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or passed == 0 else 0)
 PY
