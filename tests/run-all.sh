@@ -18,6 +18,8 @@ meson compile -C build-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 rc=0
+# Logs of an earlier run must not stand in for a run that does not happen.
+rm -f build-asan/meson-logs/testlog-*.json build-ci/meson-logs/testlog-*.json
 # Feature suites run in parallel, each in its own child cgroup and pin dir;
 # the host suite attaches at the cgroup2 root and runs alone, after them.
 meson test -C build-asan --print-errorlogs --num-processes 2 --no-suite host --no-suite hostile \
