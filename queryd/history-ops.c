@@ -65,14 +65,18 @@ static json_object *job_error(struct manager *m, const struct store_job *j, cons
 static json_object *submit(struct manager *m, struct client *c, struct store_job *j, const char *what)
 {
 	json_object *ans;
+	int r;
 
 	j->userdata = m;
 	j->client_id = c->id;
-	j->r = store_submit(m->store, j);
-	if (j->r >= 0) {
+	/* Once submitted, j belongs to the reader until done(): not even
+	 * its result may be written here (the reader may have set it). */
+	r = store_submit(m->store, j);
+	if (r >= 0) {
 		(void)client_defer(c);
 		return NULL;
 	}
+	j->r = r;
 	ans = job_error(m, j, what);
 	store_job_free(j);
 	return ans;
@@ -122,6 +126,7 @@ static json_object *prepare_lookup_at(struct manager *m, const struct flow_query
 		return protocol_error("internal", "out of memory");
 	m->lookups++;
 	j->at = at;
+	j->seed = m->cfg.community_id_seed;
 	j->proto = q->protocol;
 	j->sport = q->src_port;
 	j->dport = q->dst_port;
@@ -137,6 +142,29 @@ json_object *history_lookup_at(struct manager *m, struct client *c, const struct
 	json_object *ans = prepare_lookup_at(m, q, vat, &j);
 
 	return ans ? ans : submit(m, c, j, "history lookup");
+}
+
+json_object *history_lookup_community_id(struct manager *m, struct client *c, const char *id, json_object *vat)
+{
+	struct store_job *j;
+	double at;
+
+	if (get_time(vat, &at) < 0)
+		return protocol_error("invalid_argument", "\"at\" must be a unix time in seconds");
+	if (!m->store)
+		return store_off(m);
+	if (!store_is_open(m->store))
+		return store_unavailable(m->store);
+	j = store_job_new(STORE_JOB_LOOKUP_CID);
+	if (!j)
+		return protocol_error("internal", "out of memory");
+	m->lookups++;
+	j->at = at;
+	j->seed = m->cfg.community_id_seed;
+	snprintf(j->community_id, sizeof(j->community_id), "%s", id);
+	/* the same answer as a lookup by 4-tuple with "at" */
+	j->done = lookup_at_done;
+	return submit(m, c, j, "history lookup");
 }
 
 /* --- the history fallback of a plain lookup --- */
@@ -184,6 +212,7 @@ static struct store_job *map_hit_job(struct manager *m, const struct flow_query 
 	if (!j)
 		return NULL;
 	j->at = now_realtime();
+	j->seed = m->cfg.community_id_seed;
 	j->proto = q->protocol;
 	j->sport = q->src_port;
 	j->dport = q->dst_port;
@@ -378,6 +407,7 @@ static json_object *prepare_history(struct manager *m, json_object *req, struct 
 			return err;
 	}
 	j->max_bytes = answer_rows_budget(req);
+	j->seed = m->cfg.community_id_seed;
 	j->done = history_done;
 	(void)manager_ringbuf_drain(m);
 	*ret = TAKE_PTR(j);
