@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "flow-index.h"
@@ -16,6 +17,10 @@ struct flow_index {
 	struct flow *newest, *oldest;
 	struct proc_cache *procs;
 	__u64 evictions;
+	/* by Community ID: NULL until a lookup by it asked */
+	struct flow **cid_buckets;
+	__u16 cid_seed;
+	__u64 cid_key;      /* random: nobody can aim flows at one bucket */
 };
 
 static void domain_free(struct flow_domain *d)
@@ -67,6 +72,7 @@ struct flow_index *flow_index_free(struct flow_index *x)
 		free(f);
 	}
 	free(x->buckets);
+	free(x->cid_buckets);
 	free(x);
 	return NULL;
 }
@@ -99,6 +105,93 @@ static __u32 hash_key(const struct flow_key *k)
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
 	return (__u32)h;
+}
+
+int flow_community_id(const struct flow *f, __u16 seed, char out[COMMUNITY_ID_LEN])
+{
+	const struct connpid_event *e = &f->ev;
+	struct community_id_flow c = {
+		.family = e->family, .src_port = e->src_port, .dst_port = e->dst_port, .protocol = e->protocol,
+	};
+
+	memcpy(c.src_ip, e->src_ip, sizeof(c.src_ip));
+	memcpy(c.dst_ip, e->dst_ip, sizeof(c.dst_ip));
+	return community_id_v1(&c, seed, out);
+}
+
+static __u32 hash_cid(const struct flow_index *x, const char *id)
+{
+	__u64 h = x->cid_key ^ 0xcbf29ce484222325ULL;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 0x100000001b3ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (__u32)h;
+}
+
+static void cid_unlink(struct flow_index *x, struct flow *f)
+{
+	struct flow **pp;
+
+	if (!x->cid_buckets || !f->has_cid)
+		return;
+	for (pp = &x->cid_buckets[f->cid_hash & (x->n_buckets - 1)]; *pp; pp = &(*pp)->cid_next)
+		if (*pp == f) {
+			*pp = f->cid_next;
+			break;
+		}
+	f->cid_next = NULL;
+	f->has_cid = false;
+}
+
+static void cid_link(struct flow_index *x, struct flow *f)
+{
+	struct flow **head;
+
+	if (!x->cid_buckets || flow_community_id(f, x->cid_seed, f->community_id) < 0)
+		return;
+	f->has_cid = true;
+	f->cid_hash = hash_cid(x, f->community_id);
+	head = &x->cid_buckets[f->cid_hash & (x->n_buckets - 1)];
+	f->cid_next = *head;
+	*head = f;
+}
+
+/* The second table, for this seed: every flow hashed once. */
+static int cid_build(struct flow_index *x, __u16 seed)
+{
+	free(x->cid_buckets);
+	x->cid_buckets = calloc(x->n_buckets, sizeof(*x->cid_buckets));
+	if (!x->cid_buckets)
+		return -ENOMEM;
+	if (getrandom(&x->cid_key, sizeof(x->cid_key), GRND_NONBLOCK) != sizeof(x->cid_key))
+		x->cid_key = (__u64)(uintptr_t)x ^ 0x9e3779b97f4a7c15ULL;
+	x->cid_seed = seed;
+	for (struct flow *f = x->oldest; f; f = f->newer) {
+		f->has_cid = false;
+		f->cid_next = NULL;
+		cid_link(x, f);
+	}
+	return 0;
+}
+
+struct flow *flow_index_find_community_id(struct flow_index *x, __u16 seed, const char *id)
+{
+	struct flow *best = NULL;
+	__u32 h;
+
+	if (strlen(id) != COMMUNITY_ID_LEN - 1)
+		return NULL;
+	if ((!x->cid_buckets || x->cid_seed != seed) && cid_build(x, seed) < 0)
+		return NULL;
+	h = hash_cid(x, id);
+	/* both ends of one local flow may be tracked: the newest wins */
+	for (struct flow *f = x->cid_buckets[h & (x->n_buckets - 1)]; f; f = f->cid_next)
+		if (f->cid_hash == h && streq(f->community_id, id) && (!best || f->last_seen > best->last_seen))
+			best = f;
+	return best;
 }
 
 static struct flow **slot_of_hashed(struct flow_index *x, const struct flow_key *k, __u32 h)
@@ -148,6 +241,7 @@ static void evict_oldest(struct flow_index *x)
 	pp = slot_of(x, &f->key);
 	if (*pp == f)
 		*pp = f->hnext;
+	cid_unlink(x, f);
 	list_unlink(x, f);
 	proc_entry_unref(x->procs, f->proc);
 	domain_free(f->domain);
@@ -170,6 +264,7 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 		/* Same key, maybe a new owner: the newest event wins. */
 		proc_entry_unref(x->procs, f->proc);
 		list_unlink(x, f);
+		cid_unlink(x, f); /* the source may differ now */
 		if (f->ev.pid != e->pid || f->ev.socket_cookie != e->socket_cookie) {
 			f->first_seen = now;
 			flow_set_domain(f, NULL); /* another flow now: resolved anew */
@@ -194,6 +289,7 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 	f->proc = proc;
 	f->last_seen = now;
 	list_push_newest(x, f);
+	cid_link(x, f);
 	return f;
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "community-id.h"
 #include "connpid.h"
 #include "proc-cache.h"
 
@@ -43,6 +44,11 @@ struct flow {
 	struct flow_domain *domain;  /* NULL: no DNS answer known for it */
 	double first_seen;           /* unix time */
 	double last_seen;
+	/* Kept only once a lookup by Community ID asked for it (below). */
+	struct flow *cid_next;
+	__u32 cid_hash;
+	bool has_cid;                /* false: unknown source, or not kept */
+	char community_id[COMMUNITY_ID_LEN];
 };
 
 struct flow_index;
@@ -62,6 +68,15 @@ static inline struct flow *flow_older(const struct flow *f)
 {
 	return f->older;
 }
+
+/* f's Community ID (spec v1) with seed: -EINVAL when its source address
+ * is unknown (unconnected UDP without a chosen source). */
+int flow_community_id(const struct flow *f, __u16 seed, char out[COMMUNITY_ID_LEN]);
+/* The newest flow whose Community ID with seed is id, or NULL. A second
+ * hash table: the first call hashes every flow once (tens of ms at the
+ * largest index), later ones cost a bucket; from then on each new flow
+ * costs one SHA1 at ingest. A scan per lookup would cost that every time. */
+struct flow *flow_index_find_community_id(struct flow_index *x, __u16 seed, const char *id);
 
 void flow_set_domain(struct flow *f, struct flow_domain *d);
 size_t flow_index_size(const struct flow_index *x);

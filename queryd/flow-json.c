@@ -237,6 +237,14 @@ static void w_domain(struct jsonw *w, struct manager *m, const struct flow *f)
 	free(late);
 }
 
+/* null when the source is unknown: such a hash would name no real flow */
+static void w_community_id(struct jsonw *w, struct manager *m, const struct flow *f)
+{
+	char id[COMMUNITY_ID_LEN];
+
+	jw_kstr(w, "community_id", flow_community_id(f, m->cfg.community_id_seed, id) >= 0 ? id : NULL);
+}
+
 json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map)
 {
 	const struct connpid_event *e = &f->ev;
@@ -252,6 +260,7 @@ json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map)
 	jw_kint(&w, "sport", e->src_port);
 	jw_kstr(&w, "dst", format_ip(e->family, e->dst_ip, dst, sizeof(dst)));
 	jw_kint(&w, "dport", e->dst_port);
+	w_community_id(&w, m, f);
 	jw_kint(&w, "pid", e->pid);
 	jw_kint(&w, "tid", e->tid);
 	jw_kint(&w, "uid", e->uid);
@@ -298,6 +307,8 @@ json_object *map_hit_to_json(const struct flow_query *q, __u32 pid)
 	add_int(o, "sport", q->src_port);
 	add_str(o, "dst", format_ip(q->family, q->dst_ip, dst, sizeof(dst)));
 	add_int(o, "dport", q->dst_port);
+	/* the map does not know the source: no Community ID */
+	json_object_object_add(o, "community_id", NULL);
 	add_int(o, "pid", pid);
 	/* No event tells us which process it was: what /proc says now is all
 	 * we know, and we cannot tell a reused pid. */

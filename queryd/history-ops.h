@@ -15,6 +15,9 @@ struct flow_query;
 json_object *history_op(struct manager *m, struct client *c, json_object *req);
 /* "lookup" with "at": who owned the flow at that time. */
 json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q, json_object *vat);
+/* "lookup" with "community_id" (valid) and "at": the newest flow with
+ * that ID (the daemon's seed) first seen at or before `at`. */
+json_object *history_lookup_community_id(struct manager *m, struct client *c, const char *id, json_object *vat);
 /* The map names pid but the index has no event: describe it from the
  * history, or from /proc if the reader is busy. Takes ans ({"ok":true}),
  * adds "found" and "flow" and counts the find. */

@@ -14,6 +14,7 @@
 #include "cgroup-cache.h"
 #include "dns-cache.h"
 #include "docker.h"
+#include "exporters.h"
 #include "manager.h"
 
 #define STATUS_USEC (5 * 1000 * 1000ULL)
@@ -76,6 +77,9 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 		if (r < 0)
 			goto fail;
 	}
+	r = exporters_new(m->event, cfg, &m->exporters);
+	if (r < 0)
+		goto fail;
 	*ret = m;
 	return 0;
 fail:
@@ -101,6 +105,7 @@ struct manager *manager_free(struct manager *m)
 	m->listen_fd = safe_close(m->listen_fd);
 	flow_index_free(m->flows);
 	cgroup_cache_free(m->cgroups);
+	m->exporters = exporters_free(m->exporters);
 	docker_free(m->docker);
 	dns_cache_free(m->dns);
 	proc_cache_free(m->procs);

@@ -67,6 +67,7 @@ struct manager {
 	struct cgroup_cache *cgroups;
 	struct docker *docker;
 	struct dns_cache *dns;       /* NULL: --no-dns */
+	struct exporters *exporters; /* NULL: no --export */
 
 	struct store *store;
 	char store_problem[512];

@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "docker.h"
+#include "exporters.h"
 #include "flow-json.h"
 #include "flowkey.h"
 #include "history-ops.h"
@@ -129,9 +130,75 @@ static int get_port(json_object *req, const char *key, char *buf, size_t size)
 	return 0;
 }
 
+/* "1:" and the base64 of a SHA1: 27 characters and one "=". */
+static bool community_id_valid(const char *id)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	if (strlen(id) != COMMUNITY_ID_LEN - 1 || strncmp(id, "1:", 2) != 0 || id[COMMUNITY_ID_LEN - 2] != '=')
+		return false;
+	for (int i = 2; i < COMMUNITY_ID_LEN - 2; i++)
+		if (!strchr(b64, id[i]))
+			return false;
+	return true;
+}
+
+/* Whether the map still names f's owner: 1, 0, or -1 when no map is open. */
+static int flow_in_map(struct manager *m, const struct flow *f)
+{
+	struct flow_query q = {
+		.family = f->key.family, .src_port = f->key.src_port, .dst_port = f->key.dst_port,
+		.protocol = f->key.protocol,
+	};
+	__u32 pid = 0;
+
+	if (!m->maps_open)
+		return -1;
+	memcpy(q.dst_ip, f->key.dst_ip, sizeof(q.dst_ip));
+	return flow_query_lookup(&q, m->maps.v4_fd, m->maps.v6_fd, &pid) > 0 && pid == f->ev.pid;
+}
+
+/* "lookup" by "community_id" alone: the index's second table, or with
+ * "at" the history (a reader job). */
+static json_object *lookup_community_id(struct manager *m, struct client *c, json_object *req, json_object *vcid)
+{
+	static const char *const tuple[] = { "dst", "sport", "dport", "proto" };
+	json_object *vat, *ans;
+	const char *id;
+	struct flow *f;
+
+	if (!json_object_is_type(vcid, json_type_string) || !community_id_valid(json_object_get_string(vcid)))
+		return protocol_error("invalid_argument", "\"community_id\" must be a Community ID: \"1:\" and "
+				      "28 base64 characters");
+	for (size_t i = 0; i < ARRAY_SIZE(tuple); i++)
+		if (json_object_object_get_ex(req, tuple[i], NULL))
+			return protocol_error("invalid_argument", "lookup takes \"community_id\" or "
+					      "dst/sport/dport/proto, not both");
+	id = json_object_get_string(vcid);
+	if (json_object_object_get_ex(req, "at", &vat))
+		return history_lookup_community_id(m, c, id, vat);
+
+	m->lookups++;
+	f = flow_index_find_community_id(m->flows, m->cfg.community_id_seed, id);
+	if (!f) {
+		/* its event may still wait in the ring */
+		(void)manager_ringbuf_drain(m);
+		f = flow_index_find_community_id(m->flows, m->cfg.community_id_seed, id);
+	}
+	if (f && m->cfg.no_tcp && f->ev.protocol == CONNPID_PROTO_TCP)
+		f = NULL;
+	ans = ok_answer();
+	json_object_object_add(ans, "found", json_object_new_boolean(f != NULL));
+	if (f) {
+		json_object_object_add(ans, "flow", flow_to_json(m, f, flow_in_map(m, f)));
+		m->lookups_found++;
+	}
+	return ans;
+}
+
 static json_object *op_lookup(struct manager *m, struct client *c, json_object *req)
 {
-	json_object *vdst, *vproto, *vat, *ans;
+	json_object *vdst, *vproto, *vat, *vcid, *ans;
 	char sport[32], dport[32], proto[16] = "tcp";
 	struct flow_query q;
 	struct flow_key k = {};
@@ -139,6 +206,8 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 	__u32 pid = 0;
 	int r, in_map;
 
+	if (json_object_object_get_ex(req, "community_id", &vcid))
+		return lookup_community_id(m, c, req, vcid);
 	if (!json_object_object_get_ex(req, "dst", &vdst) || !json_object_is_type(vdst, json_type_string))
 		return protocol_error("invalid_argument", "lookup needs \"dst\": an IP address string");
 	if (get_port(req, "sport", sport, sizeof(sport)) < 0 || get_port(req, "dport", dport, sizeof(dport)) < 0)
@@ -445,6 +514,7 @@ static json_object *op_stats(struct manager *m)
 		}
 		json_object_object_add(s, "store", h);
 	}
+	json_object_object_add(s, "export", exporters_stats_json(m->exporters));
 	json_object_object_add(ans, "stats", s);
 	return ans;
 }

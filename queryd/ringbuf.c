@@ -18,6 +18,7 @@
 #include "cgroup-cache.h"
 #include "dns-ingest.h"
 #include "docker.h"
+#include "exporters.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -75,6 +76,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (f) {
 		manager_store_flow(m, f);
 		manager_broadcast_flow(m, f);
+		manager_export_flow(m, f);
 	}
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +132,42 @@ static int over_budget(void *userdata)
 	return mono_s() > b->deadline;
 }
 
+/* A row's Community ID from its stored columns: the seed may change
+ * between runs and the answer follows the daemon's seed of now, like
+ * its live answers. -EINVAL: no source (or not a flow we can name). */
+static int row_community_id(const char *src, const char *dst, int sport, int dport, const char *proto,
+			    int num_proto, __u16 seed, char out[COMMUNITY_ID_LEN])
+{
+	struct community_id_flow f = { .src_port = (__u16)sport, .dst_port = (__u16)dport };
+	int dfam;
+	__u8 p = (__u8)num_proto;
+
+	if (!src || !dst || sport < 0 || sport > 65535 || dport < 0 || dport > 65535)
+		return -EINVAL;
+	if (proto && parse_protocol(proto, &p) < 0)
+		return -EINVAL;
+	f.protocol = p;
+	if (parse_ip(src, &f.family, f.src_ip) < 0 || parse_ip(dst, &dfam, f.dst_ip) < 0 || dfam != f.family)
+		return -EINVAL;
+	return community_id_v1(&f, seed, out);
+}
+
+/* community_id(src, dst, sport, dport, proto, seed): for the walk of a
+ * lookup by Community ID. */
+static void sql_community_id(sqlite3_context *ctx, int argc, sqlite3_value **v)
+{
+	char id[COMMUNITY_ID_LEN];
+	bool text_proto = sqlite3_value_type(v[4]) == SQLITE_TEXT;
+
+	if (row_community_id((const char *)sqlite3_value_text(v[0]), (const char *)sqlite3_value_text(v[1]),
+			     sqlite3_value_int(v[2]), sqlite3_value_int(v[3]),
+			     text_proto ? (const char *)sqlite3_value_text(v[4]) : NULL, sqlite3_value_int(v[4]),
+			     (__u16)sqlite3_value_int(v[5]), id) < 0)
+		sqlite3_result_null(ctx);
+	else
+		sqlite3_result_text(ctx, id, -1, SQLITE_TRANSIENT);
+}
+
 static int reader_connect(struct store *s)
 {
 	char err[512];
@@ -147,10 +184,33 @@ static int reader_connect(struct store *s)
 		return store_sqlite_to_errno(rc);
 	}
 	sqlite3_busy_timeout(s->rdb, 200);
+	rc = sqlite3_create_function_v2(s->rdb, "community_id", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+					sql_community_id, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_close_v2(s->rdb);
+		s->rdb = NULL;
+		return store_sqlite_to_errno(rc);
+	}
 	return 0;
 }
 
-static json_object *row_to_json(sqlite3_stmt *st, size_t *size)
+static void add_community_id(json_object *o, __u16 seed, size_t *size)
+{
+	json_object *v[5] = {};
+	static const char *const names[] = { "src", "dst", "sport", "dport", "proto" };
+	char id[COMMUNITY_ID_LEN];
+	bool ok = true;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		ok = ok && json_object_object_get_ex(o, names[i], &v[i]) && v[i];
+	ok = ok && row_community_id(json_object_get_string(v[0]), json_object_get_string(v[1]),
+				    json_object_get_int(v[2]), json_object_get_int(v[3]),
+				    json_object_get_string(v[4]), 0, seed, id) >= 0;
+	json_object_object_add(o, "community_id", ok ? json_object_new_string(id) : NULL);
+	*size += 16 + COMMUNITY_ID_LEN + ROW_OVERHEAD;
+}
+
+static json_object *row_to_json(sqlite3_stmt *st, __u16 seed, size_t *size)
 {
 	json_object *o = json_object_new_object();
 	int n = sqlite3_column_count(st);
@@ -192,6 +252,7 @@ static json_object *row_to_json(sqlite3_stmt *st, size_t *size)
 		*size += strlen(name) + ROW_OVERHEAD;
 		json_object_object_add(o, name, v);
 	}
+	add_community_id(o, seed, size);
 	json_object_object_add(o, "seen", json_object_new_string("history"));
 	return o;
 }
@@ -301,7 +362,7 @@ static int run_history(struct store *s, struct store_job *j)
 	bind_name_int(st, ":limit", true, q->limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		size_t size;
-		json_object *row = row_to_json(st, &size);
+		json_object *row = row_to_json(st, j->seed, &size);
 
 		if (cap && total + size > cap && json_object_array_length(j->rows) > 0) {
 			/* stop before the cap; the cursor names the last row sent */
@@ -339,7 +400,33 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 	sqlite3_bind_text(st, 5, protocol_name(j->proto), -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		j->rows = row_to_json(st, &size);
+		j->rows = row_to_json(st, j->seed, &size);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sqlite_to_errno(rc);
+	return rc == SQLITE_ROW;
+}
+
+static int run_lookup_cid(struct store *s, struct store_job *j)
+{
+	sqlite3_stmt *st = NULL;
+	size_t size;
+	int rc;
+
+	/* No column: the ID is hashed per row while the time index is
+	 * walked backwards from `at` (no cost at ingest; a flow looked up
+	 * near its time is found at once), bounded by the budget like the
+	 * walk of run_lookup_at. */
+	rc = sqlite3_prepare_v2(s->rdb, DETAILS "WHERE ts <= ?1 AND community_id(src, dst, sport, dport, proto, ?2) = ?3 "
+				"ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_sqlite_to_errno(rc);
+	sqlite3_bind_double(st, 1, j->at);
+	sqlite3_bind_int(st, 2, j->seed);
+	sqlite3_bind_text(st, 3, j->community_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		j->rows = row_to_json(st, j->seed, &size);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_sqlite_to_errno(rc);
@@ -370,7 +457,8 @@ static void run_job(struct store *s, struct store_job *j)
 	b.deadline = t0 + s->opt.query_budget_ms / 1000.0;
 	/* every 1000 VM steps: ~10 us here, far finer than the budget */
 	sqlite3_progress_handler(s->rdb, 1000, over_budget, &b);
-	j->r = j->kind == STORE_JOB_HISTORY ? run_history(s, j) : run_lookup_at(s, j);
+	j->r = j->kind == STORE_JOB_HISTORY ? run_history(s, j) :
+	       j->kind == STORE_JOB_LOOKUP_CID ? run_lookup_cid(s, j) : run_lookup_at(s, j);
 	sqlite3_progress_handler(s->rdb, 0, NULL, NULL);
 	j->elapsed = mono_s() - t0;
 	if (j->r == -EIO && sqlite3_errcode(s->rdb) == SQLITE_INTERRUPT)

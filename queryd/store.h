@@ -16,6 +16,7 @@
 #include <linux/types.h>
 #include <json-c/json.h>
 
+#include "community-id.h"
 #include "flow-index.h"
 #include "flowkey.h"
 
@@ -93,6 +94,7 @@ struct history_query {
 enum store_job_kind {
 	STORE_JOB_HISTORY,
 	STORE_JOB_LOOKUP_AT,    /* who owned proto/dst/sport/dport at `at` */
+	STORE_JOB_LOOKUP_CID,   /* the newest flow with community_id at or before `at` */
 };
 
 /* A question for the reader thread. The loop fills the query part and
@@ -106,6 +108,10 @@ struct store_job {
 	char dst[64];
 	__u16 sport, dport;
 	double at;
+	/* Rows carry no Community ID: it is computed from their addresses
+	 * as they are read, with this seed (the daemon's). */
+	__u16 seed;
+	char community_id[COMMUNITY_ID_LEN]; /* LOOKUP_CID */
 	__u64 want_rows;        /* rows queued when asked: wait (a little) for them */
 	size_t max_bytes;       /* HISTORY: stop before this much JSON, "truncated" */
 	/* answer (reader) */

@@ -9,7 +9,8 @@ pkgs=(
   systemd iproute2 python3 procps util-linux man-db groff-base
   mitmproxy curl nftables iptables sqlite3 libcurl4-openssl-dev
   docker.io busybox-static systemd-container debootstrap dnsmasq-base dnsutils
-  musl-tools golang-go libclang-rt-dev squid
+  musl-tools golang-go libclang-rt-dev squid nettle-dev tshark
+  python3-prometheus-client
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,6 +2,7 @@
 /* connpidctl: ask connpid-queryd (or, with --direct, the pinned maps). */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <bpf/bpf.h>
 
 #include "connpid.h"
+#include "ecs.h"
 #include "flowkey.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -47,6 +49,9 @@ struct ctl {
 	const char *order;
 	bool has_at;
 	double at;
+	bool ecs;        /* --format ecs */
+	bool prometheus; /* stats --prometheus */
+	const char *community_id;
 };
 
 static void help(void)
@@ -54,6 +59,7 @@ static void help(void)
 	printf("Usage: connpidctl [OPTIONS] COMMAND ...\n\n"
 	       "Commands:\n"
 	       "  lookup DST_IP SPORT DPORT   who owns SPORT -> DST_IP:DPORT\n"
+	       "  lookup --community-id ID    who owns the flow with that Community ID\n"
 	       "  watch                       new flows as they happen\n"
 	       "  recent                      the newest flows in the daemon's index\n"
 	       "  history                     flows from the on-disk history (filters below)\n"
@@ -66,6 +72,7 @@ static void help(void)
 	       "  --direct             read the pinned maps, no daemon\n"
 	       "  --json               print JSON (the daemon's answer as is)\n"
 	       "  --at TIME            for lookup: who owned the flow at TIME (history)\n"
+	       "  --community-id ID    for lookup: the flow's Community ID (\"1:...\")\n"
 	       "  --limit N            for recent and history (default 20)\n"
 	       "  --pid N, --comm NAME, --dport N, --dst IP, --proto tcp|udp\n"
 	       "                       filters for watch, recent and history\n"
@@ -75,6 +82,8 @@ static void help(void)
 	       "  TIME is unix seconds, YYYY-MM-DDTHH:MM:SS (local), or -N[smhd] (ago)\n"
 	       "  --socket PATH        daemon socket (default %s)\n"
 	       "  --pin-dir DIR        pin dir for --direct (default %s)\n"
+	       "  --format ecs         for history and recent: one ECS record (JSON) per line\n"
+	       "  --prometheus         for stats: the Prometheus text exposition format\n"
 	       "  --version            print the version and the pin ABI it speaks\n\n"
 	       "Exit status: 0 found/ok, 1 not found, 2 error.\n",
 	       DEFAULT_SOCKET, CONNPID_DEFAULT_PIN_DIR);
@@ -389,6 +398,41 @@ static int simple_op(const struct ctl *c, const char *op, json_object *extra, js
 	return 0;
 }
 
+/* "lookup" by Community ID: the daemon's index, or its history with --at. */
+static int cmd_lookup_community_id(const struct ctl *c, int n)
+{
+	_cleanup_json_ json_object *extra = json_object_new_object(), *ans = NULL;
+	json_object *flow;
+
+	if (n != 0) {
+		log_error("lookup --community-id takes no DST_IP SPORT DPORT (see --help)");
+		return EXIT_ERROR;
+	}
+	if (c->direct) {
+		log_error("--community-id needs the daemon; it cannot be used with --direct");
+		return EXIT_ERROR;
+	}
+	json_object_object_add(extra, "community_id", json_object_new_string(c->community_id));
+	if (c->has_at)
+		json_object_object_add(extra, "at", json_object_new_double(c->at));
+	if (simple_op(c, "lookup", extra, &ans) < 0)
+		return EXIT_ERROR;
+	if (c->json)
+		print_json(ans);
+	if (answer_error(ans) < 0)
+		return EXIT_ERROR;
+	if (!jget_bool(ans, "found")) {
+		if (!c->json)
+			printf("not found: %s\n", c->community_id);
+		return EXIT_NOT_FOUND;
+	}
+	if (!c->json && json_object_object_get_ex(ans, "flow", &flow)) {
+		print_flow_row_header();
+		print_flow_row(flow);
+	}
+	return EXIT_FOUND;
+}
+
 static void print_object_flat(const char *prefix, json_object *o)
 {
 	json_object_object_foreach(o, k, v) {
@@ -435,6 +479,171 @@ static int cmd_show(const struct ctl *c, const char *op, const char *member)
 	return EXIT_FOUND;
 }
 
+/* stats in the Prometheus text exposition format (0.0.4): counters end
+ * in _total, gauges do not; labels only where a few values exist. */
+struct prom_metric {
+	const char *path;  /* in the stats object: "a" or "a.b" */
+	const char *name;
+	const char *type;
+	const char *help;
+};
+
+static const struct prom_metric prom_metrics[] = {
+	{ "events_received", "connpid_events_total", "counter", "Flow events drained from the kernel's ring buffer." },
+	{ "lookups", "connpid_lookups_total", "counter", "Lookup requests that reached the maps or the history." },
+	{ "lookups_found", "connpid_lookups_found_total", "counter", "Lookup requests that found an owner." },
+	{ "requests", "connpid_requests_total", "counter", "Requests answered." },
+	{ "request_errors", "connpid_request_errors_total", "counter", "Requests answered with an error." },
+	{ "clients_total", "connpid_clients_accepted_total", "counter", "Client connections accepted." },
+	{ "clients_dropped_slow", "connpid_clients_dropped_slow_total", "counter", "Clients dropped for reading too slowly." },
+	{ "clients_dropped_output_cap", "connpid_clients_dropped_output_cap_total", "counter", "Clients dropped past the output cap." },
+	{ "ring_budget_stops", "connpid_ring_budget_stops_total", "counter", "Ring drains cut at their budget." },
+	{ "accept_starved", "connpid_accept_starved_total", "counter", "Connections not taken for want of a file descriptor." },
+	{ "index_evictions", "connpid_index_evictions_total", "counter", "Flows evicted from the in-memory index." },
+	{ "proc_reads", "connpid_proc_reads_total", "counter", "Process details read from /proc." },
+	{ "dns_responses", "connpid_dns_responses_total", "counter", "DNS responses parsed." },
+	{ "dns_malformed", "connpid_dns_malformed_total", "counter", "DNS responses that did not parse." },
+	{ "dns_truncated", "connpid_dns_truncated_total", "counter", "DNS responses cut at 1 KiB." },
+	{ "dns_getaddrinfo", "connpid_dns_getaddrinfo_total", "counter", "getaddrinfo results taken." },
+	{ "clients", "connpid_clients", "gauge", "Clients connected now." },
+	{ "watchers", "connpid_watchers", "gauge", "Connections watching now." },
+	{ "output_queued_bytes", "connpid_output_queued_bytes", "gauge", "Answer bytes not yet read by clients." },
+	{ "index_flows", "connpid_index_flows", "gauge", "Flows in the in-memory index." },
+	{ "index_capacity", "connpid_index_capacity", "gauge", "Capacity of the in-memory index." },
+	{ "processes", "connpid_processes", "gauge", "Processes in the process cache." },
+	{ "uptime_seconds", "connpid_uptime_seconds", "gauge", "Seconds since connpid-queryd started." },
+	{ "loaded", "connpid_loaded", "gauge", "1 when the pinned programs and maps are in use." },
+	{ "store.rows_queued", "connpid_store_rows_queued_total", "counter", "History rows queued." },
+	{ "store.rows_written", "connpid_store_rows_written_total", "counter", "History rows written." },
+	{ "store.rows_dropped", "connpid_store_rows_dropped_total", "counter", "History rows lost while the disk refused writes." },
+	{ "store.rows_pruned", "connpid_store_rows_pruned_total", "counter", "History rows removed by retention." },
+	{ "store.write_errors", "connpid_store_write_errors_total", "counter", "Failed history writes." },
+	{ "store.transactions", "connpid_store_transactions_total", "counter", "History transactions committed." },
+	{ "store.queue", "connpid_store_queue_rows", "gauge", "History rows waiting to be written." },
+	{ "store.writable", "connpid_store_writable", "gauge", "1 when the last history write succeeded." },
+	{ "export.journal.sent", "connpid_export_journal_entries_total", "counter", "Flow entries sent to journald." },
+	{ "export.journal.dropped", "connpid_export_journal_dropped_total", "counter", "Flow entries dropped by the export rate limit." },
+	{ "export.journal.errors", "connpid_export_journal_errors_total", "counter", "Entries journald refused." },
+	{ "export.ndjson.lines", "connpid_export_ndjson_lines_total", "counter", "ECS records queued for the NDJSON file." },
+	{ "export.ndjson.bytes", "connpid_export_ndjson_bytes_total", "counter", "Bytes written to the NDJSON file." },
+	{ "export.ndjson.rotations", "connpid_export_ndjson_rotations_total", "counter", "Rotations of the NDJSON file." },
+	{ "export.ndjson.errors", "connpid_export_ndjson_errors_total", "counter", "Failed NDJSON writes, opens or renames." },
+	{ "export.ndjson.dropped", "connpid_export_ndjson_dropped_total", "counter", "ECS records lost to such failures." },
+};
+
+/* a.b.c in o; NULL when absent or null */
+static json_object *jpath(json_object *o, const char *path)
+{
+	char key[64];
+
+	for (const char *dot; o && (dot = strchr(path, '.')); path = dot + 1) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		if (!json_object_object_get_ex(o, key, &o))
+			return NULL;
+	}
+	return o && json_object_object_get_ex(o, path, &o) ? o : NULL;
+}
+
+static void prom_header(const char *name, const char *type, const char *help)
+{
+	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_value(const char *name, const char *labels, json_object *v)
+{
+	if (json_object_is_type(v, json_type_boolean))
+		printf("%s%s %d\n", name, labels, json_object_get_boolean(v) ? 1 : 0);
+	else if (json_object_is_type(v, json_type_int))
+		printf("%s%s %" PRId64 "\n", name, labels, json_object_get_int64(v));
+	else
+		printf("%s%s %.17g\n", name, labels, json_object_get_double(v));
+}
+
+/* The map fill, by family: two values of one metric. */
+static void prom_maps(json_object *s)
+{
+	static const char *const fam[] = { "v4", "v6" };
+	char key[64];
+
+	if (!jpath(s, "map_v4_entries") && !jpath(s, "map_v6_entries"))
+		return;
+	prom_header("connpid_map_entries", "gauge", "Entries in the pinned flow map.");
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(key, sizeof(key), "map_%s_entries", fam[i]);
+		if (jpath(s, key))
+			printf("connpid_map_entries{family=\"%s\"} %" PRId64 "\n", fam[i],
+			       json_object_get_int64(jpath(s, key)));
+	}
+	prom_header("connpid_map_fill_ratio", "gauge", "Fill of the pinned flow map, 0 to 1.");
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(key, sizeof(key), "map_%s_fill_percent", fam[i]);
+		if (jpath(s, key))
+			printf("connpid_map_fill_ratio{family=\"%s\"} %.17g\n", fam[i],
+			       json_object_get_double(jpath(s, key)) / 100.0);
+	}
+}
+
+/* The kernel's slots are all counts since the load. */
+static void prom_kernel(json_object *s)
+{
+	json_object *k = jpath(s, "kernel");
+
+	if (!k || !json_object_is_type(k, json_type_object))
+		return;
+	json_object_object_foreach(k, name, v) {
+		char metric[128];
+		bool ok = name[0] != '\0';
+
+		for (const char *p = name; *p; p++)
+			ok = ok && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
+		if (!ok || !v)
+			continue;
+		snprintf(metric, sizeof(metric), "connpid_kernel_%s_total", name);
+		prom_header(metric, "counter", "Kernel-side count (the stats map, summed over CPUs).");
+		prom_value(metric, "", v);
+	}
+}
+
+static int cmd_stats_prometheus(const struct ctl *c)
+{
+	_cleanup_json_ json_object *ans = NULL;
+	json_object *s;
+
+	if (simple_op(c, "stats", NULL, &ans) < 0)
+		return EXIT_ERROR;
+	if (answer_error(ans) < 0 || !json_object_object_get_ex(ans, "stats", &s))
+		return EXIT_ERROR;
+	for (size_t i = 0; i < ARRAY_SIZE(prom_metrics); i++) {
+		const struct prom_metric *pm = &prom_metrics[i];
+		json_object *v = jpath(s, pm->path);
+
+		if (!v || json_object_is_type(v, json_type_object) || json_object_is_type(v, json_type_array) ||
+		    json_object_is_type(v, json_type_string))
+			continue;
+		prom_header(pm->name, pm->type, pm->help);
+		prom_value(pm->name, "", v);
+	}
+	prom_maps(s);
+	prom_kernel(s);
+	return fflush(stdout) == 0 ? EXIT_FOUND : EXIT_ERROR;
+}
+
+/* The same records as connpid-queryd --export ndjson:PATH writes. */
+static int print_ecs(json_object *flows)
+{
+	struct ecs_host host;
+
+	ecs_host_read(&host);
+	for (size_t i = 0; i < json_object_array_length(flows); i++) {
+		_cleanup_json_ json_object *rec = ecs_from_flow(json_object_array_get_idx(flows, i), &host);
+
+		if (!rec)
+			return log_error("Out of memory"), EXIT_ERROR;
+		puts(json_object_to_json_string_ext(rec, JSON_LINE_FLAGS));
+	}
+	return fflush(stdout) == 0 ? EXIT_FOUND : EXIT_ERROR;
+}
+
 static int cmd_list(const struct ctl *c, const char *op)
 {
 	_cleanup_json_ json_object *ans = NULL, *extra = json_object_new_object();
@@ -451,6 +660,8 @@ static int cmd_list(const struct ctl *c, const char *op)
 		print_json(ans);
 	if (answer_error(ans) < 0)
 		return EXIT_ERROR;
+	if (c->ecs && json_object_object_get_ex(ans, "flows", &flows))
+		return print_ecs(flows);
 	if (!c->json && json_object_object_get_ex(ans, "flows", &flows)) {
 		print_flow_row_header();
 		for (size_t i = 0; i < json_object_array_length(flows); i++)
@@ -642,11 +853,13 @@ static int add_time_filter(struct ctl *c, const char *key, const char *s)
 
 int main(int argc, char **argv)
 {
-	enum { ARG_PROTOCOL = 0x100, ARG_DIRECT, ARG_JSON, ARG_SOCKET, ARG_PIN_DIR, ARG_LIMIT,
+	enum { ARG_FORMAT = 0x80, ARG_PROMETHEUS, ARG_PROTOCOL = 0x100, ARG_DIRECT, ARG_JSON, ARG_SOCKET, ARG_PIN_DIR, ARG_LIMIT,
 	       ARG_PID, ARG_COMM, ARG_DPORT, ARG_DST, ARG_PROTO, ARG_EXE, ARG_DOMAIN, ARG_CONTAINER,
-	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT, ARG_VERSION };
+	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT, ARG_COMMUNITY_ID, ARG_VERSION };
 	static const struct option options[] = {
 		{ "protocol", required_argument, NULL, ARG_PROTOCOL },
+		{ "format", required_argument, NULL, ARG_FORMAT },
+		{ "prometheus", no_argument, NULL, ARG_PROMETHEUS },
 		{ "direct", no_argument, NULL, ARG_DIRECT },
 		{ "json", no_argument, NULL, ARG_JSON },
 		{ "socket", required_argument, NULL, ARG_SOCKET },
@@ -665,6 +878,7 @@ int main(int argc, char **argv)
 		{ "until", required_argument, NULL, ARG_UNTIL },
 		{ "order", required_argument, NULL, ARG_ORDER },
 		{ "at", required_argument, NULL, ARG_AT },
+		{ "community-id", required_argument, NULL, ARG_COMMUNITY_ID },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -688,6 +902,16 @@ int main(int argc, char **argv)
 			break;
 		case ARG_DIRECT:
 			c.direct = true;
+			break;
+		case ARG_FORMAT:
+			if (!streq(optarg, "ecs")) {
+				log_error("Invalid --format '%s': ecs", optarg);
+				goto out;
+			}
+			c.ecs = true;
+			break;
+		case ARG_PROMETHEUS:
+			c.prometheus = true;
 			break;
 		case ARG_JSON:
 			c.json = true;
@@ -754,6 +978,9 @@ int main(int argc, char **argv)
 			}
 			c.has_at = true;
 			break;
+		case ARG_COMMUNITY_ID:
+			c.community_id = optarg;
+			break;
 		case ARG_VERSION:
 			printf("connpidctl %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
 			ret = EXIT_FOUND;
@@ -771,7 +998,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cmd = argv[optind];
-	if (streq(cmd, "lookup"))
+	if (streq(cmd, "lookup") && c.community_id)
+		ret = cmd_lookup_community_id(&c, argc - optind - 1);
+	else if (streq(cmd, "lookup"))
 		ret = cmd_lookup(&c, argv + optind + 1, argc - optind - 1);
 	else if (optind + 1 < argc && !streq(cmd, "ipv6-block")) {
 		log_error("'%s' takes no arguments", cmd);
@@ -781,6 +1010,8 @@ int main(int argc, char **argv)
 		ret = cmd_list(&c, "recent");
 	else if (streq(cmd, "history"))
 		ret = cmd_list(&c, "history");
+	else if (streq(cmd, "stats") && c.prometheus)
+		ret = cmd_stats_prometheus(&c);
 	else if (streq(cmd, "stats"))
 		ret = cmd_show(&c, "stats", "stats");
 	else if (streq(cmd, "status"))
