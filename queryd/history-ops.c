@@ -269,11 +269,12 @@ static void history_done(struct store_job *j)
 	}
 	ans = ok_answer();
 	json_object_object_add(ans, "flows", TAKE_PTR(j->rows));
+	/* the same members as recent's answer */
+	json_object_object_add(ans, "truncated", json_object_new_boolean(j->truncated));
 	if (j->truncated) {
 		char cursor[64];
 
 		snprintf(cursor, sizeof(cursor), "%.17g/%lld", j->next_ts, (long long)j->next_id);
-		json_object_object_add(ans, "truncated", json_object_new_boolean(true));
 		json_object_object_add(ans, "cursor", json_object_new_string(cursor));
 	}
 	finish(j, ans);
