@@ -71,6 +71,9 @@ struct {
 const volatile __u64 scope_cgroup_id = 0;
 const volatile __u32 scope_cgroup_level = 0;
 
+/* Cleared by the loader with --no-creator (cgroup/sock_create not loaded). */
+const volatile bool track_creators = true;
+
 /* Wake the consumer only once this much is waiting; queryd also polls on
  * a short timer. A wakeup per event costs ~10 us here (DESIGN.md). */
 const volatile __u64 wakeup_bytes = CONNPID_RINGBUF_BYTES / 16;
@@ -180,7 +183,8 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 	else
 		fill_identity(e);
 	/* only for events: a repeat packet never pays for this lookup */
-	fill_creator(e, bpf_map_lookup_elem(&sock_creators, &f->cookie));
+	if (track_creators)
+		fill_creator(e, bpf_map_lookup_elem(&sock_creators, &f->cookie));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->socket_cookie = f->cookie;
 	__builtin_memcpy(e->src_ip, f->src_ip, sizeof(e->src_ip));
@@ -352,9 +356,13 @@ int connpid_sendmsg6(struct bpf_sock_addr *ctx)
 SEC("cgroup_skb/egress")
 int connpid_udp_egress(struct __sk_buff *skb)
 {
-	struct bpf_sock *sk = skb->sk;
+	struct bpf_sock *sk;
 	struct flow f = {};
 
+	/* Every TCP packet passes here too: leave before anything else. */
+	if (skb_surely_not_udp(skb))
+		return 1;
+	sk = skb->sk;
 	if (!sk)
 		return 1;
 	sk = bpf_sk_fullsock(sk);

@@ -83,6 +83,9 @@ int connpid_dns_ingress(struct __sk_buff *skb)
 	__u32 server[4] = {};
 	__u8 family, flags;
 
+	/* Every TCP packet passes here too: leave before anything else. */
+	if (skb_surely_not_udp(skb))
+		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 

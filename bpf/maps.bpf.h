@@ -70,3 +70,28 @@ static __always_inline bool ip6_dst_blocked(const __u32 a[4])
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	return cfg && (*cfg & CONNPID_CONFIG_BLOCK_IPV6);
 }
+
+#define CONNPID_ETH_P_IP 0x0800
+#define CONNPID_ETH_P_IPV6 0x86DD
+
+/* The first test of both packet programs, which run on every packet of
+ * the cgroup, TCP's included: is this surely not UDP? Direct packet
+ * loads, no helper call. A header we cannot see linearly, or an IPv6
+ * extension header chain, answers "maybe" and the caller looks closer. */
+static __always_inline bool skb_surely_not_udp(const struct __sk_buff *skb)
+{
+	const __u8 *data = (const __u8 *)(long)skb->data;
+	const __u8 *end = (const __u8 *)(long)skb->data_end;
+
+	if (skb->protocol == bpf_htons(CONNPID_ETH_P_IP)) {
+		if (data + 20 > end)
+			return false;
+		return data[9] != IPPROTO_UDP;       /* iphdr.protocol */
+	}
+	if (skb->protocol == bpf_htons(CONNPID_ETH_P_IPV6)) {
+		if (data + 40 > end)
+			return false;
+		return data[6] == IPPROTO_TCP || data[6] == 58 /* ICMPv6 */;
+	}
+	return false; /* protocol not set: let the caller look at the socket */
+}

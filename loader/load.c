@@ -677,6 +677,10 @@ int loader_load(const struct load_opts *o)
 		tracker->rodata->honor_ipv6_block = o->blocker;
 		tracker->rodata->scope_cgroup_id = cgroup_id;
 		tracker->rodata->scope_cgroup_level = cgroup_level;
+		/* Without the creator hook the events skip the lookup too. */
+		tracker->rodata->track_creators = o->creator;
+		if (!o->creator)
+			bpf_program__set_autoload(tracker->progs.connpid_sock_create, false);
 		r = load_object(tracker->obj, "the tracker (connpid.bpf.o)", o->pin_dir, &rb);
 		if (r < 0)
 			goto fail;
@@ -729,7 +733,7 @@ int loader_load(const struct load_opts *o)
 			if (!order[i])
 				continue;
 			bpf_object__for_each_program(prog, order[i]) {
-				if (is_iter(prog))
+				if (is_iter(prog) || !bpf_program__autoload(prog))
 					continue;
 				total++;
 				r = attach_program(prog, cgroup_fd, cgroup_id, o->pin_dir, idx++, &rb, &attached);
@@ -744,7 +748,7 @@ int loader_load(const struct load_opts *o)
 	}
 	for (size_t i = 0; i < n_objs; i++) {
 		bpf_object__for_each_program(prog, objs[i]) {
-			if (is_iter(prog))
+			if (is_iter(prog) || !bpf_program__autoload(prog))
 				continue;
 			r = pin_program(prog, o->pin_dir, &rb);
 			if (r < 0)

@@ -10,6 +10,7 @@ struct load_opts {
 	bool tracker;              /* load bpf/connpid.bpf.c */
 	bool blocker;              /* load bpf/ipv6_block.bpf.c */
 	bool dns;                  /* load bpf/dns.bpf.c */
+	bool creator;              /* cgroup/sock_create: who created each socket */
 	bool ipv6_block;           /* write config[0] = 1 */
 	bool block_loopback6;
 	__u32 v4_entries;

@@ -15,7 +15,7 @@
 
 enum {
 	ARG_UNLOAD = 0x100, ARG_STATUS, ARG_JSON, ARG_PIN_DIR, ARG_CGROUP, ARG_IPV6_BLOCK,
-	ARG_BLOCK_LOOPBACK6, ARG_NO_BLOCKER, ARG_BLOCKER_ONLY, ARG_NO_DNS, ARG_V4, ARG_V6,
+	ARG_BLOCK_LOOPBACK6, ARG_NO_BLOCKER, ARG_BLOCKER_ONLY, ARG_NO_DNS, ARG_NO_CREATOR, ARG_V4, ARG_V6,
 	ARG_RINGBUF, ARG_VERSION, ARG_GROUP, ARG_NO_SEED,
 };
 
@@ -40,6 +40,8 @@ static void help(void)
 	       "                        (default: connpid, when that group exists)\n"
 	       "  --no-seed             do not record connections that existed before loading\n"
 	       "  --no-dns              do not load the DNS programs (packet parser, getaddrinfo probes)\n"
+	       "  --no-creator          do not record who created each socket (saves an\n"
+	       "                        update per socket(); events then carry no creator)\n"
 	       "  --unload              detach everything and remove every pin (refused if\n"
 	       "                        the pin dir holds anything connpid did not pin)\n"
 	       "  --status              show what is pinned and attached\n"
@@ -77,6 +79,7 @@ int main(int argc, char **argv)
 		{ "no-ipv6-blocker", no_argument, NULL, ARG_NO_BLOCKER },
 		{ "blocker-only", no_argument, NULL, ARG_BLOCKER_ONLY },
 		{ "no-dns", no_argument, NULL, ARG_NO_DNS },
+		{ "no-creator", no_argument, NULL, ARG_NO_CREATOR },
 		{ "map-entries-v4", required_argument, NULL, ARG_V4 },
 		{ "map-entries-v6", required_argument, NULL, ARG_V6 },
 		{ "ringbuf-bytes", required_argument, NULL, ARG_RINGBUF },
@@ -92,6 +95,7 @@ int main(int argc, char **argv)
 		.tracker = true,
 		.blocker = true,
 		.dns = true,
+		.creator = true,
 		.v4_entries = CONNPID_MAP_V4_ENTRIES,
 		.v6_entries = CONNPID_MAP_V6_ENTRIES,
 		.ringbuf_bytes = CONNPID_RINGBUF_BYTES,
@@ -133,6 +137,9 @@ int main(int argc, char **argv)
 			break;
 		case ARG_NO_DNS:
 			o.dns = false;
+			break;
+		case ARG_NO_CREATOR:
+			o.creator = false;
 			break;
 		case ARG_V4:
 			if (parse_u32(optarg, "--map-entries-v4", 16, 1u << 24, &o.v4_entries) < 0)

@@ -139,6 +139,29 @@ def unload_removes_everything():
 
 
 @case
+def no_creator_leaves_sock_create_out():
+    """--no-creator: cgroup/sock_create is neither attached nor pinned (no
+    update per socket()); flows are still tracked; a plain reload adds it."""
+    with T.TestEnv("nocreator") as env:
+        env.load("--no-creator")
+        want = [p for p in EXPECTED_PINS if not p.endswith("/connpid_sock_create")]
+        check_eq(env.pins(), want, "--no-creator: pins under %s" % env.pin_dir)
+        T.check_attached_once(env.cgroup, progs=[p for p in T.CGROUP_PROGS
+                                                 if p != "connpid_sock_create"])
+        env.ringdump(timeout_ms=100)
+        with T.listener("tcp", "127.0.0.1") as dport:
+            w = env.spawn("tcp4", "127.0.0.1", dport, comm="cpt-nocreator")
+            with env.maps() as m:
+                key = T.key_v4("127.0.0.1", w.info["sport"], dport, T.PROTO_TCP)
+                check_eq(m.lookup_pid(key), w.pid, "--no-creator: pid of a TCP flow")
+            events = [e for e in env.ringdump(timeout_ms=400) if e["pid"] == w.pid]
+            check_eq(len(events), 1, "--no-creator: events of the TCP flow %s" % events)
+            w.close()
+        env.load()
+        check_loaded(env, "reload without --no-creator")
+
+
+@case
 def concurrent_loaders():
     with T.TestEnv("concurrent") as env:
         for rnd in range(3):

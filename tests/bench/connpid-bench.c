@@ -140,7 +140,9 @@ static double median_of(const double *src, size_t n)
 struct bench {
 	/* options */
 	const char *loader, *queryd, *ctl, *json_path, *log_path;
-	bool quick;
+	bool quick, connect_only;
+	const char *loader_args[4]; /* extra loader flags, e.g. --no-dns */
+	unsigned n_loader_args, rounds_opt;
 	unsigned tcp_n, udp_n, rounds, lookup_n, pipe_n, burst_n;
 	/* environment */
 	char cg_mount[1024], cg_orig[3072], cg_root[1100];
@@ -429,7 +431,7 @@ out:
 static int loader_load(struct bench *b, unsigned ringbuf, unsigned v4)
 {
 	char rb[32], e4[32];
-	char *argv[12];
+	char *argv[16];
 	int n = 0, r;
 
 	argv[n++] = (char *)b->loader;
@@ -448,6 +450,8 @@ static int loader_load(struct bench *b, unsigned ringbuf, unsigned v4)
 		argv[n++] = "--map-entries-v4";
 		argv[n++] = e4;
 	}
+	for (unsigned i = 0; i < b->n_loader_args; i++)
+		argv[n++] = (char *)b->loader_args[i];
 	argv[n] = NULL;
 	b->loaded = true; /* a failed load may still leave pins: unload anyway */
 	r = run_cmd(b, argv, NULL, 0, NULL);
@@ -2075,6 +2079,46 @@ static const char *yes(bool b)
 	return b ? "met" : "MISSED";
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Section 1: medians, and the middle half of the per-pair differences so a
+ * noisy round shows as a range instead of moving the figure silently. */
+static void print_connect(const struct bench *b)
+{
+	printf("\n1. Connect overhead (median of %u interleaved rounds; per op)\n", b->rounds);
+	printf("   %-28s %10s %10s %8s %9s %17s\n", "", "off ns", "on ns", "ratio", "added ns", "added p25-p75");
+	for (enum cmode m = 0; m < M_MAX; m++) {
+		const struct conn_res *c = &g_conn[m];
+		double d[MAX_ROUNDS];
+
+		for (unsigned i = 0; i < c->rounds; i++)
+			d[i] = c->on[i] - c->off[i];
+		qsort(d, c->rounds, sizeof(d[0]), cmp_dbl);
+		printf("   %-28s %10.0f %10.0f %8.3f %9.0f %8.0f-%-8.0f  (%u x %u ops)\n", mode_label[m], c->med_off,
+		       c->med_on, c->med_ratio, c->med_on - c->med_off, c->rounds ? d[c->rounds / 4] : 0,
+		       c->rounds ? d[(c->rounds * 3) / 4 - (c->rounds >= 4 ? 1 : 0)] : 0, c->rounds, c->n);
+	}
+}
+
+static void print_bpf_cost(void)
+{
+	if (!g_cost_ok)
+		return;
+	printf("\n6. BPF programs per operation (one \"on\" round each, BPF_ENABLE_STATS)\n");
+	for (unsigned m = 0; m <= C_EXEC; m++) {
+		printf("   %-28s %5.0f ns BPF/op:", cost_label(m), g_cost[m].total_ns_per_op);
+		for (unsigned i = 0; i < g_cost[m].n; i++)
+			printf(" %s %.0f ns x %.2f;", g_cost[m].name[i] + (strncmp(g_cost[m].name[i], "connpid_", 8) ? 0 : 8),
+			       g_cost[m].ns_per_run[i], g_cost[m].runs_per_op[i]);
+		printf("\n");
+	}
+}
+
 static void print_table(struct bench *b, const char *mdesc, long long rss_idle_default, json_object *targets)
 {
 	const struct burst_res *def = NULL, *small = NULL;
@@ -2091,12 +2135,7 @@ static void print_table(struct bench *b, const char *mdesc, long long rss_idle_d
 			small = &g_burst[i];
 	}
 	printf("\nconnpid benchmarks: %s\n", mdesc);
-	printf("\n1. Connect overhead (median of %u interleaved rounds; per op)\n", b->rounds);
-	printf("   %-28s %10s %10s %8s %9s\n", "", "off ns", "on ns", "ratio", "added ns");
-	for (enum cmode m = 0; m < M_MAX; m++)
-		printf("   %-28s %10.0f %10.0f %8.3f %9.0f   (%u x %u ops)\n", mode_label[m], g_conn[m].med_off,
-		       g_conn[m].med_on, g_conn[m].med_ratio, g_conn[m].med_on - g_conn[m].med_off,
-		       g_conn[m].rounds, g_conn[m].n);
+	print_connect(b);
 	printf("\n2. Lookups (%lld entries in the v4 map, %lld flows in queryd's index)\n", g_lk.map_entries,
 	       g_lk.index_flows);
 	printf("   queryd socket, sequential: p50 %.1f us, p99 %.1f us, p99.9 %.1f us (found %.0f%%)\n",
@@ -2136,16 +2175,7 @@ static void print_table(struct bench *b, const char *mdesc, long long rss_idle_d
 		printf("   db %lld B + wal %lld B = %.0f B per row; queryd %.0f ns CPU/event; VmRSS %lld kB (anon %lld kB)\n",
 		       st->db_bytes, st->wal_bytes, st->bytes_per_row, st->cpu_ns_per_ev, st->rss_kb, st->anon_kb);
 	}
-	if (g_cost_ok) {
-		printf("\n6. BPF programs per operation (one \"on\" round each, BPF_ENABLE_STATS)\n");
-		for (unsigned m = 0; m <= C_EXEC; m++) {
-			printf("   %-28s %5.0f ns BPF/op:", cost_label(m), g_cost[m].total_ns_per_op);
-			for (unsigned i = 0; i < g_cost[m].n; i++)
-				printf(" %s %.0f ns x %.2f;", g_cost[m].name[i] + (strncmp(g_cost[m].name[i], "connpid_", 8) ? 0 : 8),
-				       g_cost[m].ns_per_run[i], g_cost[m].runs_per_op[i]);
-			printf("\n");
-		}
-	}
+	print_bpf_cost();
 	printf("\n5. Footprint\n");
 	printf("   queryd VmRSS idle %lld kB; after burst %lld kB (%lld flows indexed)\n", rss_idle_default,
 	       def ? def->rss_full_kb : -1, def ? def->index_flows : -1);
@@ -2198,6 +2228,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{ "json", required_argument, NULL, 'j' },
 		{ "log", required_argument, NULL, 'L' },
 		{ "quick", no_argument, NULL, 'Q' },
+		{ "connect-only", no_argument, NULL, 'C' },
+		{ "rounds", required_argument, NULL, 'R' },
+		{ "loader-arg", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -2211,9 +2244,27 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'j': b->json_path = optarg; break;
 		case 'L': b->log_path = optarg; break;
 		case 'Q': b->quick = true; break;
+		case 'C': b->connect_only = true; break;
+		case 'R':
+			b->rounds_opt = (unsigned)strtoul(optarg, NULL, 10);
+			if (b->rounds_opt < 1 || b->rounds_opt > MAX_ROUNDS) {
+				warn_errno(0, "--rounds: 1..%d", MAX_ROUNDS);
+				return -EINVAL;
+			}
+			break;
+		case 'A':
+			if (b->n_loader_args >= sizeof(b->loader_args) / sizeof(b->loader_args[0])) {
+				warn_errno(0, "too many --loader-arg");
+				return -EINVAL;
+			}
+			b->loader_args[b->n_loader_args++] = optarg;
+			break;
 		case 'h':
 			printf("Usage: connpid-bench --loader PATH --queryd PATH --connpidctl PATH\n"
-			       "                     [--json FILE] [--log FILE] [--quick]\n");
+			       "                     [--json FILE] [--log FILE] [--quick]\n"
+			       "                     [--connect-only] [--rounds N] [--loader-arg ARG]...\n"
+			       "  --connect-only  sections 1 and 6 only (connect overhead, BPF cost)\n"
+			       "  --loader-arg    passed to connpid-loader, e.g. --no-dns (up to 4)\n");
 			return 1;
 		default:
 			return -EINVAL;
@@ -2252,6 +2303,8 @@ int main(int argc, char **argv)
 		b.lookup_n = 5000;
 		b.pipe_n = 40000;
 	}
+	if (b.rounds_opt)
+		b.rounds = b.rounds_opt;
 	if (geteuid() != 0) {
 		warn_errno(0, "needs root (BPF, cgroups)");
 		return 77;
@@ -2317,6 +2370,15 @@ int main(int argc, char **argv)
 		r = bench_bpf_cost(&b, cost);
 		if (r < 0)
 			goto out;
+	}
+
+	if (b.connect_only) {
+		printf("\nconnpid benchmarks (connect only): %s\n", mdesc);
+		print_connect(&b);
+		print_bpf_cost();
+		fflush(stdout);
+		exit_code = EXIT_SUCCESS;
+		goto out;
 	}
 
 	fprintf(stderr, "connpid-bench: lookups...\n");

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run connpid's benchmarks: prints a table, writes BUILD_DIR/bench-results.json.
-#   tests/bench/run-benchmarks.sh [BUILD_DIR] [--quick]
+#   tests/bench/run-benchmarks.sh [BUILD_DIR] [--quick] [--connect-only] [--rounds N]
+#                                 [--loader-arg ARG]...   (e.g. --loader-arg --no-dns)
 # Needs root, a cgroup2 mount and bpffs. Everything runs in a private child
 # cgroup and pin dir that are removed afterwards. Takes a few minutes.
 set -eu
