@@ -10,7 +10,7 @@
 
 /* Bumped whenever a layout below changes incompatibly. queryd and
  * connpidctl refuse pins whose meta map carries another version. */
-#define CONNPID_ABI_VERSION 2
+#define CONNPID_ABI_VERSION 3
 
 #define CONNPID_PROTO_TCP 6
 #define CONNPID_PROTO_UDP 17

@@ -28,7 +28,6 @@ FILL = 5000
 HASH_MAPS = {
     "conn_to_pid_v4": (12, 4),
     "conn_to_pid_v6": (24, 4),
-    "sock_creators": (8, 32),
     "exec_info": (4, 264),
     "gai_calls": (4, 16),
 }
