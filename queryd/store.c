@@ -20,6 +20,7 @@
 #include "log.h"
 #include "macro.h"
 #include "procinfo.h"
+#include "safe-path.h"
 #include "store-internal.h"
 
 #define WRITE_BATCH 4096
@@ -261,19 +262,13 @@ static void disconnect(struct store *s)
 	intern_clear(&s->domains);
 }
 
-/* Whose files we may trust: root's and our own. */
-static bool trusted_owner(uid_t uid)
-{
-	return uid == 0 || uid == geteuid();
-}
-
 /* The database's directory: whoever may add or swap entries there could
  * point the database or its -wal/-shm at any file we would then write.
  * A missing directory is not refused: the store retries until it exists. */
 static int check_db_dir(const char *path, char *err, size_t errlen)
 {
 	_cleanup_free_ char *dir = strdup(path);
-	char *slash;
+	char *slash, why[128];
 	struct stat st;
 
 	if (!dir)
@@ -289,15 +284,8 @@ static int check_db_dir(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "refusing %s: %s is not a directory", path, dir);
 		return -EPERM;
 	}
-	if (!trusted_owner(st.st_uid)) {
-		snprintf(err, errlen, "refusing %s: its directory %s is owned by uid %u, neither root nor us (uid %u)",
-			 path, dir, (unsigned)st.st_uid, (unsigned)geteuid());
-		return -EPERM;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-		snprintf(err, errlen, "refusing %s: its directory %s is writable by %s (mode %04o) and not sticky, "
-			 "so others could swap the files in it", path, dir,
-			 st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+	if (dir_is_safe(&st, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "refusing %s: its directory %s is %s", path, dir, why);
 		return -EPERM;
 	}
 	return 0;
@@ -329,7 +317,7 @@ static int check_db_files(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "refusing %s: %s is not a regular file", path, p);
 			return -EPERM;
 		}
-		if (!trusted_owner(st.st_uid)) {
+		if (!uid_is_trusted(st.st_uid)) {
 			snprintf(err, errlen, "refusing %s: %s is owned by uid %u, neither root nor us", path, p,
 				 (unsigned)st.st_uid);
 			return -EPERM;
