@@ -109,61 +109,55 @@ static void lookup_at_done(struct store_job *j)
 	finish(j, ans);
 }
 
-static json_object *prepare_lookup_at(struct manager *m, const struct flow_query *q, json_object *vat,
-				      struct store_job **ret)
+/* A job asking who owned a flow at `at`, named by kind: the 4-tuple or
+ * the Community ID goes in after. NULL and the answer (an error) in
+ * *ret_err when the question cannot be asked. */
+static struct store_job *lookup_at_job(struct manager *m, enum store_job_kind kind, json_object *vat,
+				       json_object **ret_err)
 {
-	struct store_job *j;
+	struct store_job *j = NULL;
 	double at;
 
+	*ret_err = NULL;
 	if (get_time(vat, &at) < 0)
-		return protocol_error("invalid_argument", "\"at\" must be a unix time in seconds");
-	if (!m->store)
-		return store_off(m);
-	if (!store_is_open(m->store))
-		return store_unavailable(m->store);
-	j = store_job_new(STORE_JOB_LOOKUP_AT);
-	if (!j)
-		return protocol_error("internal", "out of memory");
+		*ret_err = protocol_error("invalid_argument", "\"at\" must be a unix time in seconds");
+	else if (!m->store)
+		*ret_err = store_off(m);
+	else if (!store_is_open(m->store))
+		*ret_err = store_unavailable(m->store);
+	else if (!(j = store_job_new(kind)))
+		*ret_err = protocol_error("internal", "out of memory");
+	if (*ret_err)
+		return NULL;
 	m->lookups++;
 	j->at = at;
 	j->seed = m->cfg.community_id_seed;
-	j->proto = q->protocol;
-	j->sport = q->src_port;
-	j->dport = q->dst_port;
-	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
 	j->done = lookup_at_done;
-	*ret = j;
-	return NULL;
+	return j;
 }
 
 json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q, json_object *vat)
 {
-	struct store_job *j = NULL;
-	json_object *ans = prepare_lookup_at(m, q, vat, &j);
+	json_object *err;
+	struct store_job *j = lookup_at_job(m, STORE_JOB_LOOKUP_AT, vat, &err);
 
-	return ans ? ans : submit(m, c, j, "history lookup");
+	if (!j)
+		return err;
+	j->proto = q->protocol;
+	j->sport = q->src_port;
+	j->dport = q->dst_port;
+	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
+	return submit(m, c, j, "history lookup");
 }
 
 json_object *history_lookup_community_id(struct manager *m, struct client *c, const char *id, json_object *vat)
 {
-	struct store_job *j;
-	double at;
+	json_object *err;
+	struct store_job *j = lookup_at_job(m, STORE_JOB_LOOKUP_CID, vat, &err);
 
-	if (get_time(vat, &at) < 0)
-		return protocol_error("invalid_argument", "\"at\" must be a unix time in seconds");
-	if (!m->store)
-		return store_off(m);
-	if (!store_is_open(m->store))
-		return store_unavailable(m->store);
-	j = store_job_new(STORE_JOB_LOOKUP_CID);
 	if (!j)
-		return protocol_error("internal", "out of memory");
-	m->lookups++;
-	j->at = at;
-	j->seed = m->cfg.community_id_seed;
+		return err;
 	snprintf(j->community_id, sizeof(j->community_id), "%s", id);
-	/* the same answer as a lookup by 4-tuple with "at" */
-	j->done = lookup_at_done;
 	return submit(m, c, j, "history lookup");
 }
 

@@ -381,49 +381,35 @@ static int run_history(struct store *s, struct store_job *j)
 	return (int)json_object_array_length(j->rows);
 }
 
+/* Who owned a flow at `at`: the newest row at or before it, walking the
+ * time index backwards (the log has no 4-tuple or Community ID index, on
+ * purpose: ingest), bounded by the budget. By 4-tuple, or by Community ID,
+ * which has no column either: it is hashed per row walked (no cost at
+ * ingest; a flow looked up near its time is found at once). */
 static int run_lookup_at(struct store *s, struct store_job *j)
 {
+	bool by_cid = j->kind == STORE_JOB_LOOKUP_CID;
 	sqlite3_stmt *st = NULL;
 	size_t size;
 	int rc;
 
-	/* Walks the time index backwards from `at`: the log has no 4-tuple
-	 * index on purpose (ingest), and the budget bounds the walk. */
-	rc = sqlite3_prepare_v2(s->rdb, DETAILS "WHERE ts <= ?1 AND sport = ?2 AND dport = ?3 AND dst = ?4 "
-				"AND proto = ?5 ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->rdb, by_cid ?
+				DETAILS "WHERE ts <= :at AND community_id(src, dst, sport, dport, proto, :seed) = :cid "
+					"ORDER BY ts DESC, id DESC LIMIT 1" :
+				DETAILS "WHERE ts <= :at AND sport = :sport AND dport = :dport AND dst = :dst "
+					"AND proto = :proto ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_sqlite_to_errno(rc);
-	sqlite3_bind_double(st, 1, j->at);
-	sqlite3_bind_int(st, 2, j->sport);
-	sqlite3_bind_int(st, 3, j->dport);
-	sqlite3_bind_text(st, 4, j->dst, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, protocol_name(j->proto), -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		j->rows = row_to_json(st, j->seed, &size);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlite_to_errno(rc);
-	return rc == SQLITE_ROW;
-}
-
-static int run_lookup_cid(struct store *s, struct store_job *j)
-{
-	sqlite3_stmt *st = NULL;
-	size_t size;
-	int rc;
-
-	/* No column: the ID is hashed per row while the time index is
-	 * walked backwards from `at` (no cost at ingest; a flow looked up
-	 * near its time is found at once), bounded by the budget like the
-	 * walk of run_lookup_at. */
-	rc = sqlite3_prepare_v2(s->rdb, DETAILS "WHERE ts <= ?1 AND community_id(src, dst, sport, dport, proto, ?2) = ?3 "
-				"ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return store_sqlite_to_errno(rc);
-	sqlite3_bind_double(st, 1, j->at);
-	sqlite3_bind_int(st, 2, j->seed);
-	sqlite3_bind_text(st, 3, j->community_id, -1, SQLITE_STATIC);
+	bind_name_double(st, ":at", true, j->at);
+	if (by_cid) {
+		bind_name_int(st, ":seed", true, j->seed);
+		(void)bind_name_text(st, ":cid", j->community_id);
+	} else {
+		bind_name_int(st, ":sport", true, j->sport);
+		bind_name_int(st, ":dport", true, j->dport);
+		(void)bind_name_text(st, ":dst", j->dst);
+		(void)bind_name_text(st, ":proto", protocol_name(j->proto));
+	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		j->rows = row_to_json(st, j->seed, &size);
@@ -457,8 +443,7 @@ static void run_job(struct store *s, struct store_job *j)
 	b.deadline = t0 + s->opt.query_budget_ms / 1000.0;
 	/* every 1000 VM steps: ~10 us here, far finer than the budget */
 	sqlite3_progress_handler(s->rdb, 1000, over_budget, &b);
-	j->r = j->kind == STORE_JOB_HISTORY ? run_history(s, j) :
-	       j->kind == STORE_JOB_LOOKUP_CID ? run_lookup_cid(s, j) : run_lookup_at(s, j);
+	j->r = j->kind == STORE_JOB_HISTORY ? run_history(s, j) : run_lookup_at(s, j);
 	sqlite3_progress_handler(s->rdb, 0, NULL, NULL);
 	j->elapsed = mono_s() - t0;
 	if (j->r == -EIO && sqlite3_errcode(s->rdb) == SQLITE_INTERRUPT)

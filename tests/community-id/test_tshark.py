@@ -151,21 +151,17 @@ def run_round(env, seed):
         rows = wait_until(lambda: [x for x in history(env, {"dport": f["dport"], "pid": w.pid})
                                    if x["sport"] == f["sport"]], timeout=10, what="history row of " + what)
         check_eq(rows[0]["community_id"], want, "history row community_id of " + what)
-        # retried: a lookup with "at" sometimes answers found:false for a
-        # row that is there, with a 4-tuple too (old code as well; reported)
-        def at_now():
-            with env.client() as c:
-                return c.request({"op": "lookup", "community_id": want, "at": time.time()})
-        at = wait_until(lambda: (lambda a: a if a.get("found") else None)(at_now()), timeout=5,
-                        what="lookup by community_id at now finds " + what)
+        # the row is committed: the first answer must find it
+        with env.client() as c:
+            at = c.request({"op": "lookup", "community_id": want, "at": time.time()})
+        check(at.get("found"), "lookup by community_id at now finds " + what, at)
         check_eq(at["flow"]["pid"], w.pid, "lookup by community_id at pid of " + what)
         check_eq(at["flow"]["community_id"], want, "lookup by community_id at: the row's ID")
         with env.client() as c:
             before = c.request({"op": "lookup", "community_id": want, "at": f["t"] - 60})
         check(before.get("ok") and before.get("found") is False, "no flow a minute before " + what, before)
-        r = wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(
-            env.ctl("--json", "lookup", "--community-id", want, "--at", "%.3f" % time.time())), timeout=5,
-            what="connpidctl lookup --community-id --at finds " + what)
+        r = env.ctl("--json", "lookup", "--community-id", want, "--at", "%.3f" % time.time())
+        check_eq(r.returncode, 0, "connpidctl lookup --community-id --at finds " + what)
         check_eq(json.loads(r.stdout)["flow"]["pid"], w.pid, "connpidctl lookup --community-id --at pid")
 
     # an ID nobody made, and input that is none
