@@ -15,11 +15,15 @@
 /* journald takes field names of [A-Z0-9_], at most 64 bytes */
 #define FIELD_MAX 64
 #define FIELDS_MAX 256
+/* In a flood, one "N were dropped" entry a second at most: the tokens
+ * go to flows, not to notices of one or two drops each. */
+#define NOTICE_INTERVAL_USEC (1000 * 1000ULL)
 
 struct export_journal {
 	double rate, burst, tokens;
 	uint64_t last_usec;
-	uint64_t pending_dropped; /* since the last entry we sent */
+	uint64_t last_notice_usec;
+	uint64_t pending_dropped; /* since the last notice we sent */
 	struct export_journal_stats stats;
 };
 
@@ -215,6 +219,7 @@ static void say_dropped(struct export_journal *j)
 	send_fields(j, &f);
 	fields_done(&f);
 	j->pending_dropped = 0;
+	j->last_notice_usec = j->last_usec;
 }
 
 int export_journal_new(unsigned rate, unsigned burst, struct export_journal **ret)
@@ -241,23 +246,33 @@ struct export_journal *export_journal_free(struct export_journal *j)
 	return NULL;
 }
 
+static void drop(struct export_journal *j)
+{
+	j->stats.dropped++;
+	j->pending_dropped++;
+}
+
+bool export_journal_admit(struct export_journal *j)
+{
+	if (!take_token(j)) {
+		drop(j);
+		return false;
+	}
+	/* The notice takes this token; the flow needs one more. */
+	if (j->pending_dropped && j->last_usec - j->last_notice_usec >= NOTICE_INTERVAL_USEC) {
+		say_dropped(j);
+		if (!take_token(j)) {
+			drop(j);
+			return false;
+		}
+	}
+	return true;
+}
+
 void export_journal_flow(struct export_journal *j, json_object *rec, json_object *flow)
 {
 	struct fields f = {};
 
-	if (!take_token(j)) {
-		j->stats.dropped++;
-		j->pending_dropped++;
-		return;
-	}
-	if (j->pending_dropped) {
-		say_dropped(j);
-		if (!take_token(j)) {
-			j->stats.dropped++;
-			j->pending_dropped++;
-			return;
-		}
-	}
 	add_message(&f, flow);
 	fields_add(&f, "MESSAGE_ID", EXPORT_JOURNAL_FLOW_ID, strlen(EXPORT_JOURNAL_FLOW_ID));
 	fields_add(&f, "PRIORITY", "6", 1);

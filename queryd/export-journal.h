@@ -2,6 +2,7 @@
 /* --export journal: one structured journal entry per flow. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
 
@@ -27,6 +28,10 @@ struct export_journal_stats {
 int export_journal_new(unsigned rate, unsigned burst, struct export_journal **ret);
 /* Says what was dropped since the last entry, then frees. */
 struct export_journal *export_journal_free(struct export_journal *j);
-/* rec: the ECS record; flow: the FLOW it was made from (for MESSAGE). */
+/* Whether the rate limit lets one more flow through (a dropped one is
+ * counted): asked first, so a dropped flow costs no record. */
+bool export_journal_admit(struct export_journal *j);
+/* After export_journal_admit() said yes. rec: the ECS record; flow: the
+ * FLOW it was made from (for MESSAGE). */
 void export_journal_flow(struct export_journal *j, json_object *rec, json_object *flow);
 void export_journal_get_stats(const struct export_journal *j, struct export_journal_stats *ret);

@@ -3,6 +3,7 @@
  * the watchers (journald, an NDJSON file), as an ECS record. */
 #pragma once
 
+#include <stdbool.h>
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
@@ -16,8 +17,9 @@ struct exporters;
 int exporters_new(sd_event *e, const struct manager_config *cfg, struct exporters **ret);
 /* Writes what is buffered and says what was dropped. */
 struct exporters *exporters_free(struct exporters *x);
-/* flow: a FLOW object (connpid(7)). */
-void exporters_flow(struct exporters *x, json_object *flow);
+/* flow: a FLOW object (connpid(7)); journal: export_journal_admit()
+ * let it through. */
+void exporters_flow(struct exporters *x, json_object *flow, bool journal);
 /* The "export" member of stats. */
 json_object *exporters_stats_json(const struct exporters *x);
 

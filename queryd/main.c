@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "export-journal.h"
+#include "export-ndjson.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -22,7 +24,15 @@
 enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, ARG_DB,
        ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
        ARG_RETAIN_ROWS, ARG_ALLOW_GROUP, ARG_DOCKER_SOCKET, ARG_QUERY_BUDGET,
-       ARG_COMMUNITY_ID_SEED, ARG_EXPORT };
+       ARG_COMMUNITY_ID_SEED, ARG_EXPORT, ARG_JOURNAL_RATE, ARG_JOURNAL_BURST,
+       ARG_NDJSON_MAX_SIZE, ARG_NDJSON_KEEP };
+
+/* Bounds of the export tuning: a bucket past a million entries is no
+ * limit at all; a file below 4 KiB rotates on every flush. */
+#define JOURNAL_MAX 1000000ULL
+#define NDJSON_SIZE_MIN 4096ULL
+#define NDJSON_SIZE_MAX (1ULL << 40)
+#define NDJSON_KEEP_MAX 1000ULL
 
 static void help(void)
 {
@@ -45,10 +55,82 @@ static void help(void)
 	       "  --query-budget-ms N time budget of one history query (default 2000)\n"
 	       "  --community-id-seed N  Community ID seed, 0-65535 (default 0)\n"
 	       "  --export SPEC       also write each flow to: journal, or ndjson:PATH (repeatable)\n"
+	       "  --journal-rate N/s  journal export: entries per second sustained (default %d)\n"
+	       "  --journal-burst N   journal export: entries at once (default %d)\n"
+	       "  --ndjson-max-size BYTES  ndjson export: rotate past this size, K/M/G suffix (default 64M)\n"
+	       "  --ndjson-keep N     ndjson export: rotated files kept, PATH.1..PATH.N (default %d)\n"
 	       "  -v, --verbose       debug logging\n"
 	       "      --version       print the version and the pin ABI\n"
 	       "  -h, --help          this text\n",
-	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_ALLOW_GROUP, DEFAULT_DB);
+	       CONNPID_DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_ALLOW_GROUP, DEFAULT_DB,
+	       EXPORT_JOURNAL_RATE, EXPORT_JOURNAL_BURST, EXPORT_NDJSON_KEEP);
+}
+
+/* A decimal number in [min, max]; suffix: what may follow it ("/s" for a
+ * rate, "KMG" for a size in binary units), NULL for nothing. */
+static int parse_bounded(const char *s, const char *suffix, unsigned long long min, unsigned long long max,
+			 unsigned long long *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	if (*end && suffix && streq(suffix, "/s") && streq(end, "/s"))
+		end += 2;
+	else if (*end && suffix && !end[1] && strchr("KMG", *end) && strchr(suffix, *end)) {
+		unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : 30;
+
+		if (v > (max >> shift))
+			return -ERANGE;
+		v <<= shift;
+		end++;
+	}
+	if (*end)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+/* The export tuning options; false (logged) when out of range. */
+static bool parse_export_tuning(int c, const char *arg, struct manager_config *cfg)
+{
+	static const struct {
+		int c;
+		const char *name, *suffix, *range;
+		unsigned long long min, max;
+	} opts[] = {
+		{ ARG_JOURNAL_RATE, "--journal-rate", "/s", "1-1000000 per second", 1, JOURNAL_MAX },
+		{ ARG_JOURNAL_BURST, "--journal-burst", NULL, "1-1000000", 1, JOURNAL_MAX },
+		{ ARG_NDJSON_MAX_SIZE, "--ndjson-max-size", "KMG", "4096 to 1099511627776 bytes, K/M/G suffix", NDJSON_SIZE_MIN, NDJSON_SIZE_MAX },
+		{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX },
+	};
+	unsigned long long v;
+
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+		if (opts[i].c != c)
+			continue;
+		if (parse_bounded(arg, opts[i].suffix, opts[i].min, opts[i].max, &v) < 0) {
+			log_error("Invalid %s '%s' (%s)", opts[i].name, arg, opts[i].range);
+			return false;
+		}
+		if (c == ARG_JOURNAL_RATE)
+			cfg->journal_rate = (unsigned)v;
+		else if (c == ARG_JOURNAL_BURST)
+			cfg->journal_burst = (unsigned)v;
+		else if (c == ARG_NDJSON_MAX_SIZE)
+			cfg->ndjson_max_size = v;
+		else
+			cfg->ndjson_keep = (unsigned)v;
+		return true;
+	}
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -70,6 +152,10 @@ int main(int argc, char **argv)
 		{ "query-budget-ms", required_argument, NULL, ARG_QUERY_BUDGET },
 		{ "community-id-seed", required_argument, NULL, ARG_COMMUNITY_ID_SEED },
 		{ "export", required_argument, NULL, ARG_EXPORT },
+		{ "journal-rate", required_argument, NULL, ARG_JOURNAL_RATE },
+		{ "journal-burst", required_argument, NULL, ARG_JOURNAL_BURST },
+		{ "ndjson-max-size", required_argument, NULL, ARG_NDJSON_MAX_SIZE },
+		{ "ndjson-keep", required_argument, NULL, ARG_NDJSON_KEEP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -184,6 +270,13 @@ int main(int argc, char **argv)
 				log_error("Invalid --export '%s' (journal, or ndjson:/ABSOLUTE/PATH)", optarg);
 				return EXIT_FAILURE;
 			}
+			break;
+		case ARG_JOURNAL_RATE:
+		case ARG_JOURNAL_BURST:
+		case ARG_NDJSON_MAX_SIZE:
+		case ARG_NDJSON_KEEP:
+			if (!parse_export_tuning(c, optarg, &cfg))
+				return EXIT_FAILURE;
 			break;
 		case 'v':
 			verbose = true;

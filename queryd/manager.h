@@ -38,6 +38,10 @@ struct manager_config {
 	__u16 community_id_seed;
 	bool export_journal;        /* --export journal */
 	const char *export_ndjson_path; /* --export ndjson:PATH, or NULL */
+	unsigned journal_rate;      /* --journal-rate, entries/s; 0: EXPORT_JOURNAL_RATE */
+	unsigned journal_burst;     /* --journal-burst; 0: EXPORT_JOURNAL_BURST */
+	uint64_t ndjson_max_size;   /* --ndjson-max-size, bytes; 0: EXPORT_NDJSON_MAX_SIZE */
+	unsigned ndjson_keep;       /* --ndjson-keep; 0: EXPORT_NDJSON_KEEP */
 };
 
 struct manager {

@@ -4,7 +4,7 @@
 real loader and workload:
   - every line of PATH and its rotations is valid JSON, an ECS record of a
     flow the workload made (pid, process.name, destination.port, ...);
-  - rotation by size (CONNPID_NDJSON_MAX_SIZE=20000, KEEP=2): no file
+  - rotation by size (--ndjson-max-size 20000 --ndjson-keep 2): no file
     above the limit, at most PATH.1 and PATH.2 besides PATH, the newest
     flows in PATH;
   - a symlinked PATH, and a directory writable by others (not sticky),
@@ -53,8 +53,6 @@ def refused(env, path, why):
 
 
 def test(env):
-    os.environ["CONNPID_NDJSON_MAX_SIZE"] = str(MAX)
-    os.environ["CONNPID_NDJSON_KEEP"] = "2"
     # refusals first: nothing written through a link, nothing in a 0777 dir
     victim = os.path.join(env.tmp, "victim")
     with open(victim, "w") as f:
@@ -70,7 +68,7 @@ def test(env):
 
     out = os.path.join(env.tmp, "flows.ndjson")
     _, lport = env.listener()
-    d = env.daemon(extra=["--export", "ndjson:" + out])
+    d = env.daemon(extra=["--export", "ndjson:" + out, "--ndjson-max-size", str(MAX), "--ndjson-keep", "2"])
     d.wait_ready()
     w = env.workload(comm="cpx-ndjson")
     sports = []
