@@ -12,6 +12,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
+#include "safe-path.h"
 
 /* Lines wait in memory and go out in one write() each flush: the loop
  * pays a syscall per 64 KiB or per second, not per flow. */
@@ -32,26 +33,17 @@ struct export_ndjson {
 	struct export_ndjson_stats stats;
 };
 
-static bool trusted_owner(uid_t uid)
-{
-	return uid == 0 || uid == geteuid();
-}
-
 /* Whoever may add or swap entries in the directory could point PATH or a
  * rotated name at any file we would then write. */
 static int check_dir(int dfd, const char *dir, char *err, size_t errlen)
 {
+	char why[128];
 	struct stat st;
 
 	if (fstat(dfd, &st) < 0)
 		return negative_errno();
-	if (!trusted_owner(st.st_uid)) {
-		snprintf(err, errlen, "refusing %s: owned by uid %u, neither root nor us", dir, (unsigned)st.st_uid);
-		return -EPERM;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-		snprintf(err, errlen, "refusing %s: writable by %s (mode %04o) and not sticky", dir,
-			 st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+	if (dir_is_safe(&st, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "refusing %s: %s", dir, why);
 		return -EPERM;
 	}
 	return 0;
@@ -71,7 +63,7 @@ static int open_file(struct export_ndjson *x, char *err, size_t errlen)
 			 r == -ELOOP ? " (a symbolic link)" : "");
 		return r == -ELOOP ? -EPERM : r;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !trusted_owner(st.st_uid) || st.st_nlink > 1) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !uid_is_trusted(st.st_uid) || st.st_nlink > 1) {
 		snprintf(err, errlen, "refusing %s/%s: not a regular file of root or ours with one link", x->dir,
 			 x->base);
 		close(fd);
