@@ -10,7 +10,7 @@ pkgs=(
   mitmproxy curl nftables iptables sqlite3 libcurl4-openssl-dev
   docker.io busybox-static systemd-container debootstrap dnsmasq-base dnsutils
   musl-tools golang-go libclang-rt-dev squid nettle-dev tshark
-  python3-prometheus-client
+  python3-prometheus-client systemd-journal-remote
 )
 missing=()
 for p in "${pkgs[@]}"; do
