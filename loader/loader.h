@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <linux/types.h>
 
 struct load_opts {
@@ -38,5 +39,13 @@ int loader_load(const struct load_opts *o);
 int loader_unload(const char *pin_dir);
 int loader_status(const char *pin_dir, bool json);
 
-/* Test-only failure injection: CONNPID_TEST_FAIL_AT=<step>. */
-bool test_fail_at(const char *step);
+/* Pin owner and modes (pin-modes.c): maps 0640 (rings 0660) root:gid,
+ * links and programs root's alone. */
+int pins_set_modes(const char *pin_dir, gid_t gid);
+/* 1 and the gid if the group exists, 0 if an implicit one does not,
+ * negative errno (logged) if an explicit one does not. */
+int pins_resolve_group(const char *name, bool explicit, gid_t *ret);
+
+/* Test-only fault point: -ECANCELED when CONNPID_TEST_FAIL_AT=<point>,
+ * never returns when CONNPID_TEST_HANG_AT=<point>, else 0. */
+int fault_inject(const char *point);

@@ -53,6 +53,52 @@ static void help(void)
 	       CONNPID_RINGBUF_BYTES);
 }
 
+static struct load_opts arg_load = {
+	.pin_dir = CONNPID_DEFAULT_PIN_DIR,
+	.tracker = true,
+	.blocker = true,
+	.dns = true,
+	.creator = true,
+	.v4_entries = CONNPID_MAP_V4_ENTRIES,
+	.v6_entries = CONNPID_MAP_V6_ENTRIES,
+	.ringbuf_bytes = CONNPID_RINGBUF_BYTES,
+	.pin_group = "connpid",
+	.seed = true,
+};
+static bool arg_unload = false;
+static bool arg_status = false;
+static bool arg_json = false;
+static bool arg_verbose = false;
+
+/* The options that only set or clear a flag. */
+static const struct {
+	int option;
+	bool *flag;
+	bool value;
+} flag_options[] = {
+	{ ARG_UNLOAD, &arg_unload, true },
+	{ ARG_STATUS, &arg_status, true },
+	{ ARG_JSON, &arg_json, true },
+	{ ARG_IPV6_BLOCK, &arg_load.ipv6_block, true },
+	{ ARG_BLOCK_LOOPBACK6, &arg_load.block_loopback6, true },
+	{ ARG_NO_BLOCKER, &arg_load.blocker, false },
+	{ ARG_BLOCKER_ONLY, &arg_load.tracker, false },
+	{ ARG_NO_DNS, &arg_load.dns, false },
+	{ ARG_NO_CREATOR, &arg_load.creator, false },
+	{ ARG_NO_SEED, &arg_load.seed, false },
+	{ 'v', &arg_verbose, true },
+};
+
+static bool set_flag_option(int c)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(flag_options); i++)
+		if (flag_options[i].option == c) {
+			*flag_options[i].flag = flag_options[i].value;
+			return true;
+		}
+	return false;
+}
+
 static int parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u32 *ret)
 {
 	unsigned long long v;
@@ -66,7 +112,36 @@ static int parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u3
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int parse_ringbuf_bytes(const char *s)
+{
+	int r;
+
+	r = parse_u32(s, "--ringbuf-bytes", 4096, 1u << 30, &arg_load.ringbuf_bytes);
+	if (r < 0)
+		return r;
+	if (arg_load.ringbuf_bytes & (arg_load.ringbuf_bytes - 1))
+		return log_error_errno(-EINVAL, "--ringbuf-bytes must be a power of two, not %u",
+				       arg_load.ringbuf_bytes);
+	return 0;
+}
+
+/* Options that conflict, or say nothing to do. */
+static int check_args(int argc, char **argv)
+{
+	if (optind < argc)
+		return log_error_errno(-EINVAL, "Unexpected argument '%s' (see --help)", argv[optind]);
+	if (!arg_load.tracker && !arg_load.blocker)
+		return log_error_errno(-EINVAL, "--blocker-only and --no-ipv6-blocker leave nothing to load");
+	if (arg_unload && arg_status)
+		return log_error_errno(-EINVAL, "--unload and --status exclude each other");
+	if (arg_load.pin_dir[0] != '/')
+		return log_error_errno(-EINVAL, "--pin-dir must be an absolute path, not '%s'",
+				       arg_load.pin_dir);
+	return 0;
+}
+
+/* 1: go on, 0: done (--help, --version), negative: bad arguments (logged). */
+static int parse_argv(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "pin-dir", required_argument, NULL, ARG_PIN_DIR },
@@ -90,116 +165,66 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct load_opts o = {
-		.pin_dir = CONNPID_DEFAULT_PIN_DIR,
-		.tracker = true,
-		.blocker = true,
-		.dns = true,
-		.creator = true,
-		.v4_entries = CONNPID_MAP_V4_ENTRIES,
-		.v6_entries = CONNPID_MAP_V6_ENTRIES,
-		.ringbuf_bytes = CONNPID_RINGBUF_BYTES,
-		.pin_group = "connpid",
-		.seed = true,
-	};
-	bool unload = false, status = false, json = false, verbose = false;
 	int c, r;
 
-	log_set_program("connpid-loader");
 	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
+		if (set_flag_option(c))
+			continue;
 		switch (c) {
 		case ARG_PIN_DIR:
-			o.pin_dir = optarg;
+			arg_load.pin_dir = optarg;
 			break;
 		case ARG_CGROUP:
-			o.cgroup_path = optarg;
-			break;
-		case ARG_UNLOAD:
-			unload = true;
-			break;
-		case ARG_STATUS:
-			status = true;
-			break;
-		case ARG_JSON:
-			json = true;
-			break;
-		case ARG_IPV6_BLOCK:
-			o.ipv6_block = true;
-			break;
-		case ARG_BLOCK_LOOPBACK6:
-			o.block_loopback6 = true;
-			break;
-		case ARG_NO_BLOCKER:
-			o.blocker = false;
-			break;
-		case ARG_BLOCKER_ONLY:
-			o.tracker = false;
-			break;
-		case ARG_NO_DNS:
-			o.dns = false;
-			break;
-		case ARG_NO_CREATOR:
-			o.creator = false;
-			break;
-		case ARG_V4:
-			if (parse_u32(optarg, "--map-entries-v4", 16, 1u << 24, &o.v4_entries) < 0)
-				return EXIT_FAILURE;
-			break;
-		case ARG_V6:
-			if (parse_u32(optarg, "--map-entries-v6", 16, 1u << 24, &o.v6_entries) < 0)
-				return EXIT_FAILURE;
-			break;
-		case ARG_RINGBUF:
-			if (parse_u32(optarg, "--ringbuf-bytes", 4096, 1u << 30, &o.ringbuf_bytes) < 0)
-				return EXIT_FAILURE;
-			if (o.ringbuf_bytes & (o.ringbuf_bytes - 1)) {
-				log_error("--ringbuf-bytes must be a power of two, not %u", o.ringbuf_bytes);
-				return EXIT_FAILURE;
-			}
-			break;
-		case ARG_NO_SEED:
-			o.seed = false;
+			arg_load.cgroup_path = optarg;
 			break;
 		case ARG_GROUP:
-			o.pin_group = optarg;
-			o.pin_group_explicit = true;
+			arg_load.pin_group = optarg;
+			arg_load.pin_group_explicit = true;
 			break;
-		case 'v':
-			verbose = true;
+		case ARG_V4:
+			r = parse_u32(optarg, "--map-entries-v4", 16, 1u << 24, &arg_load.v4_entries);
+			if (r < 0)
+				return r;
+			break;
+		case ARG_V6:
+			r = parse_u32(optarg, "--map-entries-v6", 16, 1u << 24, &arg_load.v6_entries);
+			if (r < 0)
+				return r;
+			break;
+		case ARG_RINGBUF:
+			r = parse_ringbuf_bytes(optarg);
+			if (r < 0)
+				return r;
 			break;
 		case ARG_VERSION:
 			printf("connpid-loader %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
-			return EXIT_SUCCESS;
+			return 0;
 		case 'h':
 			help();
-			return EXIT_SUCCESS;
+			return 0;
 		default:
-			return EXIT_FAILURE;
+			return -EINVAL; /* getopt_long() said why */
 		}
 	}
-	if (optind < argc) {
-		log_error("Unexpected argument '%s' (see --help)", argv[optind]);
-		return EXIT_FAILURE;
-	}
-	if (!o.tracker && !o.blocker) {
-		log_error("--blocker-only and --no-ipv6-blocker leave nothing to load");
-		return EXIT_FAILURE;
-	}
-	if (unload + status > 1) {
-		log_error("--unload and --status exclude each other");
-		return EXIT_FAILURE;
-	}
-	if (o.pin_dir[0] != '/') {
-		log_error("--pin-dir must be an absolute path, not '%s'", o.pin_dir);
-		return EXIT_FAILURE;
-	}
-	log_setup_libbpf(verbose);
+	r = check_args(argc, argv);
+	return r < 0 ? r : 1;
+}
 
-	if (unload)
-		r = loader_unload(o.pin_dir);
-	else if (status)
-		r = loader_status(o.pin_dir, json);
+int main(int argc, char **argv)
+{
+	int r;
+
+	log_set_program("connpid-loader");
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	log_setup_libbpf(arg_verbose);
+
+	if (arg_unload)
+		r = loader_unload(arg_load.pin_dir);
+	else if (arg_status)
+		r = loader_status(arg_load.pin_dir, arg_json);
 	else
-		r = loader_load(&o);
+		r = loader_load(&arg_load);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -99,7 +99,7 @@ def status_shows_pins():
         st = env.status_json()
         check_eq(st.get("pin_dir"), env.pin_dir, "status pin_dir")
         check_eq(st.get("loaded"), True, "status loaded")
-        check_eq(st.get("abi_version"), 3, "status abi_version")
+        check_eq(st.get("abi_version"), T.ABI_VERSION, "status abi_version")
         check_eq(sorted(m["name"] for m in st["maps"]), sorted(T.MAP_PINS),
                  "status maps")
         check_eq(sorted(l["name"] for l in st["links"]), sorted(T.ALL_PROGS),

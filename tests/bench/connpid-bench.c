@@ -58,7 +58,9 @@
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
 
+#include "cgroup2.h"
 #include "connpid.h"
+#include "pins.h"
 
 #define MAX_ROUNDS 64
 #define SINK_PORT_DEFAULT 0
@@ -280,22 +282,9 @@ static int find_cgroup2(struct bench *b)
 	char buf[65536], *line, *save = NULL;
 	int r;
 
-	r = read_text("/proc/self/mountinfo", buf, sizeof(buf));
+	r = cgroup2_find_mount(b->cg_mount, sizeof(b->cg_mount));
 	if (r < 0)
 		return r;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *sep = strstr(line, " - ");
-		char mnt[1024];
-
-		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
-			continue;
-		if (sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1)
-			continue;
-		snprintf(b->cg_mount, sizeof(b->cg_mount), "%s", mnt);
-		break;
-	}
-	if (!b->cg_mount[0])
-		return -ENOENT;
 	r = read_text("/proc/self/cgroup", buf, sizeof(buf));
 	if (r < 0)
 		return r;
@@ -689,7 +678,7 @@ static int queryd_start(struct bench *b)
 
 /* ---------- pinned maps ------------------------------------------------ */
 
-static int pin_open(struct bench *b, const char *name)
+static int bench_pin_open(struct bench *b, const char *name)
 {
 	char path[PATH_MAX + 64];
 	int fd;
@@ -701,28 +690,16 @@ static int pin_open(struct bench *b, const char *name)
 
 static int stat_sum(struct bench *b, __u32 slot, unsigned long long *ret)
 {
-	int ncpu = libbpf_num_possible_cpus(), fd, r = 0;
-	__u64 *v;
+	__u64 v = 0;
+	int fd, r;
 
-	if (ncpu <= 0)
-		return -EINVAL;
-	v = calloc((size_t)ncpu, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	fd = pin_open(b, "stats");
-	if (fd < 0) {
-		r = fd;
-		goto out;
-	}
-	if (bpf_map_lookup_elem(fd, &slot, v) < 0)
-		r = -errno;
-	*ret = 0;
-	for (int i = 0; r == 0 && i < ncpu; i++)
-		*ret += v[i];
+	fd = bench_pin_open(b, "stats");
+	if (fd < 0)
+		return fd;
+	r = connpid_stats_read(fd, slot, &v);
+	*ret = v;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-out:
-	free(v);
 	return r;
 }
 
@@ -738,7 +715,7 @@ static int ringpos_open(struct bench *b, struct ringpos *rp)
 {
 	rp->page = (size_t)sysconf(_SC_PAGESIZE);
 	rp->cons = rp->prod = MAP_FAILED;
-	rp->fd = pin_open(b, "events");
+	rp->fd = bench_pin_open(b, "events");
 	if (rp->fd < 0)
 		return rp->fd;
 	rp->cons = mmap(NULL, rp->page, PROT_READ, MAP_SHARED, rp->fd, 0);
@@ -810,7 +787,7 @@ static int maps_memlock(struct bench *b, json_object *out, long long *total)
 
 	*total = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		int fd = pin_open(b, names[i]);
+		int fd = bench_pin_open(b, names[i]);
 		long long v;
 
 		if (fd < 0)
@@ -1472,7 +1449,7 @@ static int bench_lookup(struct bench *b, json_object *out)
 	r = q_stats(b, &ev, &g_lk.index_flows, NULL);
 	if (r < 0)
 		goto out;
-	map_fd = pin_open(b, "conn_to_pid_v4");
+	map_fd = bench_pin_open(b, "conn_to_pid_v4");
 	if (map_fd < 0) {
 		r = map_fd;
 		goto out;

@@ -19,6 +19,7 @@ Exit 77 means skipped for meson (not root, no BTF, no cgroup2).
 import contextlib
 import ctypes
 import errno
+import functools
 import json
 import os
 import secrets
@@ -29,32 +30,43 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "workload.py")
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-# shared with the per-suite harnesses
-from harness import (TestFailure, cgroup2_mount, check, check_eq,  # noqa: E402,F401
-                     proc_start_ticks, unescape_mountinfo as _unescape_mountinfo)
+# One harness: reporting, preflight and the case runner live in harness.py.
+import harness  # noqa: E402
+from harness import (BPFFS_ROOT, BTF_PATH, SKIP, Skip, TestFailure, binary,  # noqa: E402,F401
+                     case, cgroup2_mount, check, check_eq, log, proc_start_ticks,
+                     unescape_mountinfo as _unescape_mountinfo)
 
-SKIP = 77
-BTF_PATH = "/sys/kernel/btf/vmlinux"
-BPFFS_ROOT = "/sys/fs/bpf"
 BPF_FS_MAGIC = 0xCAFE4A11
 CLONE_NEWNET = 0x40000000
 
-# common/connpid.h
+# Mirrors of common/connpid.h (and of loader/pindir.c for MAP_PINS):
+# tests/unit/test_constants.py checks each against the C source.
+ABI_VERSION = 3
 PROTO_TCP = 6
 PROTO_UDP = 17
 AF_INET = 2
 AF_INET6 = 10
+COMM_LEN = 16
+EXE_LEN = 256
 SRC_SOCKOPS_CONNECT = 1
 SRC_SENDMSG = 2
 SRC_SKB_EGRESS = 3
+SRC_SEEDED = 4
+# enum connpid_stat, in slot order; the names queryd's `stats` uses
+STAT_NAMES = ("events", "ringbuf_drops", "map_update_errors", "flows_v4", "flows_v6",
+              "repeats", "blocked_v6", "dns_packets", "dns_drops", "gai_calls")
 (STAT_EVENTS, STAT_RINGBUF_DROPS, STAT_MAP_UPDATE_ERRORS, STAT_FLOWS_V4,
- STAT_FLOWS_V6, STAT_REPEATS, STAT_BLOCKED_V6, STAT_MAX) = range(8)
+ STAT_FLOWS_V6, STAT_REPEATS, STAT_BLOCKED_V6, STAT_DNS_PACKETS, STAT_DNS_DROPS,
+ STAT_GAI_CALLS) = range(len(STAT_NAMES))
+STAT_MAX = len(STAT_NAMES)
+# struct conn_key_v4 / conn_key_v6: ip network order, ports host (LE) order
+KEY_V4_FORMAT = "<4sHHB3x"
+KEY_V6_FORMAT = "<16sHHB3x"
 
 MAP_PINS = ("conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events",
             "meta", "sock_creators", "exec_info", "scope_cgroup", "dns_events",
@@ -84,74 +96,21 @@ PROG_ATTACH_TYPE = {
 
 # ---------------------------------------------------------------- reporting
 
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
 def skip(reason):
     """Print why and exit 77, which meson counts as skipped."""
     print("SKIP: " + reason, flush=True)
     sys.exit(SKIP)
 
 
-_CASES = []
+def require_loader():
+    """The preflight of the tests that need the loader only."""
+    harness.require_environment("loads BPF programs and creates cgroups", ("CONNPID_LOADER",))
 
 
-def case(fn):
-    """Register a test case; run_cases() runs them in definition order."""
-    _CASES.append(fn)
-    return fn
-
-
-def run_cases(shared=None, argv=None):
-    """Run every @case (or those named in argv) and exit 0, 1 or 77.
-
-    shared: optional callable returning a context manager (e.g. a loaded
-    TestEnv) entered once; its value is passed to every case. Without it,
-    cases take no argument."""
-    require_environment()
-    names = set((argv if argv is not None else sys.argv[1:]) or [])
-    failed, passed = [], 0
-    with (shared() if shared else contextlib.nullcontext()) as ctx:
-        for fn in _CASES:
-            if names and fn.__name__ not in names:
-                continue
-            t0 = time.monotonic()
-            log("=== %s" % fn.__name__)
-            try:
-                fn(ctx) if shared else fn()
-            except Exception:
-                failed.append(fn.__name__)
-                log("FAIL %s (%.2fs)\n%s" % (fn.__name__, time.monotonic() - t0,
-                                             traceback.format_exc()))
-            else:
-                passed += 1
-                log("PASS %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
-    log("%d passed, %d failed%s" % (passed, len(failed),
-                                   (": " + ", ".join(failed)) if failed else ""))
-    sys.exit(1 if failed else 0)
-
-
-# ---------------------------------------------------------------- environment
-
-def require_environment():
-    if os.geteuid() != 0:
-        skip("needs root (loads BPF programs and creates cgroups)")
-    if not os.access(BTF_PATH, os.R_OK):
-        skip("no kernel BTF at %s" % BTF_PATH)
-    if not cgroup2_mount():
-        skip("no cgroup2 mount in /proc/self/mountinfo")
-    for var in ("CONNPID_LOADER",):
-        if not os.environ.get(var):
-            skip("%s is not set (run through meson test)" % var)
-
-
-def binary(var):
-    """Path of a binary passed by meson in env var `var`, or skip."""
-    path = os.environ.get(var, "")
-    if not path or not os.access(path, os.X_OK):
-        skip("%s not built (env %s=%r)" % (var.lower(), var, path))
-    return path
+# The @case functions of a connpid test with the loader-only preflight:
+# run_cases() or run_cases(shared=f), f() a context manager entered once
+# whose value each case gets; exit 0, 1 or 77.
+run_cases = functools.partial(harness.run_cases, None, require=require_loader)
 
 
 def clk_tck():
@@ -282,20 +241,20 @@ def possible_cpus():
 
 def key_v4(dst_ip, sport, dport, proto):
     """Byte-exact conn_key_v4: ip network order, ports host (LE) order."""
-    return struct.pack("<4sHHB3x", socket.inet_pton(socket.AF_INET, dst_ip),
+    return struct.pack(KEY_V4_FORMAT, socket.inet_pton(socket.AF_INET, dst_ip),
                        sport, dport, proto)
 
 
 def key_v6(dst_ip, sport, dport, proto):
-    return struct.pack("<16sHHB3x", socket.inet_pton(socket.AF_INET6, dst_ip),
+    return struct.pack(KEY_V6_FORMAT, socket.inet_pton(socket.AF_INET6, dst_ip),
                        sport, dport, proto)
 
 
 def decode_key(raw):
-    if len(raw) == 12:
-        ip, sp, dp, proto = struct.unpack("<4sHHB3x", raw)
+    if len(raw) == struct.calcsize(KEY_V4_FORMAT):
+        ip, sp, dp, proto = struct.unpack(KEY_V4_FORMAT, raw)
         return (socket.inet_ntop(socket.AF_INET, ip), sp, dp, proto)
-    ip, sp, dp, proto = struct.unpack("<16sHHB3x", raw)
+    ip, sp, dp, proto = struct.unpack(KEY_V6_FORMAT, raw)
     return (socket.inet_ntop(socket.AF_INET6, ip), sp, dp, proto)
 
 

@@ -14,8 +14,9 @@ instead of carrying their own copies:
   - CgroupEnv: a private child cgroup + pin dir + temp dir with signal
     handling and teardown (kill by pid, unload, kill what is left in the
     cgroup tree, rmdir bottom-up, leftover pins, temp dir);
-  - main() and run_cases() that turn a test into exit 0, 1 or 77.
+  - main(), @case and run_cases() that turn a test into exit 0, 1 or 77.
 """
+import contextlib
 import json
 import os
 import random
@@ -527,10 +528,71 @@ class CgroupEnv:
 
 def main(test_fn, make_env, tag, require=require_environment):
     """Run test_fn(env) in make_env(tag); exit 0/1/77."""
+    run_cases([test_fn], make_env, tag, require)
+
+
+_CASES = []
+
+
+def case(fn):
+    """Register a test case; run_cases() without a list runs them in
+    definition order."""
+    _CASES.append(fn)
+    return fn
+
+
+def _run_one(fn, make_env, tag, ctx, shared):
+    if make_env:
+        with make_env(tag) as env:
+            fn(env)
+    elif shared:
+        fn(ctx)
+    else:
+        fn()
+
+
+def _run_each(cases, make_env, tag, ctx, shared, only, skip_skips_file):
+    """(failed, skipped) names; exits 77 at a Skip with skip_skips_file."""
+    failed, skipped = [], []
+    for fn in cases:
+        if only and fn.__name__ not in only:
+            continue
+        log("=== %s" % fn.__name__)
+        t0 = time.monotonic()
+        try:
+            _run_one(fn, make_env, tag, ctx, shared)
+        except Skip as e:
+            if skip_skips_file:
+                raise
+            log("SKIP %s: %s" % (fn.__name__, e))
+            skipped.append(fn.__name__)
+        except Exception:
+            traceback.print_exc()
+            log("FAIL %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
+            failed.append(fn.__name__)
+        else:
+            log("PASS %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
+    return failed, skipped
+
+
+def run_cases(cases=None, make_env=None, tag=None, require=require_environment,
+              skip_skips_file=True, shared=None, argv=None):
+    """Several independent checks in one file: all run, the file fails if
+    any does; exit 0, 1 or 77.
+
+    cases: the test functions, or None for those registered with @case.
+    Each gets its own make_env(tag) when make_env is given; otherwise the
+    value of shared() (a context manager entered once for all), or no
+    argument. Only the cases named in argv (default: sys.argv[1:]) run.
+    A Skip in a case: with skip_skips_file the file is skipped at once;
+    otherwise the other cases still run and the file is skipped (exit 77)
+    unless one failed."""
+    only = set(sys.argv[1:] if argv is None else argv)
     try:
         require()
-        with make_env(tag) as env:
-            test_fn(env)
+        with (shared() if shared else contextlib.nullcontext()) as ctx:
+            failed, skipped = _run_each(_CASES if cases is None else cases, make_env, tag, ctx,
+                                        shared, only, skip_skips_file)
     except Skip as e:
         print("SKIP:", e, flush=True)
         sys.exit(SKIP)
@@ -539,46 +601,8 @@ def main(test_fn, make_env, tag, require=require_environment):
         sys.exit(1)
     except Exception:
         traceback.print_exc()
-        print("FAIL", flush=True)
+        print("FAIL: setting up the shared environment", flush=True)
         sys.exit(1)
-    print("PASS", flush=True)
-    sys.exit(0)
-
-
-def run_cases(cases, make_env, tag, require=require_environment, skip_skips_file=True):
-    """Several independent checks in one file: each gets its own env; all
-    run, the file fails if any does. A Skip in a case: with
-    skip_skips_file the file is skipped at once; otherwise the other cases
-    still run and the file is skipped (exit 77) unless one failed."""
-    try:
-        require()
-    except Skip as e:
-        print("SKIP:", e, flush=True)
-        sys.exit(SKIP)
-    only = set(sys.argv[1:])
-    failed, skipped = [], []
-    for fn in cases:
-        if only and fn.__name__ not in only:
-            continue
-        log("=== %s" % fn.__name__)
-        try:
-            with make_env(tag) as env:
-                fn(env)
-        except Skip as e:
-            if skip_skips_file:
-                print("SKIP:", e, flush=True)
-                sys.exit(SKIP)
-            log("SKIP %s: %s" % (fn.__name__, e))
-            skipped.append(fn.__name__)
-        except Interrupted as e:
-            print("FAIL: interrupted (%s), cleaned up" % e, flush=True)
-            sys.exit(1)
-        except Exception:
-            traceback.print_exc()
-            log("FAIL %s" % fn.__name__)
-            failed.append(fn.__name__)
-        else:
-            log("PASS %s" % fn.__name__)
     if failed:
         print("FAIL:", ", ".join(failed), flush=True)
         sys.exit(1)
