@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "flow-index.h"
+#include "jsonw.h"
 
 #define CLIENT_MAX_LINE (64 * 1024)
 /* Unread output past which a client is dropped; checked before a line is
@@ -53,6 +54,11 @@ struct client {
 	uint64_t out_since;  /* CLOCK_MONOTONIC usec: unread output since then */
 	bool watching;
 	struct watch_filter filter;
+	uint64_t watch_fields;    /* FLOW members a watcher gets (flow-json.h) */
+	/* The current request's "fields": the FLOW members of its answer,
+	 * kept while it is deferred (no other line is parsed meanwhile). */
+	uint64_t answer_fields;
+	struct jsonw ow;          /* writes an answer into out (client_answer_begin) */
 	/* A request answered later: no further line is parsed until then. */
 	bool deferred;
 	json_object *deferred_id;   /* its "id", echoed on completion */
@@ -64,9 +70,20 @@ struct client {
 /* Queue one JSON value as a line. Drops the client past CLIENT_MAX_OUT,
  * and the slowest readers past OUTPUT_MAX_TOTAL. */
 int client_send(struct client *c, json_object *o);
+/* Queue one line of JSON text (valid UTF-8 already; no newline in it). */
+int client_send_text(struct client *c, const char *s, size_t len);
 /* The one way an answer leaves: echoes the request's id (NULL: none),
- * sanitizes, counts errors, queues it. Takes ans. */
+ * keeps the members of its "flow" that answer_fields names, sanitizes,
+ * counts errors, queues it. Takes ans. */
 void client_answer(struct client *c, json_object *ans, json_object *id);
+/* The fast way for an answer that is not an error: written by jsonw straight
+ * into the client's output buffer, no tree, no copy, no allocation once
+ * the buffer has grown. begin writes "{" and gives the writer for the
+ * members (NULL: the client is gone or dropped, write nothing); end adds
+ * the id and "}\n" and queues the line under the same bounds as
+ * client_send(). jsonw makes valid UTF-8, so no sanitize pass. */
+struct jsonw *client_answer_begin(struct client *c);
+void client_answer_end(struct client *c, json_object *id);
 
 /* A request whose answer comes later (history on the reader thread).
  * The handler calls client_defer(c) and returns no answer; no further line

@@ -9,7 +9,15 @@
 #include "macro.h"
 #include "procinfo.h"
 
+#define SLOT_CHUNK 2048
+
 struct flow_index {
+	/* All flows, in chunks of SLOT_CHUNK allocated as flows come (no
+	 * allocator header per flow); evicted slots are reused (free list
+	 * via hnext). Chunks live as long as the index. */
+	struct flow **chunks;
+	size_t slots_used;  /* never-used slots start here */
+	struct flow *free_slots;
 	struct flow **buckets;
 	size_t n_buckets;   /* power of two */
 	size_t n;
@@ -51,7 +59,10 @@ int flow_index_new(size_t max_flows, struct proc_cache *procs, struct flow_index
 	while (x->n_buckets < max_flows)
 		x->n_buckets <<= 1;
 	x->buckets = calloc(x->n_buckets, sizeof(*x->buckets));
-	if (!x->buckets) {
+	x->chunks = calloc((max_flows + SLOT_CHUNK - 1) / SLOT_CHUNK, sizeof(*x->chunks));
+	if (!x->buckets || !x->chunks) {
+		free(x->buckets);
+		free(x->chunks);
 		free(x);
 		return -ENOMEM;
 	}
@@ -69,8 +80,10 @@ struct flow_index *flow_index_free(struct flow_index *x)
 		next = f->older;
 		proc_entry_unref(x->procs, f->proc);
 		domain_free(f->domain);
-		free(f);
 	}
+	for (size_t i = 0; i * SLOT_CHUNK < x->slots_used; i++)
+		free(x->chunks[i]);
+	free(x->chunks);
 	free(x->buckets);
 	free(x->cid_buckets);
 	free(x);
@@ -148,12 +161,13 @@ static void cid_unlink(struct flow_index *x, struct flow *f)
 
 static void cid_link(struct flow_index *x, struct flow *f)
 {
+	char id[COMMUNITY_ID_LEN];
 	struct flow **head;
 
-	if (!x->cid_buckets || flow_community_id(f, x->cid_seed, f->community_id) < 0)
+	if (!x->cid_buckets || flow_community_id(f, x->cid_seed, id) < 0)
 		return;
 	f->has_cid = true;
-	f->cid_hash = hash_cid(x, f->community_id);
+	f->cid_hash = hash_cid(x, id);
 	head = &x->cid_buckets[f->cid_hash & (x->n_buckets - 1)];
 	f->cid_next = *head;
 	*head = f;
@@ -188,9 +202,13 @@ struct flow *flow_index_find_community_id(struct flow_index *x, __u16 seed, cons
 		return NULL;
 	h = hash_cid(x, id);
 	/* both ends of one local flow may be tracked: the newest wins */
-	for (struct flow *f = x->cid_buckets[h & (x->n_buckets - 1)]; f; f = f->cid_next)
-		if (f->cid_hash == h && streq(f->community_id, id) && (!best || f->last_seen > best->last_seen))
+	for (struct flow *f = x->cid_buckets[h & (x->n_buckets - 1)]; f; f = f->cid_next) {
+		char fid[COMMUNITY_ID_LEN];
+
+		if (f->cid_hash == h && (!best || f->last_seen > best->last_seen) &&
+		    flow_community_id(f, x->cid_seed, fid) >= 0 && streq(fid, id))
 			best = f;
+	}
 	return best;
 }
 
@@ -245,9 +263,32 @@ static void evict_oldest(struct flow_index *x)
 	list_unlink(x, f);
 	proc_entry_unref(x->procs, f->proc);
 	domain_free(f->domain);
-	free(f);
+	f->hnext = x->free_slots;
+	x->free_slots = f;
 	x->n--;
 	x->evictions++;
+}
+
+/* A zeroed slot; x->n < x->max, so one is free. */
+static struct flow *slot_take(struct flow_index *x)
+{
+	struct flow *f = x->free_slots;
+
+	if (f)
+		x->free_slots = f->hnext;
+	else if (x->slots_used < x->max) {
+		size_t c = x->slots_used / SLOT_CHUNK;
+
+		if (!x->chunks[c]) {
+			x->chunks[c] = malloc(SLOT_CHUNK * sizeof(struct flow));
+			if (!x->chunks[c])
+				return NULL;
+		}
+		f = &x->chunks[c][x->slots_used++ % SLOT_CHUNK];
+	} else
+		return NULL;
+	memset(f, 0, sizeof(*f));
+	return f;
 }
 
 struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e, double now)
@@ -274,7 +315,7 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 			evict_oldest(x);
 			pp = slot_of(x, &k);
 		}
-		f = calloc(1, sizeof(*f));
+		f = slot_take(x);
 		if (!f) {
 			proc_entry_unref(x->procs, proc);
 			return NULL;

@@ -34,21 +34,23 @@ struct flow_domain {
 	double resolved_at; /* unix time of the answer */
 };
 
+/* 336 bytes, in one array of the index's capacity (no allocator header
+ * per flow); the event is most of it. */
 struct flow {
 	struct flow_key key;
-	struct flow *hnext;
 	__u32 hash;                  /* compared before the key: fewer cache misses */
+	/* Linked only once a lookup by Community ID asked for it (below); the
+	 * ID itself is recomputed for the few flows of a bucket, not kept. */
+	__u32 cid_hash;
+	struct flow *hnext;
 	struct flow *newer, *older;  /* recency list */
 	struct connpid_event ev;     /* what the kernel said, copied out */
 	struct proc_entry *proc;     /* shared; may be unenriched */
 	struct flow_domain *domain;  /* NULL: no DNS answer known for it */
 	double first_seen;           /* unix time */
 	double last_seen;
-	/* Kept only once a lookup by Community ID asked for it (below). */
 	struct flow *cid_next;
-	__u32 cid_hash;
-	bool has_cid;                /* false: unknown source, or not kept */
-	char community_id[COMMUNITY_ID_LEN];
+	bool has_cid;                /* false: unknown source, or not linked */
 };
 
 struct flow_index;

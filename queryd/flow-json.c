@@ -10,10 +10,15 @@
 #include "dns-ingest.h"
 #include "docker.h"
 #include "flow-json.h"
+#include "jsonutil.h"
 #include "jsonw.h"
 #include "macro.h"
 #include "manager.h"
 #include "procinfo.h"
+
+#define WANT(fields, b) (((fields) >> (b)) & 1)
+#define CGROUP_FIELDS (UINT64_C(1) << FF_CGROUP | UINT64_C(1) << FF_UNIT | UINT64_C(1) << FF_SLICE | \
+		       UINT64_C(1) << FF_USER_UNIT | UINT64_C(1) << FF_POD_UID | UINT64_C(1) << FF_CONTAINER)
 
 static void add_str(json_object *o, const char *k, const char *v)
 {
@@ -92,7 +97,7 @@ static void w_cmdline(struct jsonw *w, const struct proc_entry *p)
 }
 
 /* Alive means the pid still runs the process we captured. */
-static void w_liveness(struct jsonw *w, const struct flow *f)
+static void w_liveness(struct jsonw *w, const struct flow *f, uint64_t fields)
 {
 	__u64 now_ticks = 0, start = boottime_ns_to_ticks(f->ev.start_boottime_ns);
 	bool reused = false;
@@ -105,26 +110,37 @@ static void w_liveness(struct jsonw *w, const struct flow *f)
 		alive = r == 0 && now_ticks == start;
 		reused = r == 0 && !alive;
 	}
-	jw_kbool(w, "alive", alive);
-	jw_kbool(w, "pid_reused", reused);
+	if (WANT(fields, FF_ALIVE))
+		jw_kbool(w, "alive", alive);
+	if (WANT(fields, FF_PID_REUSED))
+		jw_kbool(w, "pid_reused", reused);
 }
 
 /* cgroup path and who it belongs to: unit, slice, container, pod. */
-static void w_cgroup(struct jsonw *w, struct manager *m, __u64 cgroup_id)
+static void w_cgroup(struct jsonw *w, struct manager *m, __u64 cgroup_id, uint64_t fields)
 {
 	const struct cgroup_info *cg = cgroup_cache_get(m->cgroups, cgroup_id);
 	const struct cgroup_identity *id;
 
 	if (!cg || !cg->resolved) {
-		jw_kstr(w, "cgroup", NULL);
+		/* as before: the members it has not, absent; cgroup null */
+		if (WANT(fields, FF_CGROUP))
+			jw_kstr(w, "cgroup", NULL);
 		return;
 	}
 	id = &cg->ident;
-	jw_kstr(w, "cgroup", cg->path);
-	w_nonempty(w, "unit", id->unit);
-	w_nonempty(w, "slice", id->slice);
-	w_nonempty(w, "user_unit", id->user_unit);
-	w_nonempty(w, "pod_uid", id->pod_uid);
+	if (WANT(fields, FF_CGROUP))
+		jw_kstr(w, "cgroup", cg->path);
+	if (WANT(fields, FF_UNIT))
+		w_nonempty(w, "unit", id->unit);
+	if (WANT(fields, FF_SLICE))
+		w_nonempty(w, "slice", id->slice);
+	if (WANT(fields, FF_USER_UNIT))
+		w_nonempty(w, "user_unit", id->user_unit);
+	if (WANT(fields, FF_POD_UID))
+		w_nonempty(w, "pod_uid", id->pod_uid);
+	if (!WANT(fields, FF_CONTAINER))
+		return;
 	jw_key(w, "container");
 	if (!id->container_id[0]) {
 		jw_null(w);
@@ -245,55 +261,96 @@ static void w_community_id(struct jsonw *w, struct manager *m, const struct flow
 	jw_kstr(w, "community_id", flow_community_id(f, m->cfg.community_id_seed, id) >= 0 ? id : NULL);
 }
 
-json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map)
+/* Members in the order of man/connpid.7 FLOW; each only if asked for. */
+void flow_write(struct jsonw *w, struct manager *m, const struct flow *f, int in_map, uint64_t fields)
 {
 	const struct connpid_event *e = &f->ev;
-	__u64 start = boottime_ns_to_ticks(e->start_boottime_ns);
-	char src[64], dst[64];
+	char ip[64];
+
+	jw_obj_begin(w);
+	if (WANT(fields, FF_PROTO))
+		jw_kstr(w, "proto", protocol_name(e->protocol));
+	if (WANT(fields, FF_FAMILY))
+		jw_kstr(w, "family", e->family == AF_INET ? "ipv4" : "ipv6");
+	if (WANT(fields, FF_SRC))
+		jw_kstr(w, "src", format_ip(e->family, e->src_ip, ip, sizeof(ip)));
+	if (WANT(fields, FF_SPORT))
+		jw_kint(w, "sport", e->src_port);
+	if (WANT(fields, FF_DST))
+		jw_kstr(w, "dst", format_ip(e->family, e->dst_ip, ip, sizeof(ip)));
+	if (WANT(fields, FF_DPORT))
+		jw_kint(w, "dport", e->dst_port);
+	if (WANT(fields, FF_COMMUNITY_ID))
+		w_community_id(w, m, f);
+	if (WANT(fields, FF_PID))
+		jw_kint(w, "pid", e->pid);
+	if (WANT(fields, FF_TID))
+		jw_kint(w, "tid", e->tid);
+	if (WANT(fields, FF_UID))
+		jw_kint(w, "uid", e->uid);
+	if (WANT(fields, FF_GID))
+		jw_kint(w, "gid", e->gid);
+	if (WANT(fields, FF_USER))
+		w_user(w, f);
+	if (WANT(fields, FF_COMM))
+		w_comm(w, "comm", e->comm);
+	if (WANT(fields, FF_EXE))
+		jw_kstr(w, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
+	if (WANT(fields, FF_CMDLINE))
+		w_cmdline(w, f->proc);
+	if (WANT(fields, FF_PPID) && f->proc && f->proc->enriched)
+		jw_kint(w, "ppid", f->proc->ppid);
+	if (WANT(fields, FF_CGROUP_ID))
+		jw_kint(w, "cgroup_id", (int64_t)e->cgroup_id);
+	if (fields & CGROUP_FIELDS)
+		w_cgroup(w, m, e->cgroup_id, fields);
+	if (WANT(fields, FF_NETNS))
+		jw_kint(w, "netns", (int64_t)e->netns_ino);
+	if (WANT(fields, FF_SOCKET_COOKIE))
+		jw_kint(w, "socket_cookie", (int64_t)e->socket_cookie);
+	if (WANT(fields, FF_START_TIME))
+		jw_kint(w, "start_time", (int64_t)boottime_ns_to_ticks(e->start_boottime_ns));
+	if (WANT(fields, FF_BOOT_ID))
+		w_nonempty(w, "boot_id", m->boot_id);
+	if (WANT(fields, FF_FIRST_SEEN)) {
+		jw_key(w, "first_seen");
+		jw_double(w, f->first_seen);
+	}
+	if (WANT(fields, FF_LAST_SEEN)) {
+		jw_key(w, "last_seen");
+		jw_double(w, f->last_seen);
+	}
+	if (WANT(fields, FF_ALIVE) || WANT(fields, FF_PID_REUSED))
+		w_liveness(w, f, fields);
+	if (WANT(fields, FF_PREVIOUS_PID) && e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
+		jw_kint(w, "previous_pid", e->prev_pid);
+	if (WANT(fields, FF_EXE_SOURCE) && f->proc && f->proc->exe_from_exec)
+		jw_kstr(w, "exe_source", "exec");
+	if (WANT(fields, FF_ANCESTORS))
+		w_ancestors(w, e);
+	if (WANT(fields, FF_CREATOR))
+		w_creator(w, e);
+	if (WANT(fields, FF_DOMAIN))
+		w_domain(w, m, f);
+	if (WANT(fields, FF_SEEN))
+		jw_kstr(w, "seen", e->source == CONNPID_SRC_SEEDED ? "seeded" : "event");
+	if (WANT(fields, FF_IN_MAP) && in_map >= 0)
+		jw_kbool(w, "in_map", in_map > 0);
+	jw_obj_end(w);
+}
+
+json_object *flow_to_json_fields(struct manager *m, const struct flow *f, int in_map, uint64_t fields)
+{
 	struct jsonw w;
 
 	jw_init(&w);
-	jw_obj_begin(&w);
-	jw_kstr(&w, "proto", protocol_name(e->protocol));
-	jw_kstr(&w, "family", e->family == AF_INET ? "ipv4" : "ipv6");
-	jw_kstr(&w, "src", format_ip(e->family, e->src_ip, src, sizeof(src)));
-	jw_kint(&w, "sport", e->src_port);
-	jw_kstr(&w, "dst", format_ip(e->family, e->dst_ip, dst, sizeof(dst)));
-	jw_kint(&w, "dport", e->dst_port);
-	w_community_id(&w, m, f);
-	jw_kint(&w, "pid", e->pid);
-	jw_kint(&w, "tid", e->tid);
-	jw_kint(&w, "uid", e->uid);
-	jw_kint(&w, "gid", e->gid);
-	w_user(&w, f);
-	w_comm(&w, "comm", e->comm);
-	jw_kstr(&w, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
-	w_cmdline(&w, f->proc);
-	if (f->proc && f->proc->enriched)
-		jw_kint(&w, "ppid", f->proc->ppid);
-	jw_kint(&w, "cgroup_id", (int64_t)e->cgroup_id);
-	w_cgroup(&w, m, e->cgroup_id);
-	jw_kint(&w, "netns", (int64_t)e->netns_ino);
-	jw_kint(&w, "socket_cookie", (int64_t)e->socket_cookie);
-	jw_kint(&w, "start_time", (int64_t)start);
-	w_nonempty(&w, "boot_id", m->boot_id);
-	jw_key(&w, "first_seen");
-	jw_double(&w, f->first_seen);
-	jw_key(&w, "last_seen");
-	jw_double(&w, f->last_seen);
-	w_liveness(&w, f);
-	if (e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
-		jw_kint(&w, "previous_pid", e->prev_pid);
-	if (f->proc && f->proc->exe_from_exec)
-		jw_kstr(&w, "exe_source", "exec");
-	w_ancestors(&w, e);
-	w_creator(&w, e);
-	w_domain(&w, m, f);
-	jw_kstr(&w, "seen", e->source == CONNPID_SRC_SEEDED ? "seeded" : "event");
-	if (in_map >= 0)
-		jw_kbool(&w, "in_map", in_map > 0);
-	jw_obj_end(&w);
+	flow_write(&w, m, f, in_map, fields);
 	return jw_to_object(&w);
+}
+
+json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map)
+{
+	return flow_to_json_fields(m, f, in_map, FLOW_FIELDS_ALL);
 }
 
 json_object *map_hit_to_json(const struct flow_query *q, __u32 pid)
@@ -326,6 +383,93 @@ json_object *map_hit_to_json(const struct flow_query *q, __u32 pid)
 	}
 	add_str(o, "seen", "map");
 	return o;
+}
+
+static const char *const field_names[_FF_MAX] = {
+	[FF_PROTO] = "proto", [FF_FAMILY] = "family", [FF_SRC] = "src", [FF_SPORT] = "sport",
+	[FF_DST] = "dst", [FF_DPORT] = "dport", [FF_COMMUNITY_ID] = "community_id", [FF_PID] = "pid",
+	[FF_TID] = "tid", [FF_UID] = "uid", [FF_GID] = "gid", [FF_USER] = "user", [FF_COMM] = "comm",
+	[FF_EXE] = "exe", [FF_CMDLINE] = "cmdline", [FF_PPID] = "ppid", [FF_CGROUP_ID] = "cgroup_id",
+	[FF_CGROUP] = "cgroup", [FF_UNIT] = "unit", [FF_SLICE] = "slice", [FF_USER_UNIT] = "user_unit",
+	[FF_POD_UID] = "pod_uid", [FF_CONTAINER] = "container", [FF_NETNS] = "netns",
+	[FF_SOCKET_COOKIE] = "socket_cookie", [FF_START_TIME] = "start_time", [FF_BOOT_ID] = "boot_id",
+	[FF_FIRST_SEEN] = "first_seen", [FF_LAST_SEEN] = "last_seen", [FF_ALIVE] = "alive",
+	[FF_PID_REUSED] = "pid_reused", [FF_PREVIOUS_PID] = "previous_pid", [FF_EXE_SOURCE] = "exe_source",
+	[FF_ANCESTORS] = "ancestors", [FF_CREATOR] = "creator", [FF_DOMAIN] = "domain", [FF_SEEN] = "seen",
+	[FF_IN_MAP] = "in_map",
+};
+
+static int field_of(const char *name)
+{
+	/* the first byte first: a few strcmp() per name instead of 38 */
+	for (int i = 0; i < _FF_MAX; i++)
+		if (field_names[i][0] == name[0] && streq(field_names[i], name))
+			return i;
+	return -1;
+}
+
+int flow_fields_parse(json_object *req, uint64_t *ret, char *err, size_t errlen)
+{
+	uint64_t fields = 0;
+	json_object *v;
+	size_t n;
+
+	if (!json_object_object_get_ex(req, "fields", &v)) {
+		*ret = FLOW_FIELDS_ALL;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_array) || (n = json_object_array_length(v)) == 0) {
+		snprintf(err, errlen, "\"fields\" must be a non-empty array of FLOW member names");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		const char *name;
+		int b;
+
+		if (!json_object_is_type(e, json_type_string)) {
+			snprintf(err, errlen, "\"fields\" must hold strings: FLOW member names");
+			return -EINVAL;
+		}
+		name = json_object_get_string(e);
+		b = field_of(name);
+		if (b < 0) {
+			/* a request is valid UTF-8: cut at a character, not a byte */
+			snprintf(err, errlen, "unknown field \"%.*s\" in \"fields\" (a FLOW member name: pid, comm, "
+				 "exe, container, domain, ...)", (int)utf8_cut(name, strnlen(name, 64)), name);
+			return -EINVAL;
+		}
+		fields |= UINT64_C(1) << b;
+	}
+	*ret = fields;
+	return 0;
+}
+
+/* A HISTORY ROW is flat and names some FLOW members its own way; its
+ * row_id stays, whatever was asked: it names the row. */
+static bool member_wanted(const char *k, uint64_t fields)
+{
+	int b = field_of(k);
+
+	if (b < 0 && streq(k, "cgroup_path"))
+		b = FF_CGROUP;
+	else if (b < 0 && strncmp(k, "container_", 10) == 0)
+		b = FF_CONTAINER;
+	return b >= 0 ? WANT(fields, b) : streq(k, "row_id");
+}
+
+void flow_fields_filter(json_object *flow, uint64_t fields)
+{
+	struct lh_entry *e, *next;
+
+	if (fields == FLOW_FIELDS_ALL || !json_object_is_type(flow, json_type_object))
+		return;
+	/* deleting the current entry is safe when the next is taken first */
+	for (e = json_object_get_object(flow)->head; e; e = next) {
+		next = e->next;
+		if (!member_wanted((const char *)lh_entry_k(e), fields))
+			json_object_object_del(flow, (const char *)lh_entry_k(e));
+	}
 }
 
 bool watch_filter_match(const struct watch_filter *w, const struct flow *f)

@@ -26,6 +26,10 @@ struct jsonw {
 
 void jw_init(struct jsonw *w);
 void jw_free(struct jsonw *w);
+/* Append to a buffer someone else owns (malloc'd, grown with realloc):
+ * afterwards w->buf, w->len and w->cap are its new state. No allocation
+ * per answer when the buffer is a client's output buffer. */
+void jw_attach(struct jsonw *w, char *buf, size_t len, size_t cap);
 
 void jw_obj_begin(struct jsonw *w);
 void jw_obj_end(struct jsonw *w);
@@ -40,6 +44,8 @@ void jw_int(struct jsonw *w, int64_t v);
 void jw_double(struct jsonw *w, double v);
 void jw_bool(struct jsonw *w, bool v);
 void jw_null(struct jsonw *w);
+/* A value given as JSON text that is valid already (json-c's rendering). */
+void jw_raw(struct jsonw *w, const char *s, size_t n);
 
 /* key + value in one call, for objects */
 void jw_kstr(struct jsonw *w, const char *key, const char *s);

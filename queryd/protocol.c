@@ -5,6 +5,7 @@
  * only and never closes the connection (a line over 64 KiB aside).
  */
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -158,9 +159,27 @@ static int flow_in_map(struct manager *m, const struct flow *f)
 	return flow_query_lookup(&q, m->maps.v4_fd, m->maps.v6_fd, &pid) > 0 && pid == f->ev.pid;
 }
 
+/* {"ok":true,"found":true,"flow":FLOW} written straight into the client's
+ * output: the hot path of a lookup allocates nothing and builds no tree. */
+static void answer_flow(struct manager *m, struct client *c, const struct flow *f, int in_map,
+			json_object *vid)
+{
+	struct jsonw *w = client_answer_begin(c);
+
+	m->lookups_found++;
+	if (!w)
+		return; /* the client is gone: nobody to answer */
+	jw_kbool(w, "ok", true);
+	jw_kbool(w, "found", true);
+	jw_key(w, "flow");
+	flow_write(w, m, f, in_map, c->answer_fields);
+	client_answer_end(c, vid);
+}
+
 /* "lookup" by "community_id" alone: the index's second table, or with
- * "at" the history (a reader job). */
-static json_object *lookup_community_id(struct manager *m, struct client *c, json_object *req, json_object *vcid)
+ * "at" the history (a reader job). NULL when answered (answer_flow). */
+static json_object *lookup_community_id(struct manager *m, struct client *c, json_object *req, json_object *vcid,
+					json_object *vid)
 {
 	static const char *const tuple[] = { "dst", "sport", "dport", "proto" };
 	json_object *vat, *ans;
@@ -187,16 +206,29 @@ static json_object *lookup_community_id(struct manager *m, struct client *c, jso
 	}
 	if (f && m->cfg.no_tcp && f->ev.protocol == CONNPID_PROTO_TCP)
 		f = NULL;
-	ans = ok_answer();
-	json_object_object_add(ans, "found", json_object_new_boolean(f != NULL));
 	if (f) {
-		json_object_object_add(ans, "flow", flow_to_json(m, f, flow_in_map(m, f)));
-		m->lookups_found++;
+		answer_flow(m, c, f, flow_in_map(m, f), vid);
+		return NULL;
 	}
+	ans = ok_answer();
+	json_object_object_add(ans, "found", json_object_new_boolean(false));
 	return ans;
 }
 
-static json_object *op_lookup(struct manager *m, struct client *c, json_object *req)
+/* The request's "fields" into c->answer_fields. */
+static json_object *take_fields(struct client *c, json_object *req)
+{
+	char err[256];
+
+	if (flow_fields_parse(req, &c->answer_fields, err, sizeof(err)) < 0) {
+		c->answer_fields = FLOW_FIELDS_ALL;
+		return protocol_error("invalid_argument", "%s", err);
+	}
+	return NULL;
+}
+
+/* NULL: answered already (answer_flow) or deferred (client_defer). */
+static json_object *op_lookup(struct manager *m, struct client *c, json_object *req, json_object *vid)
 {
 	json_object *vdst, *vproto, *vat, *vcid, *ans;
 	char sport[32], dport[32], proto[16] = "tcp";
@@ -206,8 +238,11 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 	__u32 pid = 0;
 	int r, in_map;
 
+	ans = take_fields(c, req);
+	if (ans)
+		return ans;
 	if (json_object_object_get_ex(req, "community_id", &vcid))
-		return lookup_community_id(m, c, req, vcid);
+		return lookup_community_id(m, c, req, vcid, vid);
 	if (!json_object_object_get_ex(req, "dst", &vdst) || !json_object_is_type(vdst, json_type_string))
 		return protocol_error("invalid_argument", "lookup needs \"dst\": an IP address string");
 	if (get_port(req, "sport", sport, sizeof(sport)) < 0 || get_port(req, "dport", dport, sizeof(dport)) < 0)
@@ -259,23 +294,21 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 		f = flow_index_find(m->flows, &k);
 	}
 
-	ans = ok_answer();
 	if (in_map && f && f->ev.pid == pid) {
-		json_object_object_add(ans, "found", json_object_new_boolean(true));
-		json_object_object_add(ans, "flow", flow_to_json(m, f, 1));
-	} else if (in_map) {
+		answer_flow(m, c, f, 1, vid);
+		return NULL;
+	}
+	if (!in_map && f) {
+		/* Evicted from the LRU map, still described by its event. */
+		answer_flow(m, c, f, 0, vid);
+		return NULL;
+	}
+	ans = ok_answer();
+	if (in_map)
 		/* No event for it here: the history may describe it (on the
 		 * reader thread, the client deferred), else /proc. */
 		return history_map_hit(m, c, &q, pid, ans);
-	} else if (f) {
-		/* Evicted from the LRU map, still described by its event. */
-		json_object_object_add(ans, "found", json_object_new_boolean(true));
-		json_object_object_add(ans, "flow", flow_to_json(m, f, 0));
-	} else {
-		json_object_object_add(ans, "found", json_object_new_boolean(false));
-		return ans;
-	}
-	m->lookups_found++;
+	json_object_object_add(ans, "found", json_object_new_boolean(false));
 	return ans;
 }
 
@@ -359,8 +392,11 @@ static json_object *op_recent(struct manager *m, json_object *req)
 	struct flow *f, *last = NULL;
 	bool truncated = false;
 	char err[256], cursor[160];
+	uint64_t fields;
 	int r;
 
+	if (flow_fields_parse(req, &fields, err, sizeof(err)) < 0)
+		return protocol_error("invalid_argument", "%s", err);
 	r = get_int_member(req, "limit", 1, RECENT_MAX, &limit);
 	if (r < 0 && r != -ENOENT)
 		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
@@ -379,7 +415,7 @@ static json_object *op_recent(struct manager *m, json_object *req)
 
 		if (!watch_filter_match(&w, f))
 			continue;
-		o = flow_to_json(m, f, -1);
+		o = flow_to_json_fields(m, f, -1, fields);
 		if (!o)
 			break;
 		(void)json_object_to_json_string_length(o, JSON_LINE_FLAGS, &len);
@@ -408,9 +444,13 @@ static json_object *op_watch(struct manager *m, struct client *c, json_object *r
 	struct watch_filter w;
 	json_object *v, *ans;
 	char err[256];
+	uint64_t fields;
 
 	if (watch_filter_parse(json_object_object_get_ex(req, "filter", &v) ? v : NULL, &w, err, sizeof(err)) < 0)
 		return protocol_error("invalid_argument", "%s", err);
+	if (flow_fields_parse(req, &fields, err, sizeof(err)) < 0)
+		return protocol_error("invalid_argument", "%s", err);
+	c->watch_fields = fields;
 	if (!c->watching)
 		m->n_watchers++;
 	c->watching = true;
@@ -720,6 +760,40 @@ static json_object *op_test_defer(struct manager *m, struct client *c)
 	return NULL;
 }
 
+/* One tokener for every request of the process (the loop thread parses
+ * them all): a new one per line cost a 1 KiB calloc, and with it a
+ * malloc_consolidate() pass, each time (tests/bench/lookup-bench). */
+static json_object *parse_request(const char *line, enum json_tokener_error *ret_err)
+{
+	static json_tokener *tok;
+	json_object *o;
+
+	if (!tok) {
+		/* json-c switches to the C locale around every parse, by
+		 * duplocale() and newlocale() of the thread's locale: a tenth
+		 * of a request's CPU, under a global lock. queryd never calls
+		 * setlocale(), so its locale is "C" anyway; naming it as the
+		 * C locale object turns that dance into no-ops (glibc returns
+		 * the object itself, allocating nothing). */
+		locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+
+		if (c_locale)
+			(void)uselocale(c_locale);
+		tok = json_tokener_new();
+		if (!tok)
+			return json_tokener_parse_verbose(line, ret_err);
+	}
+	/* as json_tokener_parse_verbose(): whatever follows the value is not looked at */
+	json_tokener_reset(tok);
+	o = json_tokener_parse_ex(tok, line, -1);
+	*ret_err = json_tokener_get_error(tok);
+	if (*ret_err != json_tokener_success) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 void protocol_handle_line(struct manager *m, struct client *c, char *line, size_t len)
 {
 	_cleanup_json_ json_object *req = NULL, *ans = NULL;
@@ -733,6 +807,7 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 	if (len == 0)
 		return;
 	m->requests++;
+	c->answer_fields = FLOW_FIELDS_ALL;
 
 	/* JSON is UTF-8 (RFC 8259), and json-c does not check: bytes that
 	 * are not would come back in errors and echoed ids. */
@@ -740,7 +815,7 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		ans = protocol_error("bad_json", "request is not valid JSON: not UTF-8");
 		goto out;
 	}
-	req = json_tokener_parse_verbose(line, &jerr);
+	req = parse_request(line, &jerr);
 	if (!req) {
 		/* json-c parses the valid JSON `null` to NULL with success */
 		if (jerr == json_tokener_success)
@@ -772,11 +847,21 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		goto out;
 	}
 	if (streq(op, "ping")) {
-		ans = ok_answer();
-		json_object_object_add(ans, "pong", json_object_new_boolean(true));
-		json_object_object_add(ans, "version", json_object_new_string(CONNPID_VERSION));
-	} else if (streq(op, "lookup"))
-		ans = op_lookup(m, c, req);
+		struct jsonw *w = client_answer_begin(c);
+
+		/* written in place, as a found lookup is */
+		if (w) {
+			jw_kbool(w, "ok", true);
+			jw_kbool(w, "pong", true);
+			jw_kstr(w, "version", CONNPID_VERSION);
+			client_answer_end(c, vid);
+		}
+		return;
+	} else if (streq(op, "lookup")) {
+		ans = op_lookup(m, c, req, vid);
+		if (!ans && !c->deferred)
+			return; /* answered in place */
+	}
 	else if (streq(op, "recent"))
 		ans = slow_enqueue(m, c, req, op_recent);
 	else if (streq(op, "history"))

@@ -188,11 +188,11 @@ static void output_shed(struct manager *m)
 	}
 }
 
-int client_send(struct client *c, json_object *o)
+/* Room for len more bytes after the queued output. <0: the client was
+ * dropped (it stopped reading, or out of memory). */
+static int client_out_reserve(struct client *c, size_t len)
 {
-	size_t len;
-	const char *s = json_object_to_json_string_length(o, JSON_LINE_FLAGS, &len);
-	size_t pending = c->out_len - c->out_off;
+	size_t pending = client_pending(c);
 
 	if (c->dead)
 		return -EPIPE;
@@ -209,7 +209,7 @@ int client_send(struct client *c, json_object *o)
 		c->out_off = c->out_len = 0;
 	if (pending == 0)
 		(void)sd_event_now(c->m->event, CLOCK_MONOTONIC, &c->out_since);
-	if (c->out_len + len + 1 > c->out_cap) {
+	if (c->out_len + len > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		char *p;
 
@@ -219,7 +219,7 @@ int client_send(struct client *c, json_object *o)
 			c->out_len = pending;
 			c->out_off = 0;
 		}
-		while (cap < c->out_len + len + 1)
+		while (cap < c->out_len + len)
 			cap *= 2;
 		if (cap != c->out_cap) {
 			p = realloc(c->out, cap);
@@ -231,23 +231,86 @@ int client_send(struct client *c, json_object *o)
 			c->out_cap = cap;
 		}
 	}
-	memcpy(c->out + c->out_len, s, len);
-	c->out[c->out_len + len] = '\n';
-	c->out_len += len + 1;
-	c->m->output_queued += len + 1;
+	return 0;
+}
+
+/* len bytes were appended to out: count them, shed if all is too much. */
+static int client_out_commit(struct client *c, size_t len)
+{
+	c->out_len += len;
+	c->m->output_queued += len;
 	if (c->m->output_queued > OUTPUT_MAX_TOTAL)
 		output_shed(c->m);
 	return c->dead ? -ENOBUFS : 0;
 }
 
+int client_send_text(struct client *c, const char *s, size_t len)
+{
+	int r = client_out_reserve(c, len + 1);
+
+	if (r < 0)
+		return r;
+	memcpy(c->out + c->out_len, s, len);
+	c->out[c->out_len + len] = '\n';
+	return client_out_commit(c, len + 1);
+}
+
+int client_send(struct client *c, json_object *o)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(o, JSON_LINE_FLAGS, &len);
+
+	return client_send_text(c, s, len);
+}
+
+/* Room kept free before an answer is written in place: most answers fit,
+ * so the writer seldom reallocates. */
+#define ANSWER_ROOM 2048
+
+struct jsonw *client_answer_begin(struct client *c)
+{
+	if (client_out_reserve(c, ANSWER_ROOM) < 0)
+		return NULL;
+	jw_attach(&c->ow, c->out, c->out_len, c->out_cap);
+	jw_obj_begin(&c->ow);
+	return &c->ow;
+}
+
+void client_answer_end(struct client *c, json_object *id)
+{
+	struct jsonw *w = &c->ow;
+	size_t start = c->out_len;
+
+	if (id) {
+		size_t n = 0;
+		const char *s = json_object_to_json_string_length(id, JSON_LINE_FLAGS, &n);
+
+		jw_key(w, "id");
+		jw_raw(w, s, n);
+	}
+	jw_obj_end(w);
+	/* the buffer may have moved; it is the client's either way */
+	c->out = w->buf;
+	c->out_cap = w->cap;
+	if (w->oom || w->len + 1 > w->cap) {
+		client_mark_dead(c);
+		return;
+	}
+	c->out[w->len] = '\n'; /* jsonw keeps room for its NUL */
+	(void)client_out_commit(c, w->len + 1 - start);
+}
+
 void client_answer(struct client *c, json_object *ans, json_object *id)
 {
-	json_object *ok;
+	json_object *ok, *flow;
 
 	if (!ans)
 		return;
 	if (id)
 		json_object_object_add(ans, "id", json_object_get(id));
+	/* a map hit or a history row: a json-c tree, filtered here */
+	if (c->answer_fields != FLOW_FIELDS_ALL && json_object_object_get_ex(ans, "flow", &flow))
+		flow_fields_filter(flow, c->answer_fields);
 	/* The last word on what leaves: json-c built parts of this answer
 	 * from bytes we did not choose (history rows, pin names, errors). */
 	json_sanitize(ans);
@@ -419,20 +482,31 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f);
 
 void manager_broadcast_flow(struct manager *m, const struct flow *f)
 {
-	json_object *line = NULL;
+	struct jsonw w;
+	uint64_t fields = 0;
+	bool rendered = false;
 
 	if (m->n_watchers == 0)
 		return;
+	jw_init(&w);
 	for (struct client *c = m->clients, *next; c; c = next) {
 		next = c->next;
 		if (!c->watching || c->dead || !watch_filter_match(&c->filter, f))
 			continue;
-		if (!line) {
-			line = json_object_new_object();
-			json_object_object_add(line, "event", json_object_new_string("flow"));
-			json_object_object_add(line, "flow", flow_to_json(m, f, -1));
+		/* rendered once for all watchers asking the same members */
+		if (!rendered || fields != c->watch_fields) {
+			fields = c->watch_fields;
+			w.len = 0;
+			w.depth = 0;
+			w.first[0] = true;
+			jw_obj_begin(&w);
+			jw_kstr(&w, "event", "flow");
+			jw_key(&w, "flow");
+			flow_write(&w, m, f, -1, fields);
+			jw_obj_end(&w);
+			rendered = true;
 		}
-		if (client_send(c, line) < 0 || client_flush(c) < 0) {
+		if (w.oom || client_send_text(c, w.buf, w.len) < 0 || client_flush(c) < 0) {
 			/* Never freed here: the client may be the one whose request
 			 * caused this drain. The reaper frees it after dispatch. */
 			m->watch_events_dropped++;
@@ -441,7 +515,7 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f)
 		}
 		client_update_events(c);
 	}
-	json_object_put(line);
+	jw_free(&w);
 }
 
 /* The peer's supplementary groups as the kernel saw them at connect().
@@ -532,6 +606,7 @@ static int accept_one(struct manager *m, int fd)
 	}
 	c->m = m;
 	c->id = ++m->next_client_id;
+	c->answer_fields = c->watch_fields = FLOW_FIELDS_ALL;
 	c->fd = cfd;
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 		c->uid = cred.uid;
