@@ -13,14 +13,14 @@ meson compile -C build >/dev/null
 B=build
 mkdir -p /var/lib/connpid
 $B/loader/connpid-loader
-if ! $B/queryd/connpidctl ping >/dev/null 2>&1; then
+if ! $B/queryd/ctl/connpidctl ping >/dev/null 2>&1; then
   nohup $B/queryd/connpid-queryd >/var/log/connpid-queryd.log 2>&1 &
-  for _ in $(seq 50); do $B/queryd/connpidctl ping >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 50); do $B/queryd/ctl/connpidctl ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 echo "== connpid-queryd is up (log: /var/log/connpid-queryd.log)"
 
 # A live connection, then the question a proxy would ask about it.
-python3 - "$B/queryd/connpidctl" <<'PY'
+python3 - "$B/queryd/ctl/connpidctl" <<'PY'
 import socket, subprocess, sys
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
 c = socket.create_connection(l.getsockname())
@@ -41,4 +41,4 @@ while True:
 ' &
 gen=$!
 trap 'kill $gen 2>/dev/null' EXIT
-$B/queryd/connpidctl watch
+$B/queryd/ctl/connpidctl watch

@@ -13,7 +13,7 @@ build_dir=$(cd "$build_dir" && pwd)
 
 loader="$build_dir/loader/connpid-loader"
 queryd="$build_dir/queryd/connpid-queryd"
-ctl="$build_dir/queryd/connpidctl"
+ctl="$build_dir/queryd/ctl/connpidctl"
 bench="$build_dir/tests/bench/connpid-bench"
 
 for f in "$loader" "$queryd" "$ctl"; do

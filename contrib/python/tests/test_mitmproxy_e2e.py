@@ -5,7 +5,7 @@
 
     CONNPID_LOADER=build/loader/connpid-loader \\
     CONNPID_QUERYD=build/queryd/connpid-queryd \\
-    CONNPIDCTL=build/queryd/connpidctl \\
+    CONNPIDCTL=build/queryd/ctl/connpidctl \\
         python3 contrib/python/tests/test_mitmproxy_e2e.py [CASE...]
 
 Cases: regular, transparent, restart, allow-exe (default: all).
