@@ -906,8 +906,10 @@ static void *writer_main(void *arg)
 		/* At or past retention, every write batch is followed by a prune
 		 * of more rows than it wrote, so the table shrinks back to the
 		 * limit and stays there even at full ingest (a fixed batch every
-		 * 200 ms did ~25k rows/s). */
-		if ((now >= next_prune || (behind && since_prune > 0)) && !stop) {
+		 * 200 ms did ~25k rows/s). With a row limit every batch checks
+		 * (an indexed no-op under the limit): a timer would let a burst
+		 * run millions of rows past it before the next look. */
+		if ((now >= next_prune || (since_prune > 0 && (behind || s->opt.retain_rows > 0))) && !stop) {
 			size_t want = behind ? MIN(since_prune + PRUNE_BATCH, (size_t)PRUNE_MAX) : PRUNE_BATCH;
 
 			pthread_mutex_unlock(&s->lock);
