@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "flowkey.h"
+#include "jsonw.h"
 #include "log.h"
 #include "macro.h"
 #include "store-internal.h"
@@ -378,7 +379,10 @@ static int run_history(struct store *s, struct store_job *j)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return store_sqlite_to_errno(rc);
-	return (int)json_object_array_length(j->rows);
+	r = (int)json_object_array_length(j->rows);
+	/* up to 1 MiB of rows: checked and rendered here, not on the loop */
+	j->rows = json_prerender(j->rows);
+	return r;
 }
 
 /* Who owned a flow at `at`: the newest row at or before it, walking the
