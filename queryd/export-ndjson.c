@@ -177,7 +177,8 @@ static void flush(struct export_ndjson *x)
 	}
 	if (r < 0)
 		x->stats.errors++;
-	memmove(x->buf, x->buf + off, x->len - off);
+	if (off > 0 && off < x->len)
+		memmove(x->buf, x->buf + off, x->len - off);
 	x->len -= off;
 	/* the disk refuses: keep what is bounded, count the rest */
 	if (x->len > BUFFER_MAX) {

@@ -374,6 +374,7 @@ static json_object *sanitize_value(json_object *v)
 
 void json_sanitize(json_object *o)
 {
-	if (o && json_object_is_type(o, json_type_object))
+	/* containers are mended in place; a bare value has no place to mend */
+	if (o && (json_object_is_type(o, json_type_object) || json_object_is_type(o, json_type_array)))
 		(void)sanitize_value(o);
 }
