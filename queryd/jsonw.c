@@ -356,7 +356,13 @@ static json_object *sanitize_value(json_object *v)
 {
 	switch (json_object_get_type(v)) {
 	case json_type_double:
-		return isfinite(json_object_get_double(v)) ? v : NULL;
+		if (!isfinite(json_object_get_double(v)))
+			return NULL;
+		/* json-c writes a parsed number back as its source text, which
+		 * its lenient parser took as given ("031e" is written "031"):
+		 * our own rendering of the value instead */
+		(void)json_object_set_double(v, json_object_get_double(v));
+		return v;
 	case json_type_string:
 		sanitize_string(v);
 		break;
@@ -374,7 +380,8 @@ static json_object *sanitize_value(json_object *v)
 
 void json_sanitize(json_object *o)
 {
-	/* containers are mended in place; a bare value has no place to mend */
-	if (o && (json_object_is_type(o, json_type_object) || json_object_is_type(o, json_type_array)))
+	/* containers and numbers are mended in place; a bare string is ours */
+	if (o && (json_object_is_type(o, json_type_object) || json_object_is_type(o, json_type_array) ||
+		  json_object_is_type(o, json_type_double)))
 		(void)sanitize_value(o);
 }

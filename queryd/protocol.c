@@ -835,6 +835,9 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 				     "beyond a double's range (1e999) are not JSON");
 		goto out;
 	}
+	/* The id goes back as given, through every answer path (also the
+	 * ones written without a tree): numbers in our own rendering. */
+	json_sanitize(vid);
 	if (!json_object_object_get_ex(req, "op", &vop) || !json_object_is_type(vop, json_type_string)) {
 		ans = protocol_error("bad_request", "request needs \"op\": a string");
 		goto out;
