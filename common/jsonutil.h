@@ -14,6 +14,13 @@ static inline void json_putp(json_object **o)
 }
 #define _cleanup_json_ __attribute__((cleanup(json_putp)))
 
+/* A counter as a member (json-c has no unsigned 64-bit type; counters
+ * stay far below 2^63). */
+static inline void json_add_u64(json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
 /* One line per object, and paths without "\/". */
 #define JSON_LINE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 

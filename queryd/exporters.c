@@ -93,11 +93,6 @@ void manager_export_flow(struct manager *m, const struct flow *f)
 		exporters_flow(m->exporters, flow, journal);
 }
 
-static void add_u64(json_object *o, const char *k, uint64_t v)
-{
-	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
-}
-
 json_object *exporters_stats_json(const struct exporters *x)
 {
 	json_object *o = json_object_new_object();
@@ -107,9 +102,9 @@ json_object *exporters_stats_json(const struct exporters *x)
 		json_object *j = json_object_new_object();
 
 		export_journal_get_stats(x->journal, &s);
-		add_u64(j, "sent", s.sent);
-		add_u64(j, "dropped", s.dropped);
-		add_u64(j, "errors", s.errors);
+		json_add_u64(j, "sent", s.sent);
+		json_add_u64(j, "dropped", s.dropped);
+		json_add_u64(j, "errors", s.errors);
 		json_object_object_add(o, "journal", j);
 	}
 	if (x && x->ndjson) {
@@ -117,11 +112,11 @@ json_object *exporters_stats_json(const struct exporters *x)
 		json_object *j = json_object_new_object();
 
 		export_ndjson_get_stats(x->ndjson, &s);
-		add_u64(j, "lines", s.lines);
-		add_u64(j, "bytes", s.bytes);
-		add_u64(j, "rotations", s.rotations);
-		add_u64(j, "errors", s.errors);
-		add_u64(j, "dropped", s.dropped);
+		json_add_u64(j, "lines", s.lines);
+		json_add_u64(j, "bytes", s.bytes);
+		json_add_u64(j, "rotations", s.rotations);
+		json_add_u64(j, "errors", s.errors);
+		json_add_u64(j, "dropped", s.dropped);
 		json_object_object_add(o, "ndjson", j);
 	}
 	return o;

@@ -460,11 +460,6 @@ static json_object *op_watch(struct manager *m, struct client *c, json_object *r
 	return ans;
 }
 
-static void add_u64(json_object *o, const char *k, __u64 v)
-{
-	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
-}
-
 static json_object *op_stats(struct manager *m)
 {
 	json_object *ans = ok_answer(), *s = json_object_new_object(), *k = json_object_new_object();
@@ -483,28 +478,28 @@ static json_object *op_stats(struct manager *m)
 	uint64_t mono_now = 0;
 
 	(void)manager_ringbuf_drain(m);
-	add_u64(s, "events_received", m->events_received);
-	add_u64(s, "lookups", m->lookups);
-	add_u64(s, "lookups_found", m->lookups_found);
-	add_u64(s, "requests", m->requests);
-	add_u64(s, "request_errors", m->request_errors);
-	add_u64(s, "clients", m->n_clients);
-	add_u64(s, "clients_total", m->clients_total);
-	add_u64(s, "watchers", m->n_watchers);
-	add_u64(s, "clients_dropped_slow", m->clients_dropped_slow);
-	add_u64(s, "clients_dropped_output_cap", m->clients_dropped_output_cap);
-	add_u64(s, "output_queued_bytes", m->output_queued);
-	add_u64(s, "ring_budget_stops", m->ring_budget_stops);
-	add_u64(s, "accept_starved", m->accept_starved);
-	add_u64(s, "index_flows", flow_index_size(m->flows));
-	add_u64(s, "index_capacity", flow_index_capacity(m->flows));
-	add_u64(s, "index_evictions", flow_index_evictions(m->flows));
-	add_u64(s, "processes", proc_cache_size(m->procs));
-	add_u64(s, "proc_reads", proc_cache_reads(m->procs));
-	add_u64(s, "dns_responses", m->dns_responses);
-	add_u64(s, "dns_malformed", m->dns_malformed);
-	add_u64(s, "dns_truncated", m->dns_truncated);
-	add_u64(s, "dns_getaddrinfo", m->dns_getaddrinfo);
+	json_add_u64(s, "events_received", m->events_received);
+	json_add_u64(s, "lookups", m->lookups);
+	json_add_u64(s, "lookups_found", m->lookups_found);
+	json_add_u64(s, "requests", m->requests);
+	json_add_u64(s, "request_errors", m->request_errors);
+	json_add_u64(s, "clients", m->n_clients);
+	json_add_u64(s, "clients_total", m->clients_total);
+	json_add_u64(s, "watchers", m->n_watchers);
+	json_add_u64(s, "clients_dropped_slow", m->clients_dropped_slow);
+	json_add_u64(s, "clients_dropped_output_cap", m->clients_dropped_output_cap);
+	json_add_u64(s, "output_queued_bytes", m->output_queued);
+	json_add_u64(s, "ring_budget_stops", m->ring_budget_stops);
+	json_add_u64(s, "accept_starved", m->accept_starved);
+	json_add_u64(s, "index_flows", flow_index_size(m->flows));
+	json_add_u64(s, "index_capacity", flow_index_capacity(m->flows));
+	json_add_u64(s, "index_evictions", flow_index_evictions(m->flows));
+	json_add_u64(s, "processes", proc_cache_size(m->procs));
+	json_add_u64(s, "proc_reads", proc_cache_reads(m->procs));
+	json_add_u64(s, "dns_responses", m->dns_responses);
+	json_add_u64(s, "dns_malformed", m->dns_malformed);
+	json_add_u64(s, "dns_truncated", m->dns_truncated);
+	json_add_u64(s, "dns_getaddrinfo", m->dns_getaddrinfo);
 	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &mono_now);
 	json_object_object_add(s, "uptime_seconds",
 			       json_object_new_double((double)(mono_now - m->started_mono_us) / 1e6));
@@ -516,15 +511,15 @@ static json_object *op_stats(struct manager *m)
 			__u64 v = 0;
 
 			if (connpid_stats_read(m->maps.stats_fd, i, &v) == 0)
-				add_u64(k, names[i], v);
+				json_add_u64(k, names[i], v);
 		}
 		if (connpid_map_count_entries(m->maps.v4_fd, &n4) == 0) {
-			add_u64(s, "map_v4_entries", n4);
+			json_add_u64(s, "map_v4_entries", n4);
 			json_object_object_add(s, "map_v4_fill_percent",
 					       m->maps.v4_max_entries ? json_object_new_double(100.0 * n4 / m->maps.v4_max_entries) : NULL);
 		}
 		if (connpid_map_count_entries(m->maps.v6_fd, &n6) == 0) {
-			add_u64(s, "map_v6_entries", n6);
+			json_add_u64(s, "map_v6_entries", n6);
 			json_object_object_add(s, "map_v6_fill_percent",
 					       m->maps.v6_max_entries ? json_object_new_double(100.0 * n6 / m->maps.v6_max_entries) : NULL);
 		}
@@ -538,13 +533,13 @@ static json_object *op_stats(struct manager *m)
 			struct store_stats ss;
 
 			store_get_stats(m->store, &ss);
-			add_u64(h, "rows_queued", ss.rows_queued);
-			add_u64(h, "rows_written", ss.rows_written);
-			add_u64(h, "rows_dropped", ss.rows_dropped);
-			add_u64(h, "rows_pruned", ss.rows_pruned);
-			add_u64(h, "write_errors", ss.write_errors);
-			add_u64(h, "transactions", ss.transactions);
-			add_u64(h, "queue", ss.queue_len);
+			json_add_u64(h, "rows_queued", ss.rows_queued);
+			json_add_u64(h, "rows_written", ss.rows_written);
+			json_add_u64(h, "rows_dropped", ss.rows_dropped);
+			json_add_u64(h, "rows_pruned", ss.rows_pruned);
+			json_add_u64(h, "write_errors", ss.write_errors);
+			json_add_u64(h, "transactions", ss.transactions);
+			json_add_u64(h, "queue", ss.queue_len);
 			json_object_object_add(h, "writable", json_object_new_boolean(ss.writable));
 			json_object_object_add(h, "open", json_object_new_boolean(store_is_open(m->store)));
 			if (ss.last_error)

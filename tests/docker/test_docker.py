@@ -49,6 +49,7 @@ COMPOSE = "cpt-proj"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
 from harness import Interrupted, Skip, binary, cgroup2_mount, check, check_eq, log, mounts  # noqa: E402,F401
+from harness import cmdline_of as cmdline, pid_alive  # noqa: E402
 
 harness.set_log_name("docker")
 
@@ -105,22 +106,6 @@ def read_pids(path):
             return [int(x) for x in f.read().split()]
     except (OSError, ValueError):
         return []
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def wait_gone(pids, timeout):

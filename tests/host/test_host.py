@@ -56,6 +56,7 @@ WORK = os.path.join(HERE, "hostwork.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import harness  # noqa: E402
 from harness import SKIP, Interrupted, Skip, binary, cgroup2_mount, mounts  # noqa: E402
+from harness import cmdline_of, file_bytes, pid_alive  # noqa: E402
 
 harness.set_log_name("host")
 log = harness.log
@@ -292,34 +293,10 @@ def read_lines(path):
     return out
 
 
-def file_bytes(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
 def excerpt(b, n=700):
     if isinstance(b, bytes):
         b = b.decode("utf-8", "backslashreplace")
     return b[-n:]
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def cmdline_of(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def canon(addr):

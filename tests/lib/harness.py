@@ -146,6 +146,33 @@ def proc_start_ticks(pid):
     return int(data[data.rindex(")") + 2:].split()[22 - 3])
 
 
+def pid_alive(pid):
+    """Running, not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline_of(pid):
+    """The command line as one string ("" once gone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def file_bytes(path):
+    """A file's bytes, b"" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def enter_cgroup_fn(cgroup_dir):
     """A Popen preexec_fn that moves the child into cgroup_dir before exec."""
     procs = os.path.join(cgroup_dir, "cgroup.procs")

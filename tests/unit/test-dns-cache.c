@@ -8,17 +8,7 @@
 
 #include "dns-cache.h"
 
-static int failed;
-
-#define CHECK(cond, ...)                                      \
-	do {                                                  \
-		if (!(cond)) {                                \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);         \
-			fputc('\n', stderr);                  \
-			failed++;                             \
-		}                                             \
-	} while (0)
+#include "check.h"
 
 static const unsigned char IP[4] = { 127, 0, 0, 3 };
 /* each answer a second after the last: the newest is known */
@@ -87,6 +77,6 @@ int main(void)
 	CHECK(dns_cache_size(c) <= 100, "size %zu > 100", dns_cache_size(c));
 	CHECK(dns_cache_bytes(c) <= 100 * 1024, "bytes %zu > %d", dns_cache_bytes(c), 100 * 1024);
 	dns_cache_free(c);
-	printf("%d failures\n", failed);
-	return failed ? 1 : 0;
+	printf("%d failures\n", check_failures);
+	return check_failures ? 1 : 0;
 }

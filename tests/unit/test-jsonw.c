@@ -18,17 +18,7 @@
 #include "log.h"
 #include "macro.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                            \
-	do {                                                        \
-		if (!(cond)) {                                      \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);               \
-			fputc('\n', stderr);                        \
-			failures++;                                 \
-		}                                                   \
-	} while (0)
+#include "check.h"
 
 /* Strict UTF-8, the other way round: take the bits, then refuse what is
  * overlong, a surrogate or beyond U+10FFFF. true when all of s is valid. */
@@ -305,8 +295,8 @@ int main(void)
 	test_sanitize();
 	test_new_string();
 	test_text_escape();
-	if (failures) {
-		fprintf(stderr, "%d failures\n", failures);
+	if (check_failures) {
+		fprintf(stderr, "%d failures\n", check_failures);
 		return 1;
 	}
 	printf("ok\n");
