@@ -10,7 +10,7 @@
 
 /* Bumped whenever a layout below changes incompatibly. queryd and
  * connpidctl refuse pins whose meta map carries another version. */
-#define CONNPID_ABI_VERSION 3
+#define CONNPID_ABI_VERSION 4
 
 #define CONNPID_PROTO_TCP 6
 #define CONNPID_PROTO_UDP 17
@@ -50,12 +50,18 @@ enum connpid_source {
 	CONNPID_SRC_SENDMSG = 2,         /* unconnected UDP, cgroup/sendmsg4|6 */
 	CONNPID_SRC_SKB_EGRESS = 3,      /* connected UDP, cgroup_skb/egress */
 	CONNPID_SRC_SEEDED = 4,          /* existed before loading: iter/task_file */
+	CONNPID_SRC_ACCEPT = 5,          /* inbound TCP, accept()/accept4() exit */
 };
 
 #define CONNPID_ANCESTORS 4
 #define CONNPID_EXE_LEN 256
 
 #define CONNPID_EVENT_FLAG_OWNER_CHANGED 0x1 /* key existed with another pid */
+/* An accepted connection (loader --inbound): src_* is the local end (the
+ * listening address and port), dst_* the remote peer, pid the process
+ * that accept()ed it, and creator_* the process that called listen() on
+ * the listener (zero when unknown). Outbound events leave it clear. */
+#define CONNPID_EVENT_FLAG_INBOUND 0x2
 
 /*
  * One ring-buffer event per new flow (or new owner of a known key).
@@ -128,6 +134,7 @@ struct connpid_meta {
 
 #define CONNPID_META_F_IPV6_BLOCKER 0x1
 #define CONNPID_META_F_BLOCK_LOOPBACK6 0x2
+#define CONNPID_META_F_INBOUND 0x4      /* accept() tracking loaded (--inbound) */
 
 /*
  * DNS: one event per DNS response a tracked socket receives (raw message,

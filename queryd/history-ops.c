@@ -18,6 +18,7 @@
 #include "flow-json.h"
 #include "flowkey.h"
 #include "history-ops.h"
+#include "lookup-scope.h"
 #include "jsonutil.h"
 #include "macro.h"
 #include "manager.h"
@@ -136,8 +137,10 @@ static struct store_job *lookup_at_job(struct manager *m, enum store_job_kind ki
 	return j;
 }
 
-json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q, json_object *vat)
+json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q,
+			      const struct lookup_scope *scope, json_object *vat)
 {
+	(void)scope; /* TODO(issue 14): narrow the SQL */
 	json_object *err;
 	struct store_job *j = lookup_at_job(m, STORE_JOB_LOOKUP_AT, vat, &err);
 
@@ -219,8 +222,9 @@ static struct store_job *map_hit_job(struct manager *m, const struct flow_query 
 }
 
 json_object *history_map_hit(struct manager *m, struct client *c, const struct flow_query *q, __u32 pid,
-			     json_object *ans)
+			     const struct lookup_scope *scope, json_object *ans)
 {
+	(void)scope; /* TODO(issue 14): narrow the SQL */
 	struct store_job *j = map_hit_job(m, q, pid);
 
 	/* a lookup never waits for a busy reader: /proc answers then */

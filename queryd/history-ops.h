@@ -11,10 +11,12 @@
 struct manager;
 struct client;
 struct flow_query;
+struct lookup_scope;
 
 json_object *history_op(struct manager *m, struct client *c, json_object *req);
 /* "lookup" with "at": who owned the flow at that time. */
-json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q, json_object *vat);
+json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q,
+			      const struct lookup_scope *scope, json_object *vat);
 /* "lookup" with "community_id" (valid) and "at": the newest flow with
  * that ID (the daemon's seed) first seen at or before `at`. */
 json_object *history_lookup_community_id(struct manager *m, struct client *c, const char *id, json_object *vat);
@@ -22,5 +24,5 @@ json_object *history_lookup_community_id(struct manager *m, struct client *c, co
  * history, or from /proc if the reader is busy. Takes ans ({"ok":true}),
  * adds "found" and "flow" and counts the find. */
 json_object *history_map_hit(struct manager *m, struct client *c, const struct flow_query *q, __u32 pid,
-			     json_object *ans);
+			     const struct lookup_scope *scope, json_object *ans);
 

@@ -273,7 +273,7 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 	if (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP)
 		return protocol_error("unavailable", "TCP reporting is off (--no-tcp)");
 	if (json_object_object_get_ex(req, "at", &vat))
-		return history_lookup_at(m, c, &q, vat);
+		return history_lookup_at(m, c, &q, NULL, vat);
 	if (!m->maps_open)
 		return protocol_error("unavailable", "%s", m->maps_problem[0] ? m->maps_problem : "connpid is not loaded");
 
@@ -307,7 +307,7 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 	if (in_map)
 		/* No event for it here: the history may describe it (on the
 		 * reader thread, the client deferred), else /proc. */
-		return history_map_hit(m, c, &q, pid, ans);
+		return history_map_hit(m, c, &q, pid, NULL, ans);
 	json_object_object_add(ans, "found", json_object_new_boolean(false));
 	return ans;
 }
