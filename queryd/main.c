@@ -2,6 +2,7 @@
 /* connpid-queryd: drain, enrich, index and answer; never detaches. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "parse-util.h"
 
 #define DEFAULT_SOCKET "/run/connpid.sock"
 /* the two LRU maps' default sizes: the index mirrors at most that much */
@@ -66,74 +68,154 @@ static void help(void)
 	       EXPORT_JOURNAL_RATE, EXPORT_JOURNAL_BURST, EXPORT_NDJSON_KEEP);
 }
 
-/* A decimal number in [min, max]; suffix: what may follow it ("/s" for a
- * rate, "KMG" for a size in binary units), NULL for nothing. */
-static int parse_bounded(const char *s, const char *suffix, unsigned long long min, unsigned long long max,
-			 unsigned long long *ret)
+static struct manager_config arg_cfg = {
+	.pin_dir = CONNPID_DEFAULT_PIN_DIR,
+	.socket_path = DEFAULT_SOCKET,
+	.max_flows = DEFAULT_MAX_FLOWS,
+	.max_clients = 1024,
+	.db_path = DEFAULT_DB,
+	.allow_group = DEFAULT_ALLOW_GROUP,
+	.docker_socket = "/var/run/docker.sock",
+	.retain_days = 7,
+	.retain_rows = 10000000,
+};
+static bool arg_verbose;
+
+/* The options that take a number: its bounds, and what may follow it. */
+static const struct numeric_option {
+	int c;
+	const char *name, *suffix, *range;
+	unsigned long long min, max;
+} numeric_options[] = {
+	{ ARG_MAX_FLOWS, "--max-flows", NULL, "1-16777216", 1, 1ULL << 24 },
+	{ ARG_MAX_CLIENTS, "--max-clients", NULL, "1-16777216", 1, 1ULL << 24 },
+	{ ARG_RETAIN_ROWS, "--retain-rows", NULL, "0 or more", 0, ULLONG_MAX },
+	{ ARG_QUERY_BUDGET, "--query-budget-ms", NULL, "1-3600000", 1, 3600000 },
+	{ ARG_COMMUNITY_ID_SEED, "--community-id-seed", NULL, "0-65535", 0, 65535 },
+	{ ARG_JOURNAL_RATE, "--journal-rate", "/s", "1-1000000 per second", 1, JOURNAL_MAX },
+	{ ARG_JOURNAL_BURST, "--journal-burst", NULL, "1-1000000", 1, JOURNAL_MAX },
+	{ ARG_NDJSON_MAX_SIZE, "--ndjson-max-size", "KMG", "4096 to 1099511627776 bytes, K/M/G suffix",
+	  NDJSON_SIZE_MIN, NDJSON_SIZE_MAX },
+	{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX },
+};
+
+static void set_numeric(int c, unsigned long long v)
+{
+	switch (c) {
+	case ARG_MAX_FLOWS:
+		arg_cfg.max_flows = v;
+		break;
+	case ARG_MAX_CLIENTS:
+		arg_cfg.max_clients = v;
+		break;
+	case ARG_RETAIN_ROWS:
+		arg_cfg.retain_rows = v;
+		break;
+	case ARG_QUERY_BUDGET:
+		arg_cfg.query_budget_ms = (unsigned)v;
+		break;
+	case ARG_COMMUNITY_ID_SEED:
+		arg_cfg.community_id_seed = (__u16)v;
+		break;
+	case ARG_JOURNAL_RATE:
+		arg_cfg.journal_rate = (unsigned)v;
+		break;
+	case ARG_JOURNAL_BURST:
+		arg_cfg.journal_burst = (unsigned)v;
+		break;
+	case ARG_NDJSON_MAX_SIZE:
+		arg_cfg.ndjson_max_size = v;
+		break;
+	case ARG_NDJSON_KEEP:
+		arg_cfg.ndjson_keep = (unsigned)v;
+		break;
+	}
+}
+
+/* 1: c was a numeric option, taken; 0: not one; -EINVAL: logged. */
+static int parse_numeric(int c, const char *arg)
 {
 	unsigned long long v;
-	char *end;
 
-	if (!*s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	if (*end && suffix && streq(suffix, "/s") && streq(end, "/s"))
-		end += 2;
-	else if (*end && suffix && !end[1] && strchr("KMG", *end) && strchr(suffix, *end)) {
-		unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : 30;
+	for (size_t i = 0; i < ARRAY_SIZE(numeric_options); i++) {
+		const struct numeric_option *o = &numeric_options[i];
 
-		if (v > (max >> shift))
-			return -ERANGE;
-		v <<= shift;
-		end++;
+		if (o->c != c)
+			continue;
+		if (parse_unsigned(arg, o->suffix, o->min, o->max, &v) < 0)
+			return log_error_errno(-EINVAL, "Invalid %s '%s' (%s)", o->name, arg, o->range);
+		set_numeric(c, v);
+		return 1;
 	}
-	if (*end)
-		return -EINVAL;
-	if (v < min || v > max)
-		return -ERANGE;
-	*ret = v;
 	return 0;
 }
 
-/* The export tuning options; false (logged) when out of range. */
-static bool parse_export_tuning(int c, const char *arg, struct manager_config *cfg)
+static int parse_retain_days(const char *arg)
 {
-	static const struct {
-		int c;
-		const char *name, *suffix, *range;
-		unsigned long long min, max;
-	} opts[] = {
-		{ ARG_JOURNAL_RATE, "--journal-rate", "/s", "1-1000000 per second", 1, JOURNAL_MAX },
-		{ ARG_JOURNAL_BURST, "--journal-burst", NULL, "1-1000000", 1, JOURNAL_MAX },
-		{ ARG_NDJSON_MAX_SIZE, "--ndjson-max-size", "KMG", "4096 to 1099511627776 bytes, K/M/G suffix", NDJSON_SIZE_MIN, NDJSON_SIZE_MAX },
-		{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX },
-	};
-	unsigned long long v;
+	char *end;
 
-	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
-		if (opts[i].c != c)
-			continue;
-		if (parse_bounded(arg, opts[i].suffix, opts[i].min, opts[i].max, &v) < 0) {
-			log_error("Invalid %s '%s' (%s)", opts[i].name, arg, opts[i].range);
-			return false;
-		}
-		if (c == ARG_JOURNAL_RATE)
-			cfg->journal_rate = (unsigned)v;
-		else if (c == ARG_JOURNAL_BURST)
-			cfg->journal_burst = (unsigned)v;
-		else if (c == ARG_NDJSON_MAX_SIZE)
-			cfg->ndjson_max_size = v;
-		else
-			cfg->ndjson_keep = (unsigned)v;
-		return true;
-	}
-	return false;
+	errno = 0;
+	arg_cfg.retain_days = strtod(arg, &end);
+	if (errno || *end || !*arg || !(arg_cfg.retain_days >= 0))
+		return log_error_errno(-EINVAL, "Invalid --retain-days '%s' (0 or more days)", arg);
+	return 0;
 }
 
-int main(int argc, char **argv)
+static int parse_export(const char *arg)
+{
+	if (streq(arg, "journal"))
+		arg_cfg.export_journal = true;
+	else if (startswith(arg, "ndjson:") && arg[7] == '/')
+		arg_cfg.export_ndjson_path = arg + 7;
+	else
+		return log_error_errno(-EINVAL, "Invalid --export '%s' (journal, or ndjson:/ABSOLUTE/PATH)", arg);
+	return 0;
+}
+
+/* The options without a number: 0 taken, -ENOENT not one of them. */
+static int parse_other(int c, const char *arg)
+{
+	switch (c) {
+	case ARG_PIN_DIR:
+		arg_cfg.pin_dir = arg;
+		return 0;
+	case ARG_SOCKET:
+		arg_cfg.socket_path = arg;
+		return 0;
+	case ARG_NO_TCP:
+		arg_cfg.no_tcp = true;
+		return 0;
+	case ARG_NO_DNS:
+		arg_cfg.no_dns = true;
+		return 0;
+	case ARG_NO_DOCKER:
+		arg_cfg.docker_socket = NULL;
+		return 0;
+	case ARG_DOCKER_SOCKET:
+		arg_cfg.docker_socket = arg;
+		return 0;
+	case ARG_DB:
+		arg_cfg.db_path = arg;
+		return 0;
+	case ARG_ALLOW_GROUP:
+		arg_cfg.allow_group = arg;
+		return 0;
+	case ARG_NO_STORE:
+		arg_cfg.db_path = NULL;
+		return 0;
+	case ARG_RETAIN_DAYS:
+		return parse_retain_days(arg);
+	case ARG_EXPORT:
+		return parse_export(arg);
+	case 'v':
+		arg_verbose = true;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* 1: run; 0: done (--help, --version); < 0: bad arguments, logged. */
+static int parse_argv(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "pin-dir", required_argument, NULL, ARG_PIN_DIR },
@@ -161,21 +243,46 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct manager_config cfg = {
-		.pin_dir = CONNPID_DEFAULT_PIN_DIR,
-		.socket_path = DEFAULT_SOCKET,
-		.max_flows = DEFAULT_MAX_FLOWS,
-		.max_clients = 1024,
-		.db_path = DEFAULT_DB,
-		.allow_group = DEFAULT_ALLOW_GROUP,
-		.docker_socket = "/var/run/docker.sock",
-		.retain_days = 7,
-		.retain_rows = 10000000,
-	};
-	struct manager *m = NULL;
-	bool verbose = false;
-	char *end;
 	int c, r;
+
+	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
+		if (c == 'h') {
+			help();
+			return 0;
+		}
+		if (c == ARG_VERSION) {
+			printf("connpid-queryd %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
+			return 0;
+		}
+		r = parse_numeric(c, optarg);
+		if (r == 0)
+			r = parse_other(c, optarg);
+		if (r == -ENOENT)
+			return -EINVAL; /* getopt_long() said what was wrong */
+		if (r < 0)
+			return r;
+	}
+	if (optind < argc)
+		return log_error_errno(-EINVAL, "Unexpected argument '%s' (see --help)", argv[optind]);
+	return 1;
+}
+
+/* A pidfd per indexed process: take the hard limit, as systemd allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_debug_errno(negative_errno(), "Cannot raise RLIMIT_NOFILE: %m");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct manager *m = NULL;
+	int r;
 
 	log_set_program("connpid-queryd");
 	/* Under systemd stderr is the journal: give it levels, not a name. */
@@ -183,131 +290,13 @@ int main(int argc, char **argv)
 		log_set_program(NULL);
 		log_set_prefix_levels(true);
 	}
-	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
-		switch (c) {
-		case ARG_PIN_DIR:
-			cfg.pin_dir = optarg;
-			break;
-		case ARG_SOCKET:
-			cfg.socket_path = optarg;
-			break;
-		case ARG_NO_TCP:
-			cfg.no_tcp = true;
-			break;
-		case ARG_NO_DNS:
-			cfg.no_dns = true;
-			break;
-		case ARG_NO_DOCKER:
-			cfg.docker_socket = NULL;
-			break;
-		case ARG_DOCKER_SOCKET:
-			cfg.docker_socket = optarg;
-			break;
-		case ARG_DB:
-			cfg.db_path = optarg;
-			break;
-		case ARG_ALLOW_GROUP:
-			cfg.allow_group = optarg;
-			break;
-		case ARG_NO_STORE:
-			cfg.db_path = NULL;
-			break;
-		case ARG_RETAIN_DAYS:
-			errno = 0;
-			cfg.retain_days = strtod(optarg, &end);
-			if (errno || *end || !*optarg || cfg.retain_days < 0) {
-				log_error("Invalid --retain-days '%s'", optarg);
-				return EXIT_FAILURE;
-			}
-			break;
-		case ARG_RETAIN_ROWS:
-			errno = 0;
-			cfg.retain_rows = strtoull(optarg, &end, 10);
-			if (errno || *end || !*optarg || optarg[0] == '-') {
-				log_error("Invalid --retain-rows '%s'", optarg);
-				return EXIT_FAILURE;
-			}
-			break;
-		case ARG_MAX_FLOWS:
-		case ARG_MAX_CLIENTS: {
-			unsigned long v;
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	log_setup_libbpf(arg_verbose);
+	raise_fd_limit();
 
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || v < 1 || v > (1UL << 24)) {
-				log_error("Invalid %s '%s'", c == ARG_MAX_FLOWS ? "--max-flows" : "--max-clients", optarg);
-				return EXIT_FAILURE;
-			}
-			if (c == ARG_MAX_FLOWS)
-				cfg.max_flows = v;
-			else
-				cfg.max_clients = v;
-			break;
-		}
-		case ARG_QUERY_BUDGET:
-		case ARG_COMMUNITY_ID_SEED: {
-			unsigned long v, max = c == ARG_QUERY_BUDGET ? 3600000 : 65535;
-
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || v > max || (c == ARG_QUERY_BUDGET && v == 0)) {
-				log_error("Invalid %s '%s' (%s)", c == ARG_QUERY_BUDGET ? "--query-budget-ms" :
-					  "--community-id-seed", optarg, c == ARG_QUERY_BUDGET ? "1-3600000" : "0-65535");
-				return EXIT_FAILURE;
-			}
-			if (c == ARG_QUERY_BUDGET)
-				cfg.query_budget_ms = (unsigned)v;
-			else
-				cfg.community_id_seed = (__u16)v;
-			break;
-		}
-		case ARG_EXPORT:
-			if (streq(optarg, "journal"))
-				cfg.export_journal = true;
-			else if (startswith(optarg, "ndjson:") && optarg[7] == '/')
-				cfg.export_ndjson_path = optarg + 7;
-			else {
-				log_error("Invalid --export '%s' (journal, or ndjson:/ABSOLUTE/PATH)", optarg);
-				return EXIT_FAILURE;
-			}
-			break;
-		case ARG_JOURNAL_RATE:
-		case ARG_JOURNAL_BURST:
-		case ARG_NDJSON_MAX_SIZE:
-		case ARG_NDJSON_KEEP:
-			if (!parse_export_tuning(c, optarg, &cfg))
-				return EXIT_FAILURE;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case ARG_VERSION:
-			printf("connpid-queryd %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
-			return EXIT_SUCCESS;
-		case 'h':
-			help();
-			return EXIT_SUCCESS;
-		default:
-			return EXIT_FAILURE;
-		}
-	}
-	if (optind < argc) {
-		log_error("Unexpected argument '%s' (see --help)", argv[optind]);
-		return EXIT_FAILURE;
-	}
-	log_setup_libbpf(verbose);
-	/* A pidfd per indexed process: take the hard limit, as systemd allows. */
-	{
-		struct rlimit rl;
-
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-				log_debug_errno(negative_errno(), "Cannot raise RLIMIT_NOFILE: %m");
-		}
-	}
-
-	r = manager_new(&cfg, &m);
+	r = manager_new(&arg_cfg, &m);
 	if (r < 0) {
 		log_error_errno(r, "Cannot set up: %m");
 		return EXIT_FAILURE;
