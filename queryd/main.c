@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,55 +82,63 @@ static struct manager_config arg_cfg = {
 };
 static bool arg_verbose;
 
-/* The options that take a number: its bounds, and what may follow it. */
+#define CFG(field) offsetof(struct manager_config, field), sizeof(((struct manager_config *)0)->field)
+
+/* The options that take a number: its bounds, what may follow it, and
+ * the member of arg_cfg it goes to. */
 static const struct numeric_option {
 	int c;
 	const char *name, *suffix, *range;
 	unsigned long long min, max;
+	size_t offset, size;
 } numeric_options[] = {
-	{ ARG_MAX_FLOWS, "--max-flows", NULL, "1-16777216", 1, 1ULL << 24 },
-	{ ARG_MAX_CLIENTS, "--max-clients", NULL, "1-16777216", 1, 1ULL << 24 },
-	{ ARG_RETAIN_ROWS, "--retain-rows", NULL, "0 or more", 0, ULLONG_MAX },
-	{ ARG_QUERY_BUDGET, "--query-budget-ms", NULL, "1-3600000", 1, 3600000 },
-	{ ARG_COMMUNITY_ID_SEED, "--community-id-seed", NULL, "0-65535", 0, 65535 },
-	{ ARG_JOURNAL_RATE, "--journal-rate", "/s", "1-1000000 per second", 1, JOURNAL_MAX },
-	{ ARG_JOURNAL_BURST, "--journal-burst", NULL, "1-1000000", 1, JOURNAL_MAX },
+	{ ARG_MAX_FLOWS, "--max-flows", NULL, "1-16777216", 1, 1ULL << 24, CFG(max_flows) },
+	{ ARG_MAX_CLIENTS, "--max-clients", NULL, "1-16777216", 1, 1ULL << 24, CFG(max_clients) },
+	{ ARG_RETAIN_ROWS, "--retain-rows", NULL, "0 or more", 0, ULLONG_MAX, CFG(retain_rows) },
+	{ ARG_QUERY_BUDGET, "--query-budget-ms", NULL, "1-3600000", 1, 3600000, CFG(query_budget_ms) },
+	{ ARG_COMMUNITY_ID_SEED, "--community-id-seed", NULL, "0-65535", 0, 65535, CFG(community_id_seed) },
+	{ ARG_JOURNAL_RATE, "--journal-rate", "/s", "1-1000000 per second", 1, JOURNAL_MAX, CFG(journal_rate) },
+	{ ARG_JOURNAL_BURST, "--journal-burst", NULL, "1-1000000", 1, JOURNAL_MAX, CFG(journal_burst) },
 	{ ARG_NDJSON_MAX_SIZE, "--ndjson-max-size", "KMG", "4096 to 1099511627776 bytes, K/M/G suffix",
-	  NDJSON_SIZE_MIN, NDJSON_SIZE_MAX },
-	{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX },
+	  NDJSON_SIZE_MIN, NDJSON_SIZE_MAX, CFG(ndjson_max_size) },
+	{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX, CFG(ndjson_keep) },
 };
 
-static void set_numeric(int c, unsigned long long v)
+/* Options naming a path or a group (value NULL: the option's argument),
+ * or turning one off (clear: set to NULL). */
+static const struct {
+	int c;
+	size_t offset, size;
+	bool clear;
+} string_options[] = {
+	{ ARG_PIN_DIR, CFG(pin_dir), false },
+	{ ARG_SOCKET, CFG(socket_path), false },
+	{ ARG_DOCKER_SOCKET, CFG(docker_socket), false },
+	{ ARG_DB, CFG(db_path), false },
+	{ ARG_ALLOW_GROUP, CFG(allow_group), false },
+	{ ARG_NO_DOCKER, CFG(docker_socket), true },
+	{ ARG_NO_STORE, CFG(db_path), true },
+};
+
+static const struct {
+	int c;
+	size_t offset, size;
+} flag_options[] = {
+	{ ARG_NO_TCP, CFG(no_tcp) },
+	{ ARG_NO_DNS, CFG(no_dns) },
+};
+
+/* v fits: parse_unsigned() checked it against the option's max. */
+static void cfg_set_number(size_t offset, size_t size, unsigned long long v)
 {
-	switch (c) {
-	case ARG_MAX_FLOWS:
-		arg_cfg.max_flows = v;
-		break;
-	case ARG_MAX_CLIENTS:
-		arg_cfg.max_clients = v;
-		break;
-	case ARG_RETAIN_ROWS:
-		arg_cfg.retain_rows = v;
-		break;
-	case ARG_QUERY_BUDGET:
-		arg_cfg.query_budget_ms = (unsigned)v;
-		break;
-	case ARG_COMMUNITY_ID_SEED:
-		arg_cfg.community_id_seed = (__u16)v;
-		break;
-	case ARG_JOURNAL_RATE:
-		arg_cfg.journal_rate = (unsigned)v;
-		break;
-	case ARG_JOURNAL_BURST:
-		arg_cfg.journal_burst = (unsigned)v;
-		break;
-	case ARG_NDJSON_MAX_SIZE:
-		arg_cfg.ndjson_max_size = v;
-		break;
-	case ARG_NDJSON_KEEP:
-		arg_cfg.ndjson_keep = (unsigned)v;
-		break;
-	}
+	void *p = (char *)&arg_cfg + offset;
+
+	if (size == sizeof(__u16))
+		*(__u16 *)p = (__u16)v;
+	else if (size == sizeof(unsigned))
+		*(unsigned *)p = (unsigned)v;
+	else
+		*(__u64 *)p = v;
 }
 
 /* 1: c was a numeric option, taken; 0: not one; -EINVAL: logged. */
@@ -144,9 +153,26 @@ static int parse_numeric(int c, const char *arg)
 			continue;
 		if (parse_unsigned(arg, o->suffix, o->min, o->max, &v) < 0)
 			return log_error_errno(-EINVAL, "Invalid %s '%s' (%s)", o->name, arg, o->range);
-		set_numeric(c, v);
+		cfg_set_number(o->offset, o->size, v);
 		return 1;
 	}
+	return 0;
+}
+
+/* 1: c was a string or flag option, taken; 0: not one. */
+static int parse_plain(int c, const char *arg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(string_options); i++)
+		if (string_options[i].c == c) {
+			*(const char **)((char *)&arg_cfg + string_options[i].offset) =
+				string_options[i].clear ? NULL : arg;
+			return 1;
+		}
+	for (size_t i = 0; i < ARRAY_SIZE(flag_options); i++)
+		if (flag_options[i].c == c) {
+			*(bool *)((char *)&arg_cfg + flag_options[i].offset) = true;
+			return 1;
+		}
 	return 0;
 }
 
@@ -172,37 +198,17 @@ static int parse_export(const char *arg)
 	return 0;
 }
 
-/* The options without a number: 0 taken, -ENOENT not one of them. */
-static int parse_other(int c, const char *arg)
+/* 0: taken; < 0: bad (logged), -ENOENT: not an option getopt knows. */
+static int parse_option(int c, const char *arg)
 {
+	int r;
+
+	r = parse_numeric(c, arg);
+	if (r == 0)
+		r = parse_plain(c, arg);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	switch (c) {
-	case ARG_PIN_DIR:
-		arg_cfg.pin_dir = arg;
-		return 0;
-	case ARG_SOCKET:
-		arg_cfg.socket_path = arg;
-		return 0;
-	case ARG_NO_TCP:
-		arg_cfg.no_tcp = true;
-		return 0;
-	case ARG_NO_DNS:
-		arg_cfg.no_dns = true;
-		return 0;
-	case ARG_NO_DOCKER:
-		arg_cfg.docker_socket = NULL;
-		return 0;
-	case ARG_DOCKER_SOCKET:
-		arg_cfg.docker_socket = arg;
-		return 0;
-	case ARG_DB:
-		arg_cfg.db_path = arg;
-		return 0;
-	case ARG_ALLOW_GROUP:
-		arg_cfg.allow_group = arg;
-		return 0;
-	case ARG_NO_STORE:
-		arg_cfg.db_path = NULL;
-		return 0;
 	case ARG_RETAIN_DAYS:
 		return parse_retain_days(arg);
 	case ARG_EXPORT:
@@ -254,9 +260,7 @@ static int parse_argv(int argc, char **argv)
 			printf("connpid-queryd %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
 			return 0;
 		}
-		r = parse_numeric(c, optarg);
-		if (r == 0)
-			r = parse_other(c, optarg);
+		r = parse_option(c, optarg);
 		if (r == -ENOENT)
 			return -EINVAL; /* getopt_long() said what was wrong */
 		if (r < 0)
