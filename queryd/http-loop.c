@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <curl/curl.h>
 
+#include "growbuf.h"
 #include "http-loop.h"
 #include "log.h"
 #include "macro.h"
@@ -208,18 +209,8 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
 		req->overflow = true;
 		return 0; /* aborts the transfer */
 	}
-	if (req->len + n + 1 > req->cap) {
-		size_t cap = req->cap ? req->cap : 4096;
-		char *p;
-
-		while (cap < req->len + n + 1)
-			cap *= 2;
-		p = realloc(req->buf, cap);
-		if (!p)
-			return 0;
-		req->buf = p;
-		req->cap = cap;
-	}
+	if (growbuf_reserve(&req->buf, &req->cap, req->len + n + 1, 4096) < 0)
+		return 0;
 	memcpy(req->buf + req->len, data, n);
 	req->len += n;
 	req->buf[req->len] = '\0';

@@ -8,6 +8,7 @@
 
 #include "jsonutil.h"
 #include "macro.h"
+#include "growbuf.h"
 #include "jsonw.h"
 
 void jw_init(struct jsonw *w)
@@ -35,19 +36,9 @@ static void put(struct jsonw *w, const char *s, size_t n)
 {
 	if (w->oom)
 		return;
-	if (w->len + n + 1 > w->cap) {
-		size_t cap = w->cap ? w->cap : 1024;
-		char *p;
-
-		while (cap < w->len + n + 1)
-			cap *= 2;
-		p = realloc(w->buf, cap);
-		if (!p) {
-			w->oom = true;
-			return;
-		}
-		w->buf = p;
-		w->cap = cap;
+	if (growbuf_reserve(&w->buf, &w->cap, w->len + n + 1, 1024) < 0) {
+		w->oom = true;
+		return;
 	}
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
-#include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include "macro.h"
 #include "proc-cache.h"
 #include "procinfo.h"
+#include "user-name.h"
 
 #define PROC_BUCKETS 4096
 
@@ -141,14 +141,12 @@ static void enrich_from_exec(struct proc_cache *c, struct proc_entry *e)
 	e->exe_from_exec = e->exe != NULL;
 }
 
-static char *user_name(uid_t uid)
+static char *user_name_dup(uid_t uid)
 {
-	struct passwd pw, *res = NULL;
 	char buf[1024];
+	const char *name = user_name(uid, buf, sizeof(buf));
 
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
-		return NULL;
-	return strdup(res->pw_name);
+	return name ? strdup(name) : NULL;
 }
 
 static void enrich(struct proc_cache *c, struct proc_entry *e)
@@ -164,7 +162,7 @@ static void enrich(struct proc_cache *c, struct proc_entry *e)
 		enrich_from_exec(c, e);
 		return;
 	}
-	e->user = user_name(p.uid);
+	e->user = user_name_dup(p.uid);
 	e->ppid = p.ppid;
 	if (p.exe[0])
 		e->exe = strdup(p.exe);
