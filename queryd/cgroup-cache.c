@@ -9,6 +9,7 @@
 
 #include "cgroup-cache.h"
 #include "cgroup2.h"
+#include "htable.h"
 #include "macro.h"
 
 #define CG_BUCKETS 1024
@@ -16,15 +17,14 @@
 #define FILEID_KERNFS 0xfe
 
 struct cg_entry {
-	struct cg_entry *next;
+	struct hnode node;
 	struct cgroup_info info;
 };
 
 struct cgroup_cache {
 	int mount_fd;
 	char mount_path[PATH_MAX];
-	struct cg_entry *buckets[CG_BUCKETS];
-	size_t n;
+	struct htable table; /* cg_entry by id, at most CG_MAX */
 };
 
 int cgroup_cache_new(struct cgroup_cache **ret)
@@ -34,6 +34,10 @@ int cgroup_cache_new(struct cgroup_cache **ret)
 
 	if (!c)
 		return -ENOMEM;
+	if (htable_init(&c->table, CG_BUCKETS) < 0) {
+		free(c);
+		return -ENOMEM;
+	}
 	c->mount_fd = -EBADF;
 	r = cgroup2_find_mount(c->mount_path, sizeof(c->mount_path));
 	if (r >= 0) {
@@ -49,14 +53,10 @@ int cgroup_cache_new(struct cgroup_cache **ret)
 
 static void clear_all(struct cgroup_cache *c)
 {
-	for (size_t i = 0; i < CG_BUCKETS; i++) {
-		for (struct cg_entry *e = c->buckets[i], *next; e; e = next) {
-			next = e->next;
-			free(e);
-		}
-		c->buckets[i] = NULL;
+	for (struct hnode *n = htable_steal_all(&c->table), *next; n; n = next) {
+		next = n->next;
+		free(hnode_entry(n, struct cg_entry, node));
 	}
-	c->n = 0;
 }
 
 struct cgroup_cache *cgroup_cache_free(struct cgroup_cache *c)
@@ -64,6 +64,7 @@ struct cgroup_cache *cgroup_cache_free(struct cgroup_cache *c)
 	if (!c)
 		return NULL;
 	clear_all(c);
+	htable_done(&c->table);
 	safe_close(c->mount_fd);
 	free(c);
 	return NULL;
@@ -100,21 +101,21 @@ static void resolve(struct cgroup_cache *c, struct cgroup_info *info)
 
 const struct cgroup_info *cgroup_cache_get(struct cgroup_cache *c, __u64 id)
 {
-	size_t b = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 40) % CG_BUCKETS;
+	uint64_t h = htable_hash(&c->table, &id, sizeof(id));
 	struct cg_entry *e;
 
-	for (e = c->buckets[b]; e; e = e->next)
+	HTABLE_FOREACH_HASH(n, &c->table, h) {
+		e = hnode_entry(n, struct cg_entry, node);
 		if (e->info.id == id)
 			return &e->info;
-	if (c->n >= CG_MAX)
+	}
+	if (c->table.n >= CG_MAX)
 		clear_all(c); /* rare: simpler than LRU, and a miss is one syscall */
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	e->info.id = id;
 	resolve(c, &e->info);
-	e->next = c->buckets[b];
-	c->buckets[b] = e;
-	c->n++;
+	htable_add(&c->table, &e->node, h);
 	return &e->info;
 }

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "dns-cache.h"
+#include "htable.h"
 #include "macro.h"
 
 #define DNS_BUCKETS 4096
@@ -25,7 +26,7 @@ struct dns_answer {
 /* Per process (pid != 0): one answer. Global (pid 0): up to
  * DNS_GLOBAL_SLOTS answers, one per asker (uid, cgroup). */
 struct dns_entry {
-	struct dns_entry *hnext;
+	struct hnode node;
 	struct dns_entry *newer, *older;
 	__u32 pid;
 	__u64 start_ticks;
@@ -36,9 +37,9 @@ struct dns_entry {
 };
 
 struct dns_cache {
-	struct dns_entry *buckets[DNS_BUCKETS];
+	struct htable table; /* dns_entry by (pid, start, family, addr) */
 	struct dns_entry *newest, *oldest;
-	size_t n, max;
+	size_t max;
 	size_t bytes, max_bytes;
 	struct dns_asker askers[DNS_ASKER_MEMO];
 };
@@ -49,6 +50,10 @@ int dns_cache_new(size_t max_entries, struct dns_cache **ret)
 
 	if (!c)
 		return -ENOMEM;
+	if (htable_init(&c->table, DNS_BUCKETS) < 0) {
+		free(c);
+		return -ENOMEM;
+	}
 	c->max = max_entries ? max_entries : 16384;
 	c->max_bytes = c->max * DNS_BYTES_PER_ENTRY;
 	*ret = c;
@@ -84,6 +89,7 @@ struct dns_cache *dns_cache_free(struct dns_cache *c)
 		next = e->older;
 		entry_free(c, e);
 	}
+	htable_done(&c->table);
 	free(c);
 	return NULL;
 }
@@ -93,26 +99,29 @@ static size_t addr_len(int family)
 	return family == AF_INET ? 4 : 16;
 }
 
-static size_t bucket_of(__u32 pid, __u64 start, int family, const void *addr)
+static uint64_t hash_of(const struct dns_cache *c, __u32 pid, __u64 start, int family, const void *addr)
 {
-	const uint8_t *p = addr;
-	uint64_t h = 0xcbf29ce484222325ULL ^ pid ^ (start * 0x9E3779B97F4A7C15ULL);
+	struct {
+		__u64 start;
+		__u32 pid;
+		__u32 family;
+		uint8_t addr[16];
+	} k = { .start = start, .pid = pid, .family = (__u32)family };
 
-	for (size_t i = 0; i < addr_len(family); i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return (size_t)(h ^ (h >> 31)) % DNS_BUCKETS;
+	memcpy(k.addr, addr, addr_len(family));
+	return htable_hash(&c->table, &k, sizeof(k));
 }
 
-static struct dns_entry **slot_of(struct dns_cache *c, __u32 pid, __u64 start, int family, const void *addr)
+static struct dns_entry *find(const struct dns_cache *c, __u32 pid, __u64 start, int family, const void *addr)
 {
-	struct dns_entry **pp = &c->buckets[bucket_of(pid, start, family, addr)];
+	HTABLE_FOREACH_HASH(n, &c->table, hash_of(c, pid, start, family, addr)) {
+		struct dns_entry *e = hnode_entry(n, struct dns_entry, node);
 
-	while (*pp && ((*pp)->pid != pid || (*pp)->start_ticks != start || (*pp)->family != family ||
-		       memcmp((*pp)->addr, addr, addr_len(family)) != 0))
-		pp = &(*pp)->hnext;
-	return pp;
+		if (e->pid == pid && e->start_ticks == start && e->family == family &&
+		    memcmp(e->addr, addr, addr_len(family)) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 static void list_unlink(struct dns_cache *c, struct dns_entry *e)
@@ -140,19 +149,15 @@ static void list_push_newest(struct dns_cache *c, struct dns_entry *e)
 
 static void entry_drop(struct dns_cache *c, struct dns_entry *e)
 {
-	struct dns_entry **pp = slot_of(c, e->pid, e->start_ticks, e->family, e->addr);
-
-	if (*pp == e)
-		*pp = e->hnext;
+	(void)htable_remove(&c->table, &e->node, hash_of(c, e->pid, e->start_ticks, e->family, e->addr));
 	list_unlink(c, e);
-	c->n--;
 	entry_free(c, e);
 }
 
 /* The entry for this key, made newest; created empty when absent. */
 static struct dns_entry *entry_touch(struct dns_cache *c, __u32 pid, __u64 start, int family, const void *addr)
 {
-	struct dns_entry **pp = slot_of(c, pid, start, family, addr), *e = *pp;
+	struct dns_entry *e = find(c, pid, start, family, addr);
 
 	if (e) {
 		list_unlink(c, e);
@@ -166,9 +171,8 @@ static struct dns_entry *entry_touch(struct dns_cache *c, __u32 pid, __u64 start
 	e->start_ticks = start;
 	e->family = family;
 	memcpy(e->addr, addr, addr_len(family));
-	*pp = e;
+	htable_add(&c->table, &e->node, hash_of(c, pid, start, family, addr));
 	list_push_newest(c, e);
-	c->n++;
 	c->bytes += sizeof(*e);
 	return e;
 }
@@ -176,7 +180,7 @@ static struct dns_entry *entry_touch(struct dns_cache *c, __u32 pid, __u64 start
 /* Oldest out until both bounds hold; never the entry just written. */
 static void enforce_bounds(struct dns_cache *c, const struct dns_entry *keep)
 {
-	while ((c->n > c->max || c->bytes > c->max_bytes) && c->oldest && c->oldest != keep)
+	while ((c->table.n > c->max || c->bytes > c->max_bytes) && c->oldest && c->oldest != keep)
 		entry_drop(c, c->oldest);
 }
 
@@ -330,13 +334,13 @@ bool dns_cache_find(struct dns_cache *c, const struct dns_asker *who, int family
 	if (family != AF_INET && family != AF_INET6)
 		return false;
 	if (who->pid && who->start_ticks) {
-		e = *slot_of(c, who->pid, who->start_ticks, family, addr);
+		e = find(c, who->pid, who->start_ticks, family, addr);
 		if (e && e->n_answers && now <= e->answers[0].expires) {
 			fill(&e->answers[0], DNS_ASKED_SAME_PROCESS, now, ret);
 			return true;
 		}
 	}
-	e = *slot_of(c, 0, 0, family, addr);
+	e = find(c, 0, 0, family, addr);
 	for (size_t i = 0; e && i < e->n_answers; i++) {
 		const struct dns_answer *a = &e->answers[i];
 		int k = rank(a, who);
@@ -357,7 +361,7 @@ bool dns_cache_find(struct dns_cache *c, const struct dns_asker *who, int family
 
 size_t dns_cache_size(const struct dns_cache *c)
 {
-	return c->n;
+	return c->table.n;
 }
 
 size_t dns_cache_bytes(const struct dns_cache *c)

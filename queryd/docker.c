@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "docker.h"
+#include "htable.h"
 #include "http-loop.h"
 #include "jsonutil.h"
 #include "jsonw.h"
@@ -23,7 +24,7 @@
 enum container_state { C_PENDING, C_KNOWN, C_GONE, C_FAILED };
 
 struct container {
-	struct container *next;
+	struct hnode node;
 	char id[80];
 	enum container_state state;
 	char *name;
@@ -37,8 +38,7 @@ struct docker {
 	sd_event *event;
 	struct http_loop *http;
 	char *socket_path;
-	struct container *buckets[DOCKER_BUCKETS];
-	size_t n;
+	struct htable containers; /* by id, at most DOCKER_MAX */
 	struct http_request *events_req;
 	sd_event_source *retry_timer;
 	sd_event_source *fetch_defer;
@@ -50,20 +50,14 @@ struct docker {
 	long last_http_status;
 };
 
-static size_t bucket_of(const char *id)
-{
-	size_t h = 5381;
-
-	for (; *id; id++)
-		h = h * 33 + (unsigned char)*id;
-	return h % DOCKER_BUCKETS;
-}
-
 static struct container *find(struct docker *d, const char *id)
 {
-	for (struct container *c = d->buckets[bucket_of(id)]; c; c = c->next)
+	HTABLE_FOREACH_HASH(n, &d->containers, htable_hash(&d->containers, id, strlen(id))) {
+		struct container *c = hnode_entry(n, struct container, node);
+
 		if (streq(c->id, id))
 			return c;
+	}
 	return NULL;
 }
 
@@ -77,15 +71,13 @@ static void container_clear(struct container *c)
 
 static void clear_all(struct docker *d)
 {
-	for (size_t i = 0; i < DOCKER_BUCKETS; i++) {
-		for (struct container *c = d->buckets[i], *next; c; c = next) {
-			next = c->next;
-			container_clear(c);
-			free(c);
-		}
-		d->buckets[i] = NULL;
+	for (struct hnode *n = htable_steal_all(&d->containers), *next; n; n = next) {
+		struct container *c = hnode_entry(n, struct container, node);
+
+		next = n->next;
+		container_clear(c);
+		free(c);
 	}
-	d->n = 0;
 }
 
 static const char *jpath_str(json_object *o, const char *a, const char *b)
@@ -236,12 +228,14 @@ static int on_fetch_defer(sd_event_source *s, void *userdata)
 {
 	struct docker *d = userdata;
 
-	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
-		for (struct container *c = d->buckets[i]; c; c = c->next)
-			if (c->want_fetch) {
-				c->want_fetch = false;
-				send_inspect(d, c);
-			}
+	HTABLE_FOREACH(n, &d->containers) {
+		struct container *c = hnode_entry(n, struct container, node);
+
+		if (c->want_fetch) {
+			c->want_fetch = false;
+			send_inspect(d, c);
+		}
+	}
 	return 0;
 }
 
@@ -333,10 +327,12 @@ static void on_events_done(struct http_request *req, int error, long status, con
 	else
 		d->last_error = error < 0 ? error : -ECONNRESET;
 	/* Docker restarted or stopped: what we knew may be stale. */
-	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
-		for (struct container *c = d->buckets[i]; c; c = c->next)
-			if (c->state == C_KNOWN || c->state == C_PENDING)
-				c->state = C_FAILED;
+	HTABLE_FOREACH(n, &d->containers) {
+		struct container *c = hnode_entry(n, struct container, node);
+
+		if (c->state == C_KNOWN || c->state == C_PENDING)
+			c->state = C_FAILED;
+	}
 	schedule_retry(d);
 }
 
@@ -349,10 +345,12 @@ static void on_events_status(long status, void *userdata)
 	if (status != 200)
 		return;
 	set_reachable(d, true, 0);
-	for (size_t i = 0; i < DOCKER_BUCKETS; i++)
-		for (struct container *c = d->buckets[i]; c; c = c->next)
-			if (c->state == C_FAILED)
-				fetch(d, c);
+	HTABLE_FOREACH(n, &d->containers) {
+		struct container *c = hnode_entry(n, struct container, node);
+
+		if (c->state == C_FAILED)
+			fetch(d, c);
+	}
 }
 
 static void start_events(struct docker *d)
@@ -383,7 +381,7 @@ int docker_new(sd_event *event, const char *socket_path, struct docker **ret)
 		return -ENOMEM;
 	d->event = sd_event_ref(event);
 	d->socket_path = strdup(socket_path);
-	if (!d->socket_path) {
+	if (!d->socket_path || htable_init(&d->containers, DOCKER_BUCKETS) < 0) {
 		docker_free(d);
 		return -ENOMEM;
 	}
@@ -404,7 +402,9 @@ struct docker *docker_free(struct docker *d)
 	d->http = http_loop_free(d->http); /* no callbacks from here on */
 	sd_event_source_disable_unref(d->retry_timer);
 	sd_event_source_disable_unref(d->fetch_defer);
-	clear_all(d);
+	if (d->containers.buckets)
+		clear_all(d);
+	htable_done(&d->containers);
 	sd_event_unref(d->event);
 	free(d->socket_path);
 	free(d);
@@ -414,7 +414,6 @@ struct docker *docker_free(struct docker *d)
 void docker_want(struct docker *d, const char *id)
 {
 	struct container *c = find(d, id);
-	size_t b;
 
 	if (c) {
 		/* After Docker came back, ask again. */
@@ -422,16 +421,13 @@ void docker_want(struct docker *d, const char *id)
 			fetch(d, c);
 		return;
 	}
-	if (d->n >= DOCKER_MAX)
+	if (d->containers.n >= DOCKER_MAX)
 		clear_all(d);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
 	snprintf(c->id, sizeof(c->id), "%s", id);
-	b = bucket_of(id);
-	c->next = d->buckets[b];
-	d->buckets[b] = c;
-	d->n++;
+	htable_add(&d->containers, &c->node, htable_hash(&d->containers, c->id, strlen(c->id)));
 	fetch(d, c);
 }
 

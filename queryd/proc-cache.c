@@ -19,8 +19,7 @@
 #define PROC_BUCKETS 4096
 
 struct proc_cache {
-	struct proc_entry *buckets[PROC_BUCKETS];
-	size_t n;
+	struct htable table;
 	__u64 reads;
 	int exec_map_fd;
 	sd_event *event;
@@ -32,6 +31,10 @@ int proc_cache_new(sd_event *event, struct proc_cache **ret)
 
 	if (!c)
 		return -ENOMEM;
+	if (htable_init(&c->table, PROC_BUCKETS) < 0) {
+		free(c);
+		return -ENOMEM;
+	}
 	c->exec_map_fd = -EBADF;
 	c->event = event ? sd_event_ref(event) : NULL;
 	*ret = c;
@@ -102,21 +105,25 @@ struct proc_cache *proc_cache_free(struct proc_cache *c)
 {
 	if (!c)
 		return NULL;
-	for (size_t i = 0; i < PROC_BUCKETS; i++)
-		for (struct proc_entry *e = c->buckets[i], *next; e; e = next) {
-			next = e->hnext;
-			entry_free(e);
-		}
+	for (struct hnode *n = htable_steal_all(&c->table), *next; n; n = next) {
+		next = n->next;
+		entry_free(hnode_entry(n, struct proc_entry, node));
+	}
+	htable_done(&c->table);
 	sd_event_unref(c->event);
 	free(c);
 	return NULL;
 }
 
-static size_t bucket_of(pid_t pid, __u64 start)
+static uint64_t hash_of(const struct proc_cache *c, pid_t pid, __u64 start)
 {
-	__u64 h = ((__u64)pid * 0x9E3779B97F4A7C15ULL) ^ (start * 0xC2B2AE3D27D4EB4FULL);
+	struct {
+		__u64 start;
+		__s32 pid;
+		__u32 zero;
+	} k = { start, pid, 0 };
 
-	return (size_t)(h >> 32) % PROC_BUCKETS;
+	return htable_hash(&c->table, &k, sizeof(k));
 }
 
 void proc_cache_set_exec_map(struct proc_cache *c, int fd)
@@ -181,14 +188,16 @@ static void enrich(struct proc_cache *c, struct proc_entry *e)
 
 struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_ticks)
 {
-	size_t b = bucket_of(pid, start_ticks);
+	uint64_t h = hash_of(c, pid, start_ticks);
 	struct proc_entry *e;
 
-	for (e = c->buckets[b]; e; e = e->hnext)
+	HTABLE_FOREACH_HASH(n, &c->table, h) {
+		e = hnode_entry(n, struct proc_entry, node);
 		if (e->pid == pid && e->start_ticks == start_ticks) {
 			e->refs++;
 			return e;
 		}
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
@@ -197,30 +206,21 @@ struct proc_entry *proc_cache_get(struct proc_cache *c, pid_t pid, __u64 start_t
 	e->refs = 1;
 	e->pidfd = -EBADF;
 	enrich(c, e);
-	e->hnext = c->buckets[b];
-	c->buckets[b] = e;
-	c->n++;
+	htable_add(&c->table, &e->node, h);
 	return e;
 }
 
 void proc_entry_unref(struct proc_cache *c, struct proc_entry *e)
 {
-	struct proc_entry **pp;
-
 	if (!e || --e->refs > 0)
 		return;
-	for (pp = &c->buckets[bucket_of(e->pid, e->start_ticks)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == e) {
-			*pp = e->hnext;
-			break;
-		}
-	c->n--;
+	(void)htable_remove(&c->table, &e->node, hash_of(c, e->pid, e->start_ticks));
 	entry_free(e);
 }
 
 size_t proc_cache_size(const struct proc_cache *c)
 {
-	return c->n;
+	return c->table.n;
 }
 
 __u64 proc_cache_reads(const struct proc_cache *c)

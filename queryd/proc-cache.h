@@ -12,8 +12,10 @@
 #include <linux/types.h>
 #include <systemd/sd-event.h>
 
+#include "htable.h"
+
 struct proc_entry {
-	struct proc_entry *hnext;
+	struct hnode node;    /* in the cache's table, by (pid, start) */
 	unsigned refs;
 	pid_t pid;
 	pid_t ppid;
