@@ -139,10 +139,30 @@ static void set_id(json_object *rec, const char *dotted, json_object *flow, cons
 	set(rec, dotted, json_object_new_string(buf));
 }
 
+/* A FLOW and a HISTORY ROW say "direction"; one without it comes from a
+ * connpid before accept() tracking, which saw outbound flows only. */
+static bool inbound(json_object *flow)
+{
+	const char *d = jstr(flow, "direction");
+
+	return d && streq(d, "inbound");
+}
+
+/* ECS network.direction from the host's point of view, as ECS asks of
+ * host-based monitoring: "ingress" accepted here, "egress" made from here;
+ * a direction this version does not know is "unknown". */
+static const char *network_direction(json_object *flow)
+{
+	const char *d = jstr(flow, "direction");
+
+	if (!d || streq(d, "outbound"))
+		return "egress";
+	return streq(d, "inbound") ? "ingress" : "unknown";
+}
+
 static void set_event(json_object *rec, json_object *flow)
 {
 	json_object *cat = json_object_new_array(), *type = json_object_new_array();
-	const char *dir = jstr(flow, "direction");
 	double t;
 	char ts[32];
 
@@ -157,10 +177,9 @@ static void set_event(json_object *rec, json_object *flow)
 	set(rec, "event.kind", json_object_new_string("event"));
 	set(rec, "event.category", cat);
 	set(rec, "event.type", type);
-	/* The hooks see connect() and the first send of a socket; an accepted
-	 * socket is reported only where the flow says so. */
-	set(rec, "event.action", json_object_new_string(dir && (streq(dir, "inbound") || streq(dir, "accept")) ?
-							  "accept" : "connect"));
+	/* The hooks see connect() and the first send of a socket, or (loader
+	 * --inbound) the accept() of a connection. */
+	set(rec, "event.action", json_object_new_string(inbound(flow) ? "accept" : "connect"));
 	set(rec, "event.module", json_object_new_string("connpid"));
 	set(rec, "event.dataset", json_object_new_string("connpid.flow"));
 }
@@ -171,27 +190,40 @@ static bool unspecified(const char *ip)
 	return !ip || streq(ip, "0.0.0.0") || streq(ip, "::");
 }
 
+/* ECS "source" is who opened the connection: for an accepted one that is
+ * the remote peer (the FLOW's dst/dport), and this host's end (src/sport)
+ * is the "destination". Outbound: the FLOW's names as they are. */
 static void set_network(json_object *rec, json_object *flow)
 {
+	bool in = inbound(flow);
 	const char *proto = jstr(flow, "proto"), *src = jstr(flow, "src");
+	const char *local = in ? "destination" : "source", *remote = in ? "source" : "destination";
+	char key[32];
 	json_object *dom;
 
 	set_str(rec, "network.transport", flow, "proto");
 	set_str(rec, "network.type", flow, "family");
+	set(rec, "network.direction", json_object_new_string(network_direction(flow)));
 	if (proto)
 		set(rec, "network.iana_number", json_object_new_string(streq(proto, "tcp") ? "6" : "17"));
 	set_str(rec, "network.community_id", flow, "community_id");
+	snprintf(key, sizeof(key), "%s.ip", local);
 	if (!unspecified(src))
-		set(rec, "source.ip", json_new_string_utf8(src));
-	set_int(rec, "source.port", flow, "sport");
-	set_str(rec, "destination.ip", flow, "dst");
-	set_int(rec, "destination.port", flow, "dport");
-	/* a FLOW has an object, a HISTORY ROW the name alone */
+		set(rec, key, json_new_string_utf8(src));
+	snprintf(key, sizeof(key), "%s.port", local);
+	set_int(rec, key, flow, "sport");
+	snprintf(key, sizeof(key), "%s.ip", remote);
+	set_str(rec, key, flow, "dst");
+	snprintf(key, sizeof(key), "%s.port", remote);
+	set_int(rec, key, flow, "dport");
+	/* the domain names the peer; a FLOW has an object, a HISTORY ROW the
+	 * name alone */
+	snprintf(key, sizeof(key), "%s.domain", remote);
 	if (json_object_object_get_ex(flow, "domain", &dom) && json_object_is_type(dom, json_type_object)) {
-		set_str(rec, "destination.domain", dom, "name");
+		set_str(rec, key, dom, "name");
 		set(rec, "connpid.domain", json_object_get(dom));
 	} else {
-		set_str(rec, "destination.domain", flow, "domain");
+		set_str(rec, key, flow, "domain");
 	}
 }
 

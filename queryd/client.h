@@ -26,13 +26,17 @@
 #define OUTPUT_MAX_TOTAL (32 * 1024 * 1024)
 
 struct watch_filter {
-	bool has_pid, has_comm, has_proto, has_dst, has_dport;
+	bool has_pid, has_comm, has_proto, has_dst, has_dport, has_direction, has_src;
 	__u32 pid;
 	char comm[16];
 	__u8 proto;
+	__u8 direction;  /* enum flow_direction */
 	int dst_family;
 	__u32 dst[4];
 	__u16 dport;
+	int src_family;
+	__u32 src[4];
+	__u64 netns;     /* 0: any */
 };
 
 struct manager;

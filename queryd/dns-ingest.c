@@ -139,6 +139,7 @@ static struct dns_asker packet_asker(struct manager *m, const struct connpid_dns
 		.protocol = CONNPID_PROTO_UDP,
 		.src_port = e->client_port,
 		.dst_port = e->server_port,
+		.direction = FLOW_OUTBOUND,
 	};
 	const struct flow *f;
 	__u64 start = 0;
@@ -149,9 +150,10 @@ static struct dns_asker packet_asker(struct manager *m, const struct connpid_dns
 		k.dst_ip[0] = e->server_ip[0];
 	else
 		memcpy(k.dst_ip, e->server_ip, sizeof(k.dst_ip));
-	f = m->flows ? flow_index_find(m->flows, &k) : NULL;
-	if (f && f->ev.pid == e->pid && f->ev.socket_cookie == e->socket_cookie)
-		return asker_of_flow(&f->ev);
+	/* the query socket's own variant (of its namespace), outbound */
+	for (f = m->flows ? flow_index_first(m->flows, &k) : NULL; f; f = flow_next_variant(f))
+		if (f->ev.pid == e->pid && f->ev.socket_cookie == e->socket_cookie)
+			return asker_of_flow(&f->ev);
 	if (procinfo_start_ticks((pid_t)e->pid, &start) < 0 || start > monotonic_ns_to_ticks(e->ts_ns))
 		return who;
 	who.pid = e->pid;

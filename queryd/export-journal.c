@@ -163,12 +163,15 @@ static void add_message(struct fields *f, json_object *flow)
 		domain = json_object_is_type(d, json_type_object) ? member(d, "name", NULL)
 								   : json_object_get_string(d);
 	const char *unit = member(flow, "unit", NULL);
+	/* src is always this host's end: an accepted flow came the other way */
+	bool in = streq(member(flow, "direction", "outbound"), "inbound");
 
-	fields_addf(f, "MESSAGE", "%s %s:%s -> %s:%s%s%s%s by pid %s %s%s%s%s%s",
+	fields_addf(f, "MESSAGE", "%s %s:%s %s %s:%s%s%s%s %s pid %s %s%s%s%s%s",
 		    member(flow, "proto", "?"), member(flow, "src", "?"), member(flow, "sport", "?"),
+		    in ? "<-" : "->",
 		    member(flow, "dst", "?"), member(flow, "dport", "?"),
 		    domain ? " (" : "", domain ? domain : "", domain ? ")" : "",
-		    member(flow, "pid", "?"), member(flow, "comm", "?"),
+		    in ? "accepted by" : "by", member(flow, "pid", "?"), member(flow, "comm", "?"),
 		    member(flow, "exe", NULL) ? " " : "", member(flow, "exe", ""),
 		    unit ? " in " : "", unit ? unit : "");
 }

@@ -29,6 +29,7 @@ struct flow_index {
 	struct flow **cid_buckets;
 	__u16 cid_seed;
 	__u64 cid_key;      /* random: nobody can aim flows at one bucket */
+	__u64 key;          /* the same for buckets */
 };
 
 static void domain_free(struct flow_domain *d)
@@ -66,6 +67,8 @@ int flow_index_new(size_t max_flows, struct proc_cache *procs, struct flow_index
 		free(x);
 		return -ENOMEM;
 	}
+	if (getrandom(&x->key, sizeof(x->key), GRND_NONBLOCK) != sizeof(x->key))
+		x->key = (__u64)(uintptr_t)x ^ 0x9e3779b97f4a7c15ULL;
 	x->max = max_flows;
 	x->procs = procs;
 	*ret = x;
@@ -97,18 +100,21 @@ void flow_key_from_event(const struct connpid_event *e, struct flow_key *ret)
 	ret->protocol = e->protocol;
 	ret->src_port = e->src_port;
 	ret->dst_port = e->dst_port;
+	ret->direction = e->flags & CONNPID_EVENT_FLAG_INBOUND ? FLOW_INBOUND : FLOW_OUTBOUND;
 	if (e->family == AF_INET)
 		ret->dst_ip[0] = e->dst_ip[0];
 	else
 		memcpy(ret->dst_ip, e->dst_ip, sizeof(ret->dst_ip));
 }
 
-static __u32 hash_key(const struct flow_key *k)
+static __u32 hash_key(const struct flow_index *x, const struct flow_key *k)
 {
 	/* FNV-1a over the packed key, then a murmur finalizer so the low bits
-	 * used for the bucket depend on every byte. */
+	 * used for the bucket depend on every byte; seeded with random bits,
+	 * as the key is what any local process picks (a destination and
+	 * ports): nobody can aim a flood at one chain. */
 	const unsigned char *p = (const unsigned char *)k;
-	__u64 h = 0xcbf29ce484222325ULL;
+	__u64 h = x->key ^ 0xcbf29ce484222325ULL;
 
 	for (size_t i = 0; i < sizeof(*k); i++) {
 		h ^= p[i];
@@ -212,18 +218,44 @@ struct flow *flow_index_find_community_id(struct flow_index *x, __u16 seed, cons
 	return best;
 }
 
-static struct flow **slot_of_hashed(struct flow_index *x, const struct flow_key *k, __u32 h)
+static size_t addr_len(__u8 family)
 {
-	struct flow **pp = &x->buckets[h & (x->n_buckets - 1)];
-
-	while (*pp && ((*pp)->hash != h || memcmp(&(*pp)->key, k, sizeof(*k)) != 0))
-		pp = &(*pp)->hnext;
-	return pp;
+	return family == AF_INET ? 4 : 16;
 }
 
-static struct flow **slot_of(struct flow_index *x, const struct flow_key *k)
+static bool same_key(const struct flow *f, const struct flow_key *k, __u32 h)
 {
-	return slot_of_hashed(x, k, hash_key(k));
+	return f->hash == h && memcmp(&f->key, k, sizeof(*k)) == 0;
+}
+
+/* e describes f again: same namespace and source address (the same socket,
+ * or its port reused there), or the very same socket (an unconnected UDP
+ * socket's source is known only from its second event on). */
+static bool same_identity(const struct flow *f, const struct connpid_event *e)
+{
+	if (e->socket_cookie && f->ev.socket_cookie == e->socket_cookie)
+		return true;
+	return f->ev.netns_ino == e->netns_ino && memcmp(f->ev.src_ip, e->src_ip, addr_len(e->family)) == 0;
+}
+
+bool flow_in_scope(const struct flow *f, const struct lookup_scope *scope)
+{
+	if (!scope)
+		return true;
+	if (scope->netns && f->ev.netns_ino != scope->netns)
+		return false;
+	return !scope->has_src || memcmp(f->ev.src_ip, scope->src_ip, addr_len(f->key.family)) == 0;
+}
+
+static void chain_unlink(struct flow_index *x, struct flow *f)
+{
+	struct flow **pp = &x->buckets[f->hash & (x->n_buckets - 1)];
+
+	while (*pp && *pp != f)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = f->hnext;
+	f->hnext = NULL;
 }
 
 static void list_unlink(struct flow_index *x, struct flow *f)
@@ -250,15 +282,11 @@ static void list_push_newest(struct flow_index *x, struct flow *f)
 		x->oldest = f;
 }
 
-static void evict_oldest(struct flow_index *x)
+static void evict(struct flow_index *x, struct flow *f)
 {
-	struct flow *f = x->oldest, **pp;
-
 	if (!f)
 		return;
-	pp = slot_of(x, &f->key);
-	if (*pp == f)
-		*pp = f->hnext;
+	chain_unlink(x, f);
 	cid_unlink(x, f);
 	list_unlink(x, f);
 	proc_entry_unref(x->procs, f->proc);
@@ -291,18 +319,55 @@ static struct flow *slot_take(struct flow_index *x)
 	return f;
 }
 
+/* A new variant of k in its bucket: room made first, by the key's least
+ * recently seen variant when it has FLOW_VARIANTS_MAX, else by the index's
+ * when full. */
+static struct flow *variant_new(struct flow_index *x, const struct flow_key *k, __u32 h, size_t n_variants,
+				struct flow *oldest_variant, double now)
+{
+	struct flow *f, **head;
+
+	if (n_variants >= FLOW_VARIANTS_MAX)
+		evict(x, oldest_variant);
+	else if (x->n >= x->max)
+		evict(x, x->oldest);
+	f = slot_take(x);
+	if (!f)
+		return NULL;
+	f->key = *k;
+	f->hash = h;
+	f->first_seen = now;
+	head = &x->buckets[h & (x->n_buckets - 1)];
+	f->hnext = *head;
+	*head = f;
+	x->n++;
+	return f;
+}
+
 struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e, double now)
 {
-	struct flow_key k;
-	struct flow **pp, *f;
+	struct flow *f = NULL, *same = NULL, *oldest = NULL;
 	struct proc_entry *proc;
+	struct flow_key k;
+	size_t n = 0;
+	__u32 h;
 
 	flow_key_from_event(e, &k);
+	h = hash_key(x, &k);
 	proc = proc_cache_get(x->procs, (pid_t)e->pid, boottime_ns_to_ticks(e->start_boottime_ns));
-	pp = slot_of(x, &k);
-	f = *pp;
-	if (f) {
-		/* Same key, maybe a new owner: the newest event wins. */
+	/* bounded: a key has at most FLOW_VARIANTS_MAX variants */
+	for (struct flow *v = x->buckets[h & (x->n_buckets - 1)]; v; v = v->hnext) {
+		if (!same_key(v, &k, h))
+			continue;
+		n++;
+		if (!same && same_identity(v, e))
+			same = v;
+		if (!oldest || v->last_seen < oldest->last_seen)
+			oldest = v;
+	}
+	if (same) {
+		/* The same flow, maybe a new owner: the newest event wins. */
+		f = same;
 		proc_entry_unref(x->procs, f->proc);
 		list_unlink(x, f);
 		cid_unlink(x, f); /* the source may differ now */
@@ -311,20 +376,11 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 			flow_set_domain(f, NULL); /* another flow now: resolved anew */
 		}
 	} else {
-		if (x->n >= x->max) {
-			evict_oldest(x);
-			pp = slot_of(x, &k);
-		}
-		f = slot_take(x);
+		f = variant_new(x, &k, h, n, oldest, now);
 		if (!f) {
 			proc_entry_unref(x->procs, proc);
 			return NULL;
 		}
-		f->key = k;
-		f->hash = hash_key(&k);
-		f->first_seen = now;
-		*pp = f;
-		x->n++;
 	}
 	f->ev = *e;
 	f->proc = proc;
@@ -334,9 +390,45 @@ struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e,
 	return f;
 }
 
-struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k)
+struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k, const struct lookup_scope *scope,
+			     __u32 pid)
 {
-	return *slot_of(x, k);
+	struct flow *best = NULL;
+	bool best_has_pid = false;
+	__u32 h = hash_key(x, k);
+
+	for (struct flow *f = x->buckets[h & (x->n_buckets - 1)]; f; f = f->hnext) {
+		bool has_pid;
+
+		if (!same_key(f, k, h) || !flow_in_scope(f, scope))
+			continue;
+		has_pid = pid && f->ev.pid == pid;
+		if (!best || (has_pid && !best_has_pid) ||
+		    (has_pid == best_has_pid && f->last_seen > best->last_seen)) {
+			best = f;
+			best_has_pid = has_pid;
+		}
+	}
+	return best;
+}
+
+static struct flow *variant_from(struct flow *f, const struct flow_key *k, __u32 h)
+{
+	while (f && !same_key(f, k, h))
+		f = f->hnext;
+	return f;
+}
+
+struct flow *flow_index_first(struct flow_index *x, const struct flow_key *k)
+{
+	__u32 h = hash_key(x, k);
+
+	return variant_from(x->buckets[h & (x->n_buckets - 1)], k, h);
+}
+
+struct flow *flow_next_variant(const struct flow *f)
+{
+	return variant_from(f->hnext, &f->key, f->hash);
 }
 
 struct flow *flow_index_newest(struct flow_index *x)

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The in-memory flow index: what the ring buffer told us, keyed exactly
- * like the pinned maps, bounded, least recently seen evicted first. The
- * newest-first list doubles as the `recent` view.
+ * The in-memory flow index: what the ring buffer told us, keyed like the
+ * pinned maps plus the direction, bounded, least recently seen evicted
+ * first. The newest-first list doubles as the `recent` view.
+ *
+ * One key can stand for several flows at once: the same destination and
+ * ports from two network namespaces, or from two source addresses. Each
+ * is a "variant" of the key: a flow is (key, netns, src_ip), and all
+ * variants of a key share its hash, so one bucket walk finds them all.
  */
 #pragma once
 
@@ -12,7 +17,12 @@
 
 #include "community-id.h"
 #include "connpid.h"
+#include "lookup-scope.h"
 #include "proc-cache.h"
+
+/* Variants of one key and direction kept at most: a flood from many
+ * namespaces or sources pushes out that key's oldest, not other flows. */
+#define FLOW_VARIANTS_MAX 64
 
 struct flow_key {
 	__u32 dst_ip[4];  /* network order; v4 in [0] */
@@ -20,7 +30,8 @@ struct flow_key {
 	__u16 dst_port;
 	__u8 family;      /* AF_INET / AF_INET6 */
 	__u8 protocol;
-	__u8 pad[2];
+	__u8 direction;   /* enum flow_direction */
+	__u8 pad;
 };
 
 /* The name the flow's destination was resolved from, fixed at ingest. */
@@ -58,11 +69,31 @@ struct flow_index;
 int flow_index_new(size_t max_flows, struct proc_cache *procs, struct flow_index **ret);
 struct flow_index *flow_index_free(struct flow_index *x);
 
+/* The key of an event: inbound when it carries CONNPID_EVENT_FLAG_INBOUND. */
 void flow_key_from_event(const struct connpid_event *e, struct flow_key *ret);
+static inline enum flow_direction flow_direction(const struct flow *f)
+{
+	return (enum flow_direction)f->key.direction;
+}
 
-/* Insert or refresh from an event; evicts the oldest when full. */
+/* Insert or refresh from an event: it replaces the variant of its key with
+ * the same netns and source address (or the same socket); a new variant
+ * past FLOW_VARIANTS_MAX evicts the key's least recently seen one; a new
+ * flow in a full index evicts the index's least recently seen. */
 struct flow *flow_index_add(struct flow_index *x, const struct connpid_event *e, double now);
-struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k);
+
+/* Whether f is in scope: its source address (scope->has_src) and network
+ * namespace (scope->netns != 0) as asked. NULL: every flow. The direction
+ * is the key's (k->direction), not looked at here. */
+bool flow_in_scope(const struct flow *f, const struct lookup_scope *scope);
+/* The best variant of k in scope: the newest whose pid is pid (0: any
+ * pid), else the newest. NULL: none. One bucket walk, no allocation. */
+struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k, const struct lookup_scope *scope,
+			     __u32 pid);
+/* Every variant of k (at most FLOW_VARIANTS_MAX), in no particular order:
+ * for (f = flow_index_first(x, k); f; f = flow_next_variant(f)). */
+struct flow *flow_index_first(struct flow_index *x, const struct flow_key *k);
+struct flow *flow_next_variant(const struct flow *f);
 
 /* Newest first; NULL at the end. */
 struct flow *flow_index_newest(struct flow_index *x);

@@ -186,6 +186,38 @@ static void w_creator(struct jsonw *w, const struct connpid_event *e)
 	jw_obj_end(w);
 }
 
+/* Who listen()ed on the socket an inbound flow was accepted from: the
+ * event's creator_* (an accepted socket has no creator of its own). */
+static void w_listener(struct jsonw *w, const struct connpid_event *e)
+{
+	jw_key(w, "listener");
+	if (!e->creator_pid) {
+		jw_null(w);
+		return;
+	}
+	jw_obj_begin(w);
+	jw_kint(w, "pid", e->creator_pid);
+	w_comm(w, "comm", e->creator_comm);
+	jw_kint(w, "start_time", (int64_t)boottime_ns_to_ticks(e->creator_start_boottime_ns));
+	jw_obj_end(w);
+}
+
+const char *flow_direction_name(enum flow_direction d)
+{
+	return d == FLOW_INBOUND ? "inbound" : "outbound";
+}
+
+int flow_direction_parse(const char *s, enum flow_direction *ret)
+{
+	if (streq(s, "outbound"))
+		*ret = FLOW_OUTBOUND;
+	else if (streq(s, "inbound"))
+		*ret = FLOW_INBOUND;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 /* Whose query named the address: a name from someone else's query is
  * a hint, not this process's word. */
 static const char *asked_by_name(__u8 by)
@@ -242,6 +274,10 @@ static void w_domain(struct jsonw *w, struct manager *m, const struct flow *f)
 		w_domain_of(w, f->domain);
 		return;
 	}
+	if (flow_direction(f) == FLOW_INBOUND) {
+		jw_null(w); /* the peer's name was nobody's question here */
+		return;
+	}
 	late = manager_domain_for_event(m, &f->ev);
 	if (!late) {
 		jw_null(w);
@@ -270,6 +306,8 @@ void flow_write(struct jsonw *w, struct manager *m, const struct flow *f, int in
 	jw_obj_begin(w);
 	if (WANT(fields, FF_PROTO))
 		jw_kstr(w, "proto", protocol_name(e->protocol));
+	if (WANT(fields, FF_DIRECTION))
+		jw_kstr(w, "direction", flow_direction_name(flow_direction(f)));
 	if (WANT(fields, FF_FAMILY))
 		jw_kstr(w, "family", e->family == AF_INET ? "ipv4" : "ipv6");
 	if (WANT(fields, FF_SRC))
@@ -328,8 +366,10 @@ void flow_write(struct jsonw *w, struct manager *m, const struct flow *f, int in
 		jw_kstr(w, "exe_source", "exec");
 	if (WANT(fields, FF_ANCESTORS))
 		w_ancestors(w, e);
-	if (WANT(fields, FF_CREATOR))
+	if (WANT(fields, FF_CREATOR) && flow_direction(f) == FLOW_OUTBOUND)
 		w_creator(w, e);
+	if (WANT(fields, FF_LISTENER) && flow_direction(f) == FLOW_INBOUND)
+		w_listener(w, e);
 	if (WANT(fields, FF_DOMAIN))
 		w_domain(w, m, f);
 	if (WANT(fields, FF_SEEN))
@@ -386,7 +426,7 @@ json_object *map_hit_to_json(const struct flow_query *q, __u32 pid)
 }
 
 static const char *const field_names[_FF_MAX] = {
-	[FF_PROTO] = "proto", [FF_FAMILY] = "family", [FF_SRC] = "src", [FF_SPORT] = "sport",
+	[FF_PROTO] = "proto", [FF_DIRECTION] = "direction", [FF_FAMILY] = "family", [FF_SRC] = "src", [FF_SPORT] = "sport",
 	[FF_DST] = "dst", [FF_DPORT] = "dport", [FF_COMMUNITY_ID] = "community_id", [FF_PID] = "pid",
 	[FF_TID] = "tid", [FF_UID] = "uid", [FF_GID] = "gid", [FF_USER] = "user", [FF_COMM] = "comm",
 	[FF_EXE] = "exe", [FF_CMDLINE] = "cmdline", [FF_PPID] = "ppid", [FF_CGROUP_ID] = "cgroup_id",
@@ -395,13 +435,13 @@ static const char *const field_names[_FF_MAX] = {
 	[FF_SOCKET_COOKIE] = "socket_cookie", [FF_START_TIME] = "start_time", [FF_BOOT_ID] = "boot_id",
 	[FF_FIRST_SEEN] = "first_seen", [FF_LAST_SEEN] = "last_seen", [FF_ALIVE] = "alive",
 	[FF_PID_REUSED] = "pid_reused", [FF_PREVIOUS_PID] = "previous_pid", [FF_EXE_SOURCE] = "exe_source",
-	[FF_ANCESTORS] = "ancestors", [FF_CREATOR] = "creator", [FF_DOMAIN] = "domain", [FF_SEEN] = "seen",
+	[FF_ANCESTORS] = "ancestors", [FF_CREATOR] = "creator", [FF_LISTENER] = "listener", [FF_DOMAIN] = "domain", [FF_SEEN] = "seen",
 	[FF_IN_MAP] = "in_map",
 };
 
 static int field_of(const char *name)
 {
-	/* the first byte first: a few strcmp() per name instead of 38 */
+	/* the first byte first: a few strcmp() per name instead of 40 */
 	for (int i = 0; i < _FF_MAX; i++)
 		if (field_names[i][0] == name[0] && streq(field_names[i], name))
 			return i;
@@ -487,12 +527,80 @@ bool watch_filter_match(const struct watch_filter *w, const struct flow *f)
 	if (w->has_dst && (f->key.family != w->dst_family ||
 			   memcmp(f->key.dst_ip, w->dst, w->dst_family == AF_INET ? 4 : 16) != 0))
 		return false;
+	if (w->has_direction && f->key.direction != w->direction)
+		return false;
+	if (w->netns && e->netns_ino != w->netns)
+		return false;
+	if (w->has_src && (f->key.family != w->src_family ||
+			   memcmp(e->src_ip, w->src, w->src_family == AF_INET ? 4 : 16) != 0))
+		return false;
 	return true;
+}
+
+static int refuse(char *err, size_t errlen, const char *why)
+{
+	snprintf(err, errlen, "%s", why);
+	return -EINVAL;
+}
+
+/* One member of a watch/recent "filter": 0, -ENOENT for an unknown name,
+ * -EINVAL with the reason in err. */
+static int watch_filter_member(struct watch_filter *w, const char *key, json_object *val, char *err, size_t errlen)
+{
+	bool is_str = json_object_is_type(val, json_type_string);
+	const char *str = is_str ? json_object_get_string(val) : "";
+	int64_t n = json_object_is_type(val, json_type_int) ? json_object_get_int64(val) : -1;
+	enum flow_direction d;
+
+	if (streq(key, "pid")) {
+		if (n < 0 || n > UINT32_MAX)
+			goto bad;
+		w->has_pid = true;
+		w->pid = (__u32)n;
+	} else if (streq(key, "comm")) {
+		if (!is_str)
+			goto bad;
+		w->has_comm = true;
+		snprintf(w->comm, sizeof(w->comm), "%s", str);
+	} else if (streq(key, "proto")) {
+		if (!is_str || parse_protocol(str, &w->proto) < 0)
+			goto bad;
+		w->has_proto = true;
+	} else if (streq(key, "dst")) {
+		if (!is_str || parse_ip(str, &w->dst_family, w->dst) < 0)
+			goto bad;
+		w->has_dst = true;
+	} else if (streq(key, "dport")) {
+		if (n < 1 || n > 65535)
+			goto bad;
+		w->has_dport = true;
+		w->dport = (__u16)n;
+	} else if (streq(key, "direction")) {
+		if (!is_str || flow_direction_parse(str, &d) < 0)
+			return refuse(err, errlen, "filter \"direction\" must be \"outbound\" or \"inbound\"");
+		w->has_direction = true;
+		w->direction = (__u8)d;
+	} else if (streq(key, "netns")) {
+		if (n < 1 || n > UINT32_MAX)
+			return refuse(err, errlen, "filter \"netns\" must be a network namespace inode: "
+				      "an integer 1-4294967295");
+		w->netns = (__u64)n;
+	} else if (streq(key, "src")) {
+		if (!is_str || parse_ip(str, &w->src_family, w->src) < 0)
+			return refuse(err, errlen, "filter \"src\" must be an IP address string");
+		w->has_src = true;
+	} else
+		return -ENOENT;
+	return 0;
+bad:
+	snprintf(err, errlen, "invalid value for filter \"%s\"", key);
+	return -EINVAL;
 }
 
 int watch_filter_parse(json_object *o, struct watch_filter *ret, char *err, size_t errlen)
 {
 	struct watch_filter w = {};
+	int r;
 
 	if (!o) {
 		*ret = w;
@@ -503,41 +611,14 @@ int watch_filter_parse(json_object *o, struct watch_filter *ret, char *err, size
 		return -EINVAL;
 	}
 	json_object_object_foreach(o, key, val) {
-		if (streq(key, "pid")) {
-			if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
-			    json_object_get_int64(val) > UINT32_MAX)
-				goto bad;
-			w.has_pid = true;
-			w.pid = (__u32)json_object_get_int64(val);
-		} else if (streq(key, "comm")) {
-			if (!json_object_is_type(val, json_type_string))
-				goto bad;
-			w.has_comm = true;
-			snprintf(w.comm, sizeof(w.comm), "%s", json_object_get_string(val));
-		} else if (streq(key, "proto")) {
-			if (!json_object_is_type(val, json_type_string) ||
-			    parse_protocol(json_object_get_string(val), &w.proto) < 0)
-				goto bad;
-			w.has_proto = true;
-		} else if (streq(key, "dst")) {
-			if (!json_object_is_type(val, json_type_string) ||
-			    parse_ip(json_object_get_string(val), &w.dst_family, w.dst) < 0)
-				goto bad;
-			w.has_dst = true;
-		} else if (streq(key, "dport")) {
-			if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 1 ||
-			    json_object_get_int64(val) > 65535)
-				goto bad;
-			w.has_dport = true;
-			w.dport = (__u16)json_object_get_int64(val);
-		} else {
-			snprintf(err, errlen, "unknown filter \"%s\" (pid, comm, proto, dst, dport)", key);
+		r = watch_filter_member(&w, key, val, err, errlen);
+		if (r == -ENOENT) {
+			snprintf(err, errlen, "unknown filter \"%.*s\" (pid, comm, proto, dst, dport, direction, "
+				 "netns, src)", (int)utf8_cut(key, strnlen(key, 64)), key);
 			return -EINVAL;
 		}
-		continue;
-bad:
-		snprintf(err, errlen, "invalid value for filter \"%s\"", key);
-		return -EINVAL;
+		if (r < 0)
+			return r;
 	}
 	*ret = w;
 	return 0;

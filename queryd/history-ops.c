@@ -137,19 +137,32 @@ static struct store_job *lookup_at_job(struct manager *m, enum store_job_kind ki
 	return j;
 }
 
+/* The flow's key and scope, written as the rows store them: addresses
+ * in format_ip()'s words (v4-mapped already folded by the caller), the
+ * direction as the view says it. NULL scope: outbound, any src/netns. */
+static void job_set_flow(struct store_job *j, const struct flow_query *q, const struct lookup_scope *scope)
+{
+	j->proto = q->protocol;
+	j->sport = q->src_port;
+	j->dport = q->dst_port;
+	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
+	if (!scope)
+		return;
+	j->direction = scope->direction;
+	j->netns = scope->netns;
+	if (scope->has_src)
+		format_ip(q->family, scope->src_ip, j->src, sizeof(j->src));
+}
+
 json_object *history_lookup_at(struct manager *m, struct client *c, const struct flow_query *q,
 			      const struct lookup_scope *scope, json_object *vat)
 {
-	(void)scope; /* TODO(issue 14): narrow the SQL */
 	json_object *err;
 	struct store_job *j = lookup_at_job(m, STORE_JOB_LOOKUP_AT, vat, &err);
 
 	if (!j)
 		return err;
-	j->proto = q->protocol;
-	j->sport = q->src_port;
-	j->dport = q->dst_port;
-	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
+	job_set_flow(j, q, scope);
 	return submit(m, c, j, "history lookup");
 }
 
@@ -199,7 +212,8 @@ static void map_hit_done(struct store_job *j)
 	finish(j, ans);
 }
 
-static struct store_job *map_hit_job(struct manager *m, const struct flow_query *q, __u32 pid)
+static struct store_job *map_hit_job(struct manager *m, const struct flow_query *q, __u32 pid,
+				     const struct lookup_scope *scope)
 {
 	struct store_job *j;
 
@@ -210,10 +224,7 @@ static struct store_job *map_hit_job(struct manager *m, const struct flow_query 
 		return NULL;
 	j->at = now_realtime();
 	j->seed = m->cfg.community_id_seed;
-	j->proto = q->protocol;
-	j->sport = q->src_port;
-	j->dport = q->dst_port;
-	format_ip(q->family, q->dst_ip, j->dst, sizeof(j->dst));
+	job_set_flow(j, q, scope);
 	j->fq = *q;
 	j->pid = pid;
 	j->done = map_hit_done;
@@ -224,8 +235,7 @@ static struct store_job *map_hit_job(struct manager *m, const struct flow_query 
 json_object *history_map_hit(struct manager *m, struct client *c, const struct flow_query *q, __u32 pid,
 			     const struct lookup_scope *scope, json_object *ans)
 {
-	(void)scope; /* TODO(issue 14): narrow the SQL */
-	struct store_job *j = map_hit_job(m, q, pid);
+	struct store_job *j = map_hit_job(m, q, pid, scope);
 
 	/* a lookup never waits for a busy reader: /proc answers then */
 	if (j)
@@ -294,75 +304,119 @@ static int parse_cursor(const char *s, double *ts, __s64 *id)
 	return 0;
 }
 
-static json_object *dup_into(char **slot, const char *v)
+static int dup_into(char **slot, const char *v)
 {
 	*slot = strdup(v);
-	return *slot ? NULL : protocol_error("internal", "out of memory");
+	return *slot ? 0 : -ENOMEM;
 }
 
-static json_object *parse_filter(json_object *f, struct history_query *q)
+/* One member of a history filter each: 0, -EINVAL (bad value), -ENOMEM. */
+static int hf_number(json_object *val, const char *key, struct history_query *q)
 {
 	int64_t num;
 
+	if (streq(key, "pid")) {
+		if (int_in_range(val, 0, UINT32_MAX, &num) < 0)
+			return -EINVAL;
+		q->has_pid = true;
+		q->pid = (__u32)num;
+	} else if (streq(key, "dport")) {
+		if (int_in_range(val, 1, 65535, &num) < 0)
+			return -EINVAL;
+		q->has_dport = true;
+		q->dport = (__u16)num;
+	} else {
+		if (int_in_range(val, 1, UINT32_MAX, &num) < 0)
+			return -EINVAL;
+		q->netns = (__u64)num;
+	}
+	return 0;
+}
+
+static int hf_word(json_object *val, const char *key, struct history_query *q)
+{
+	const char *v = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
+
+	if (streq(key, "proto")) {
+		if (!v || parse_protocol(v, &q->proto) < 0)
+			return -EINVAL;
+		q->has_proto = true;
+		return 0;
+	}
+	/* the words of lookup's "direction" (flow-json.c) */
+	if (!v || flow_direction_parse(v, &q->direction) < 0)
+		return -EINVAL;
+	q->has_direction = true;
+	return 0;
+}
+
+static int hf_time(json_object *val, const char *key, struct history_query *q)
+{
+	bool since = streq(key, "since");
+	double t;
+
+	if (get_time(val, &t) < 0)
+		return -EINVAL;
+	*(since ? &q->has_since : &q->has_until) = true;
+	*(since ? &q->since : &q->until) = t;
+	return 0;
+}
+
+/* the rows' words: v4-mapped folded, one spelling */
+static int hf_address(json_object *val, const char *key, struct history_query *q)
+{
+	char canon[64], **slot = streq(key, "dst") ? &q->dst : &q->src;
+	int fam;
+	__u32 a[4];
+
+	if (!json_object_is_type(val, json_type_string) || parse_ip(json_object_get_string(val), &fam, a) < 0)
+		return -EINVAL;
+	free(*slot);
+	return dup_into(slot, format_ip(fam, a, canon, sizeof(canon)));
+}
+
+static int hf_string(json_object *val, const char *key, struct history_query *q)
+{
+	char **slot = streq(key, "comm") ? &q->comm : streq(key, "exe") ? &q->exe :
+		      streq(key, "domain") ? &q->domain : streq(key, "container") ? &q->container : &q->unit;
+
+	if (!json_object_is_type(val, json_type_string))
+		return -EINVAL;
+	free(*slot);
+	return dup_into(slot, json_object_get_string(val));
+}
+
+static const struct {
+	const char *key;
+	int (*parse)(json_object *val, const char *key, struct history_query *q);
+} history_filter_members[] = {
+	{ "pid", hf_number }, { "dport", hf_number }, { "netns", hf_number },
+	{ "proto", hf_word }, { "direction", hf_word },
+	{ "since", hf_time }, { "until", hf_time },
+	{ "src", hf_address }, { "dst", hf_address },
+	{ "comm", hf_string }, { "exe", hf_string }, { "domain", hf_string },
+	{ "container", hf_string }, { "unit", hf_string },
+};
+
+static json_object *parse_filter(json_object *f, struct history_query *q)
+{
 	json_object_object_foreach(f, key, val) {
-		if (streq(key, "pid")) {
-			if (int_in_range(val, 0, UINT32_MAX, &num) < 0)
-				goto bad;
-			q->has_pid = true;
-			q->pid = (__u32)num;
-		} else if (streq(key, "dport")) {
-			if (int_in_range(val, 1, 65535, &num) < 0)
-				goto bad;
-			q->has_dport = true;
-			q->dport = (__u16)num;
-		} else if (streq(key, "proto")) {
-			if (!json_object_is_type(val, json_type_string) ||
-			    parse_protocol(json_object_get_string(val), &q->proto) < 0)
-				goto bad;
-			q->has_proto = true;
-		} else if (streq(key, "since") || streq(key, "until")) {
-			double t;
+		size_t i;
+		int r;
 
-			if (get_time(val, &t) < 0)
-				goto bad;
-			if (streq(key, "since")) {
-				q->has_since = true;
-				q->since = t;
-			} else {
-				q->has_until = true;
-				q->until = t;
-			}
-		} else if (streq(key, "dst")) {
-			char canon[64];
-			int fam;
-			__u32 a[4];
-
-			if (!json_object_is_type(val, json_type_string) ||
-			    parse_ip(json_object_get_string(val), &fam, a) < 0)
-				goto bad;
-			free(q->dst);
-			if (dup_into(&q->dst, format_ip(fam, a, canon, sizeof(canon))))
-				return protocol_error("internal", "out of memory");
-		} else if (streq(key, "comm") || streq(key, "exe") || streq(key, "domain") ||
-			   streq(key, "container") || streq(key, "unit")) {
-			char **slot = streq(key, "comm") ? &q->comm : streq(key, "exe") ? &q->exe :
-				      streq(key, "domain") ? &q->domain :
-				      streq(key, "container") ? &q->container : &q->unit;
-
-			if (!json_object_is_type(val, json_type_string))
-				goto bad;
-			free(*slot);
-			if (dup_into(slot, json_object_get_string(val)))
-				return protocol_error("internal", "out of memory");
-		} else {
+		for (i = 0; i < ARRAY_SIZE(history_filter_members); i++)
+			if (streq(key, history_filter_members[i].key))
+				break;
+		if (i == ARRAY_SIZE(history_filter_members))
 			return protocol_error("invalid_argument", "unknown history filter \"%.*s\" (pid, comm, "
-					      "exe, dst, dport, proto, domain, container, unit, since, until)",
+					      "exe, src, dst, dport, proto, direction, netns, domain, container, "
+					      "unit, since, until)", quote_len(key), key);
+		r = history_filter_members[i].parse(val, key, q);
+		if (r == -ENOMEM)
+			return protocol_error("internal", "out of memory");
+		if (r < 0)
+			return protocol_error("invalid_argument", "invalid value for history filter \"%.*s\"",
 					      quote_len(key), key);
-		}
-		continue;
-bad:
-		return protocol_error("invalid_argument", "invalid value for history filter \"%.*s\"",
-				      quote_len(key), key);
 	}
 	return NULL;
 }

@@ -155,24 +155,62 @@ static int flow_in_map(struct manager *m, const struct flow *f)
 
 	if (!m->maps_open)
 		return -1;
+	if (flow_direction(f) == FLOW_INBOUND)
+		return 0; /* the map holds outbound flows only */
 	memcpy(q.dst_ip, f->key.dst_ip, sizeof(q.dst_ip));
 	return flow_query_lookup(&q, m->maps.v4_fd, m->maps.v6_fd, &pid) > 0 && pid == f->ev.pid;
 }
 
-/* {"ok":true,"found":true,"flow":FLOW} written straight into the client's
- * output: the hot path of a lookup allocates nothing and builds no tree. */
-static void answer_flow(struct manager *m, struct client *c, const struct flow *f, int in_map,
-			json_object *vid)
+/* Past this many bytes of one answer no further candidate is written: 64
+ * FLOWs fit many times over, unless each is near its largest. */
+#define CANDIDATES_MAX_BYTES (ANSWER_MAX_BYTES - 128 * 1024)
+
+/* The variants of k in scope but best, newest first, into cand (at most
+ * FLOW_VARIANTS_MAX: a key has no more). Returns how many. */
+static size_t candidates_of(struct manager *m, const struct flow_key *k, const struct lookup_scope *scope,
+			    const struct flow *best, const struct flow **cand)
 {
+	size_t n = 0;
+
+	for (const struct flow *f = flow_index_first(m->flows, k); f && n < FLOW_VARIANTS_MAX;
+	     f = flow_next_variant(f)) {
+		size_t i;
+
+		if (f == best || !flow_in_scope(f, scope))
+			continue;
+		/* insertion into an array of at most 64: newest first */
+		for (i = n++; i > 0 && cand[i - 1]->last_seen < f->last_seen; i--)
+			cand[i] = cand[i - 1];
+		cand[i] = f;
+	}
+	return n;
+}
+
+/* {"ok":true,"found":true,"flow":FLOW} written straight into the client's
+ * output: the hot path of a lookup allocates nothing and builds no tree.
+ * With k, the key's other variants in scope follow as "candidates". */
+static void answer_flow(struct manager *m, struct client *c, const struct flow *f, int in_map,
+			const struct flow_key *k, const struct lookup_scope *scope, json_object *vid)
+{
+	const struct flow *cand[FLOW_VARIANTS_MAX];
+	size_t n = k ? candidates_of(m, k, scope, f, cand) : 0, start;
 	struct jsonw *w = client_answer_begin(c);
 
 	m->lookups_found++;
 	if (!w)
 		return; /* the client is gone: nobody to answer */
+	start = w->len;
 	jw_kbool(w, "ok", true);
 	jw_kbool(w, "found", true);
 	jw_key(w, "flow");
 	flow_write(w, m, f, in_map, c->answer_fields);
+	if (n > 0) {
+		jw_key(w, "candidates");
+		jw_arr_begin(w);
+		for (size_t i = 0; i < n && w->len - start < CANDIDATES_MAX_BYTES; i++)
+			flow_write(w, m, cand[i], 0, c->answer_fields);
+		jw_arr_end(w);
+	}
 	client_answer_end(c, vid);
 }
 
@@ -182,6 +220,7 @@ static json_object *lookup_community_id(struct manager *m, struct client *c, jso
 					json_object *vid)
 {
 	static const char *const tuple[] = { "dst", "sport", "dport", "proto" };
+	static const char *const scope_members[] = { "src", "netns", "direction" };
 	json_object *vat, *ans;
 	const char *id;
 	struct flow *f;
@@ -193,6 +232,10 @@ static json_object *lookup_community_id(struct manager *m, struct client *c, jso
 		if (json_object_object_get_ex(req, tuple[i], NULL))
 			return protocol_error("invalid_argument", "lookup takes \"community_id\" or "
 					      "dst/sport/dport/proto, not both");
+	for (size_t i = 0; i < ARRAY_SIZE(scope_members); i++)
+		if (json_object_object_get_ex(req, scope_members[i], NULL))
+			return protocol_error("invalid_argument", "lookup by \"community_id\" takes no \"%s\": "
+					      "the ID names the flow's addresses already", scope_members[i]);
 	id = json_object_get_string(vcid);
 	if (json_object_object_get_ex(req, "at", &vat))
 		return history_lookup_community_id(m, c, id, vat);
@@ -207,7 +250,7 @@ static json_object *lookup_community_id(struct manager *m, struct client *c, jso
 	if (f && m->cfg.no_tcp && f->ev.protocol == CONNPID_PROTO_TCP)
 		f = NULL;
 	if (f) {
-		answer_flow(m, c, f, flow_in_map(m, f), vid);
+		answer_flow(m, c, f, flow_in_map(m, f), NULL, NULL, vid);
 		return NULL;
 	}
 	ans = ok_answer();
@@ -227,22 +270,13 @@ static json_object *take_fields(struct client *c, json_object *req)
 	return NULL;
 }
 
-/* NULL: answered already (answer_flow) or deferred (client_defer). */
-static json_object *op_lookup(struct manager *m, struct client *c, json_object *req, json_object *vid)
+/* dst, sport, dport and proto of a lookup into q: NULL, or the error answer. */
+static json_object *parse_tuple(json_object *req, struct flow_query *q)
 {
-	json_object *vdst, *vproto, *vat, *vcid, *ans;
+	json_object *vdst, *vproto;
 	char sport[32], dport[32], proto[16] = "tcp";
-	struct flow_query q;
-	struct flow_key k = {};
-	struct flow *f;
-	__u32 pid = 0;
-	int r, in_map;
+	const char *dst;
 
-	ans = take_fields(c, req);
-	if (ans)
-		return ans;
-	if (json_object_object_get_ex(req, "community_id", &vcid))
-		return lookup_community_id(m, c, req, vcid, vid);
 	if (!json_object_object_get_ex(req, "dst", &vdst) || !json_object_is_type(vdst, json_type_string))
 		return protocol_error("invalid_argument", "lookup needs \"dst\": an IP address string");
 	if (get_port(req, "sport", sport, sizeof(sport)) < 0 || get_port(req, "dport", dport, sizeof(dport)) < 0)
@@ -257,59 +291,153 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 		else
 			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\"");
 	}
-	r = flow_query_parse(json_object_get_string(vdst), sport, dport, proto, &q);
-	if (r < 0) {
-		const char *dst = json_object_get_string(vdst);
+	dst = json_object_get_string(vdst);
+	if (flow_query_parse(dst, sport, dport, proto, q) >= 0)
+		return NULL;
+	if (parse_protocol(proto, &q->protocol) < 0)
+		return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\", not \"%.*s\"",
+				      quote_len(proto), proto);
+	if (parse_ip(dst, &q->family, q->dst_ip) < 0)
+		return protocol_error("invalid_argument", "\"dst\" is not an IP address: \"%.*s\"", quote_len(dst), dst);
+	return protocol_error("invalid_argument", "ports must be 1-65535 (sport \"%.*s\", dport \"%.*s\")",
+			      quote_len(sport), sport, quote_len(dport), dport);
+}
 
-		if (parse_protocol(proto, &q.protocol) < 0)
-			return protocol_error("invalid_argument", "\"proto\" must be \"tcp\" or \"udp\", not \"%.*s\"",
-					      quote_len(proto), proto);
-		if (parse_ip(dst, &q.family, q.dst_ip) < 0)
-			return protocol_error("invalid_argument", "\"dst\" is not an IP address: \"%.*s\"",
-					      quote_len(dst), dst);
-		return protocol_error("invalid_argument", "ports must be 1-65535 (sport \"%.*s\", dport \"%.*s\")",
-				      quote_len(sport), sport, quote_len(dport), dport);
+/* "direction", "netns" and "src" of a lookup into scope (src in the
+ * family of q's dst): NULL, or the error answer. */
+static json_object *parse_scope(json_object *req, const struct flow_query *q, struct lookup_scope *scope)
+{
+	json_object *v;
+	int64_t netns;
+	int r, family;
+
+	*scope = (struct lookup_scope) { .direction = FLOW_OUTBOUND };
+	if (json_object_object_get_ex(req, "direction", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	     flow_direction_parse(json_object_get_string(v), &scope->direction) < 0))
+		return protocol_error("invalid_argument", "\"direction\" must be \"outbound\" or \"inbound\"");
+	r = get_int_member(req, "netns", 1, UINT32_MAX, &netns);
+	if (r < 0 && r != -ENOENT)
+		return protocol_error("invalid_argument", "\"netns\" must be a network namespace inode: an integer "
+				      "1-4294967295");
+	scope->netns = r == 0 ? (__u64)netns : 0;
+	if (!json_object_object_get_ex(req, "src", &v))
+		return NULL;
+	if (!json_object_is_type(v, json_type_string))
+		return protocol_error("invalid_argument", "\"src\" must be an IP address string");
+	if (parse_ip(json_object_get_string(v), &family, scope->src_ip) < 0)
+		return protocol_error("invalid_argument", "\"src\" is not an IP address: \"%.*s\"",
+				      quote_len(json_object_get_string(v)), json_object_get_string(v));
+	if (family != q->family)
+		return protocol_error("invalid_argument", "\"src\" is %s but \"dst\" is %s: one flow has one family",
+				      family == AF_INET ? "IPv4" : "IPv6", q->family == AF_INET ? "IPv4" : "IPv6");
+	scope->has_src = true;
+	return NULL;
+}
+
+static void key_of_query(const struct flow_query *q, enum flow_direction d, struct flow_key *k)
+{
+	*k = (struct flow_key) {
+		.family = (__u8)q->family, .protocol = q->protocol, .src_port = q->src_port,
+		.dst_port = q->dst_port, .direction = (__u8)d,
+	};
+	memcpy(k->dst_ip, q->dst_ip, q->family == AF_INET ? 4 : 16);
+}
+
+static json_object *not_found(void)
+{
+	json_object *ans = ok_answer();
+
+	json_object_object_add(ans, "found", json_object_new_boolean(false));
+	return ans;
+}
+
+/* Accepted connections: no kernel map has them, the index is all. */
+static json_object *lookup_inbound(struct manager *m, struct client *c, const struct flow_query *q,
+				   const struct lookup_scope *scope, json_object *vid)
+{
+	struct flow_key k;
+	struct flow *f;
+
+	if (!(m->maps.meta.flags & CONNPID_META_F_INBOUND))
+		return protocol_error("unavailable", "inbound tracking is off: load with connpid-loader --inbound");
+	m->lookups++;
+	key_of_query(q, FLOW_INBOUND, &k);
+	f = flow_index_find(m->flows, &k, scope, 0);
+	if (!f) {
+		/* its event may still wait in the ring */
+		(void)manager_ringbuf_drain(m);
+		f = flow_index_find(m->flows, &k, scope, 0);
 	}
+	if (!f)
+		return not_found();
+	answer_flow(m, c, f, 0, &k, scope, vid);
+	return NULL;
+}
+
+/* Outbound: the map names the current owner even before its event has
+ * been drained; the index tells which namespace and source it is. */
+static json_object *lookup_outbound(struct manager *m, struct client *c, const struct flow_query *q,
+				    const struct lookup_scope *scope, json_object *vid)
+{
+	bool scoped = scope->has_src || scope->netns;
+	struct flow_key k;
+	struct flow *f;
+	__u32 pid = 0;
+	int in_map;
+
+	m->lookups++;
+	in_map = flow_query_lookup(q, m->maps.v4_fd, m->maps.v6_fd, &pid);
+	if (in_map < 0)
+		return protocol_error("internal", "map lookup failed: %s", strerror(-in_map));
+	if (!in_map)
+		pid = 0;
+	key_of_query(q, FLOW_OUTBOUND, &k);
+	f = flow_index_find(m->flows, &k, scope, pid);
+	if (in_map && (!f || f->ev.pid != pid)) {
+		(void)manager_ringbuf_drain(m);
+		f = flow_index_find(m->flows, &k, scope, pid);
+	}
+	if (f && (!in_map || f->ev.pid == pid || scoped)) {
+		/* !in_map: evicted from the LRU map, still described by its
+		 * event; scoped: the map's owner is another namespace's or
+		 * source's, this one is what was asked for */
+		answer_flow(m, c, f, in_map && f->ev.pid == pid, &k, scope, vid);
+		return NULL;
+	}
+	if (in_map && !scoped)
+		/* No event for it here: the history may describe it (on the
+		 * reader thread, the client deferred), else /proc. */
+		return history_map_hit(m, c, q, pid, scope, ok_answer());
+	return not_found();
+}
+
+/* NULL: answered already (answer_flow) or deferred (client_defer). */
+static json_object *op_lookup(struct manager *m, struct client *c, json_object *req, json_object *vid)
+{
+	struct lookup_scope scope;
+	struct flow_query q;
+	json_object *vat, *vcid, *ans;
+
+	ans = take_fields(c, req);
+	if (ans)
+		return ans;
+	if (json_object_object_get_ex(req, "community_id", &vcid))
+		return lookup_community_id(m, c, req, vcid, vid);
+	ans = parse_tuple(req, &q);
+	if (!ans)
+		ans = parse_scope(req, &q, &scope);
+	if (ans)
+		return ans;
 	if (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP)
 		return protocol_error("unavailable", "TCP reporting is off (--no-tcp)");
 	if (json_object_object_get_ex(req, "at", &vat))
-		return history_lookup_at(m, c, &q, NULL, vat);
+		return history_lookup_at(m, c, &q, &scope, vat);
 	if (!m->maps_open)
 		return protocol_error("unavailable", "%s", m->maps_problem[0] ? m->maps_problem : "connpid is not loaded");
-
-	m->lookups++;
-	/* The map is written in the connect()/send() path: it is the truth
-	 * about the current owner even before its event has been drained. */
-	in_map = flow_query_lookup(&q, m->maps.v4_fd, m->maps.v6_fd, &pid);
-	if (in_map < 0)
-		return protocol_error("internal", "map lookup failed: %s", strerror(-in_map));
-	k.family = (__u8)q.family;
-	k.protocol = q.protocol;
-	k.src_port = q.src_port;
-	k.dst_port = q.dst_port;
-	memcpy(k.dst_ip, q.dst_ip, q.family == AF_INET ? 4 : 16);
-	f = flow_index_find(m->flows, &k);
-	if (in_map && (!f || f->ev.pid != pid)) {
-		(void)manager_ringbuf_drain(m);
-		f = flow_index_find(m->flows, &k);
-	}
-
-	if (in_map && f && f->ev.pid == pid) {
-		answer_flow(m, c, f, 1, vid);
-		return NULL;
-	}
-	if (!in_map && f) {
-		/* Evicted from the LRU map, still described by its event. */
-		answer_flow(m, c, f, 0, vid);
-		return NULL;
-	}
-	ans = ok_answer();
-	if (in_map)
-		/* No event for it here: the history may describe it (on the
-		 * reader thread, the client deferred), else /proc. */
-		return history_map_hit(m, c, &q, pid, NULL, ans);
-	json_object_object_add(ans, "found", json_object_new_boolean(false));
-	return ans;
+	if (scope.direction == FLOW_INBOUND)
+		return lookup_inbound(m, c, &q, &scope, vid);
+	return lookup_outbound(m, c, &q, &scope, vid);
 }
 
 /* Room for {"ok":true,"flows":[...],"truncated":true,"cursor":"...","id":}
@@ -328,7 +456,9 @@ size_t answer_rows_budget(json_object *req)
 }
 
 /* A page of `recent` ends at a flow; the next one starts after it. The
- * cursor names it by last_seen and key: "LAST_SEEN/PROTO/DST/SPORT/DPORT". */
+ * cursor names it by last_seen and key: "LAST_SEEN/PROTO/DST/SPORT/DPORT"
+ * (of the variants of that key, in either direction, the one last seen
+ * then: two at the same nanosecond are as good as one). */
 static void recent_cursor(const struct flow *f, char *buf, size_t size)
 {
 	char dst[64];
@@ -345,7 +475,7 @@ static int recent_resume(struct manager *m, const char *cursor, struct flow **re
 {
 	char buf[160], *part[5], *save = NULL, *end;
 	struct flow_query q;
-	struct flow_key k = {};
+	struct flow_key k;
 	struct flow *f;
 	double t;
 	int i = 0;
@@ -364,15 +494,13 @@ static int recent_resume(struct manager *m, const char *cursor, struct flow **re
 	t = strtod(part[0], &end);
 	if (errno || *end || !isfinite(t) || flow_query_parse(part[2], part[3], part[4], part[1], &q) < 0)
 		return -EINVAL;
-	k.family = (__u8)q.family;
-	k.protocol = q.protocol;
-	k.src_port = q.src_port;
-	k.dst_port = q.dst_port;
-	memcpy(k.dst_ip, q.dst_ip, q.family == AF_INET ? 4 : 16);
-	f = flow_index_find(m->flows, &k);
-	if (f && f->last_seen == t) {
-		*ret = flow_older(f);
-		return 0;
+	for (int d = FLOW_OUTBOUND; d <= FLOW_INBOUND; d++) {
+		key_of_query(&q, d, &k);
+		for (f = flow_index_first(m->flows, &k); f; f = flow_next_variant(f))
+			if (f->last_seen == t) {
+				*ret = flow_older(f);
+				return 0;
+			}
 	}
 	for (f = flow_index_newest(m->flows); f && f->last_seen >= t; f = flow_older(f))
 		;
@@ -557,6 +685,7 @@ static json_object *op_stats(struct manager *m)
 static json_object *op_status(struct manager *m)
 {
 	json_object *ans = ok_answer(), *st = NULL, *q = json_object_new_object();
+	struct connpid_meta meta;
 	int r;
 
 	r = pins_describe(m->cfg.pin_dir, &st);
@@ -572,6 +701,9 @@ static json_object *op_status(struct manager *m)
 			       json_object_new_string(m->cfg.allow_group) : NULL);
 	json_object_object_add(q, "allow_group_exists", json_object_new_boolean(m->allow_gid_valid));
 	json_object_object_add(q, "pins_in_use", json_object_new_boolean(m->maps_open));
+	/* from the pins, as "blocker_loaded": also when queryd has not opened them */
+	json_object_object_add(st, "inbound", json_object_new_boolean(
+		connpid_meta_read(m->cfg.pin_dir, &meta, NULL) == 0 && (meta.flags & CONNPID_META_F_INBOUND)));
 	if (!m->maps_open)
 		json_object_object_add(q, "problem", json_object_new_string(m->maps_problem));
 	json_object_object_add(q, "docker", docker_status_json(m->docker));

@@ -71,7 +71,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (m->docker && cg && cg->ident.container_id[0])
 		docker_want(m->docker, cg->ident.container_id);
 	f = flow_index_add(m->flows, &e, monotonic_ns_to_realtime(e.ts_ns));
-	if (f && !f->domain) {
+	/* An accepted connection's peer was not resolved by its process: a
+	 * name for it would be a guess. */
+	if (f && !f->domain && flow_direction(f) == FLOW_OUTBOUND) {
 		flow_set_domain(f, manager_domain_for_event(m, &e));
 		/* The answer to its lookup may have reached the DNS ring after
 		 * this pass drained it (about 1 flow in 300 under churn): the

@@ -17,7 +17,11 @@
  * live in one allocation; the process, cgroup and domain parts are also
  * the keys the writer interns them by. */
 struct store_item {
-	bool dns;
+	/* one byte of flags: the item stays 152 bytes, and the queue holds
+	 * up to 262144 of them */
+	bool dns : 1;
+	bool inbound : 1;   /* accept()ed: src is the local end, dst the peer */
+	bool has_answers : 1;
 	__u8 proto, family;
 	__u16 sport, dport;
 	__u32 pid, tid, uid, gid, ttl;
@@ -30,7 +34,10 @@ struct store_item {
 	__u32 proc_off, proc_len, cg_off, cg_len, dom_off, dom_len;
 	/* DNS: query, answers, source are NUL-terminated in blob */
 	__u32 query_off, answers_off, source_off;
-	bool has_answers;
+	/* inbound with a known listener: its pid (4), start ticks (8) and
+	 * comm (16) at this offset of blob; 0: none (outbound rows pay
+	 * nothing for it) */
+	__u32 lis_off;
 };
 
 struct intern_entry {

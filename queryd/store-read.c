@@ -41,6 +41,7 @@ void store_job_free(struct store_job *j)
 	free(j->q.comm);
 	free(j->q.exe);
 	free(j->q.dst);
+	free(j->q.src);
 	free(j->q.domain);
 	free(j->q.container);
 	free(j->q.unit);
@@ -211,6 +212,24 @@ static void add_community_id(json_object *o, __u16 seed, size_t *size)
 	*size += 16 + COMMUNITY_ID_LEN + ROW_OVERHEAD;
 }
 
+/* listener_pid, listener_comm, listener_start_time: "listener": {pid,
+ * comm, start_time} as in a FLOW, only when the row knows the listener. */
+static bool listener_member(json_object *o, const char *name, json_object *v)
+{
+	json_object *l;
+
+	if (!startswith(name, "listener_"))
+		return false;
+	if (!v)
+		return true;
+	if (!json_object_object_get_ex(o, "listener", &l)) {
+		l = json_object_new_object();
+		json_object_object_add(o, "listener", l);
+	}
+	json_object_object_add(l, name + strlen("listener_"), v);
+	return true;
+}
+
 static json_object *row_to_json(sqlite3_stmt *st, __u16 seed, size_t *size)
 {
 	json_object *o = json_object_new_object();
@@ -251,7 +270,8 @@ static json_object *row_to_json(sqlite3_stmt *st, __u16 seed, size_t *size)
 		else if (streq(name, "id"))
 			name = "row_id";
 		*size += strlen(name) + ROW_OVERHEAD;
-		json_object_object_add(o, name, v);
+		if (!listener_member(o, name, v))
+			json_object_object_add(o, name, v);
 	}
 	add_community_id(o, seed, size);
 	json_object_object_add(o, "seen", json_object_new_string("history"));
@@ -259,6 +279,12 @@ static json_object *row_to_json(sqlite3_stmt *st, __u16 seed, size_t *size)
 }
 
 #define DETAILS "SELECT * FROM connection_details "
+
+/* The view's words for a direction (schema 4). */
+static const char *direction_name(enum flow_direction d)
+{
+	return d == FLOW_INBOUND ? "inbound" : "outbound";
+}
 
 /* One statement per order: every filter is in it, and an absent filter is
  * bound to NULL, so each filter is named once, next to its value. The
@@ -270,7 +296,8 @@ static json_object *row_to_json(sqlite3_stmt *st, __u16 seed, size_t *size)
 	"AND (:cts IS NULL OR ts " cmp " :cts OR (ts = :cts AND id " cmp " :cid)) " \
 	"AND (:pid IS NULL OR pid = :pid) AND (:comm IS NULL OR comm = :comm) " \
 	"AND (:exe IS NULL OR proc_ref IN (SELECT id FROM processes WHERE exe = :exe)) " \
-	"AND (:dst IS NULL OR dst = :dst) " \
+	"AND (:dst IS NULL OR dst = :dst) AND (:src IS NULL OR src = :src) " \
+	"AND (:dir IS NULL OR direction = :dir) AND (:netns IS NULL OR netns = :netns) " \
 	"AND (:dport IS NULL OR dport = :dport) AND (:proto IS NULL OR proto = :proto) " \
 	"AND (:domain IS NULL OR domain_ref IN (SELECT id FROM domains WHERE name = :domain)) " \
 	"AND (:unit IS NULL OR cgroup_ref IN (SELECT id FROM cgroups WHERE unit = :unit)) " \
@@ -355,6 +382,9 @@ static int run_history(struct store *s, struct store_job *j)
 	bind_name_text(st, ":comm", q->comm);
 	bind_name_text(st, ":exe", q->exe);
 	bind_name_text(st, ":dst", q->dst);
+	bind_name_text(st, ":src", q->src);
+	bind_name_text(st, ":dir", q->has_direction ? direction_name(q->direction) : NULL);
+	bind_name_int(st, ":netns", q->netns != 0, (int64_t)q->netns);
 	bind_name_int(st, ":dport", q->has_dport, q->dport);
 	bind_name_text(st, ":proto", q->has_proto ? protocol_name(q->proto) : NULL);
 	bind_name_text(st, ":domain", q->domain);
@@ -387,7 +417,9 @@ static int run_history(struct store *s, struct store_job *j)
 
 /* Who owned a flow at `at`: the newest row at or before it, walking the
  * time index backwards (the log has no 4-tuple or Community ID index, on
- * purpose: ingest), bounded by the budget. By 4-tuple, or by Community ID,
+ * purpose: ingest), bounded by the budget. By 4-tuple and its scope (the
+ * direction always; src and netns when asked: more rows to tell apart,
+ * the same walk), or by Community ID,
  * which has no column either: it is hashed per row walked (no cost at
  * ingest; a flow looked up near its time is found at once). */
 static int run_lookup_at(struct store *s, struct store_job *j)
@@ -401,7 +433,9 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 				DETAILS "WHERE ts <= :at AND community_id(src, dst, sport, dport, proto, :seed) = :cid "
 					"ORDER BY ts DESC, id DESC LIMIT 1" :
 				DETAILS "WHERE ts <= :at AND sport = :sport AND dport = :dport AND dst = :dst "
-					"AND proto = :proto ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
+					"AND proto = :proto AND direction = :dir AND (:src IS NULL OR src = :src) "
+					"AND (:netns IS NULL OR netns = :netns) "
+					"ORDER BY ts DESC, id DESC LIMIT 1", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_sqlite_to_errno(rc);
 	bind_name_double(st, ":at", true, j->at);
@@ -413,6 +447,9 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 		bind_name_int(st, ":dport", true, j->dport);
 		(void)bind_name_text(st, ":dst", j->dst);
 		(void)bind_name_text(st, ":proto", protocol_name(j->proto));
+		(void)bind_name_text(st, ":dir", direction_name(j->direction));
+		(void)bind_name_text(st, ":src", j->src[0] ? j->src : NULL);
+		bind_name_int(st, ":netns", j->netns != 0, (int64_t)j->netns);
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)

@@ -8,6 +8,8 @@
  * Process, cgroup and domain details are stored once each in their own
  * tables and referred to by id (schema 3); rows are indexed by time only
  * (tests/bench/RESULTS.md has the measurements behind that choice).
+ * Schema 4 adds the direction and, for accepted connections, the process
+ * that listened (columns NULL for outbound rows, so those cost nothing).
  */
 #pragma once
 
@@ -19,8 +21,9 @@
 #include "community-id.h"
 #include "flow-index.h"
 #include "flowkey.h"
+#include "lookup-scope.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* Default time budget of one history query. */
 #define STORE_QUERY_BUDGET_MS 2000
 /* Jobs waiting for the reader past this: "busy". */
@@ -78,12 +81,14 @@ bool store_refused(struct store *s);
 void store_get_stats(const struct store *s, struct store_stats *ret);
 
 struct history_query {
-	bool has_pid, has_dport, has_since, has_until, has_proto;
+	bool has_pid, has_dport, has_since, has_until, has_proto, has_direction;
+	enum flow_direction direction;
 	__u32 pid;
+	__u64 netns;            /* 0: any */
 	__u16 dport;
 	__u8 proto;
 	double since, until;
-	char *comm, *exe, *dst, *domain, *container, *unit; /* owned by the job */
+	char *comm, *exe, *dst, *src, *domain, *container, *unit; /* owned by the job */
 	int limit;
 	bool ascending;
 	bool has_cursor;        /* go on after this row (in this order) */
@@ -108,6 +113,11 @@ struct store_job {
 	char dst[64];
 	__u16 sport, dport;
 	double at;
+	/* LOOKUP_AT's scope: the direction, and src ("" any) and netns (0
+	 * any) when the question named them */
+	enum flow_direction direction;
+	char src[64];
+	__u64 netns;
 	/* Rows carry no Community ID: it is computed from their addresses
 	 * as they are read, with this seed (the daemon's). */
 	__u16 seed;

@@ -6,6 +6,11 @@ daemon socket (no kernel needed):
                 ECS field, with its value
   ecs_history   a HISTORY ROW -> the same names from the flat columns
   ecs_utf8      invalid UTF-8 in a row comes out as U+FFFD, valid JSON
+  ecs_inbound   issue 14: an accepted flow (FLOW and HISTORY ROW) is
+                network.direction "ingress", event.action "accept", the
+                peer is source.*, this host's end destination.*, the
+                listener is connpid.listener; outbound is "egress"/"connect";
+                a flow without "direction" (older daemon) is outbound
   prometheus    `stats --prometheus` parsed by prometheus_client's
                 text_string_to_metric_families; types right (counters end
                 in _total and are typed counter), labels low-cardinality
@@ -24,7 +29,8 @@ FAILED = []
 
 BOOT = open("/proc/sys/kernel/random/boot_id").read().strip()
 LIVE = {
-    "proto": "tcp", "family": "ipv4", "src": "10.1.2.3", "sport": 40000, "dst": "93.184.216.34",
+    "proto": "tcp", "direction": "outbound", "family": "ipv4", "src": "10.1.2.3", "sport": 40000,
+    "dst": "93.184.216.34",
     "dport": 443, "pid": 4242, "tid": 4243, "uid": 1000, "gid": 1000, "user": "alice",
     "comm": "curl", "exe": "/usr/bin/curl", "cmdline": ["curl", "-s", "https://example.com/"],
     "ppid": 4200, "cgroup_id": 77, "cgroup": "/system.slice/docker-abc.scope",
@@ -40,7 +46,7 @@ LIVE = {
     "seen": "event", "community_id": "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
 }
 HIST = {
-    "row_id": 7, "first_seen": 1700000000.25, "last_seen": 1700000000.25, "proto": "udp",
+    "row_id": 7, "first_seen": 1700000000.25, "last_seen": 1700000000.25, "proto": "udp", "direction": "outbound",
     "family": "ipv6", "src": "::", "sport": 5353, "dst": "2001:db8::1", "dport": 53, "pid": 17,
     "tid": 17, "uid": 0, "gid": 0, "comm": "resolved", "exe": "/usr/lib/systemd/systemd-resolved",
     "cmdline": ["/usr/lib/systemd/systemd-resolved"], "start_time": 55, "cgroup_id": 5,
@@ -104,7 +110,8 @@ def case_ecs_live(tmp):
         "event.kind": "event", "event.category": ["network"], "event.type": ["connection", "start"],
         "event.action": "connect", "event.dataset": "connpid.flow", "event.module": "connpid",
         "network.transport": "tcp", "network.type": "ipv4", "network.iana_number": "6",
-        "network.community_id": LIVE["community_id"],
+        "network.community_id": LIVE["community_id"], "network.direction": "egress",
+        "connpid.direction": KeyError, "connpid.listener": KeyError,
         "source.ip": "10.1.2.3", "source.port": 40000,
         "destination.ip": "93.184.216.34", "destination.port": 443, "destination.domain": "example.com",
         "process.pid": 4242, "process.name": "curl", "process.executable": "/usr/bin/curl",
@@ -140,6 +147,7 @@ def case_ecs_history(tmp):
     [rec] = ecs_records(tmp, [HIST])
     expect("ecs_history", rec, {
         "@timestamp": "2023-11-14T22:13:20.250Z", "network.transport": "udp", "network.type": "ipv6",
+        "network.direction": "egress", "event.action": "connect",
         "network.iana_number": "17", "network.community_id": "1:abc=",
         "source.ip": KeyError,  # "::" = unknown source: no address
         "source.port": 5353, "destination.ip": "2001:db8::1", "destination.port": 53,
@@ -151,6 +159,45 @@ def case_ecs_history(tmp):
         # a row of 2023 predates this boot: its start_time counts from another
         "process.entity_id": KeyError, "process.start": KeyError,
     })
+
+
+# An accepted connection: src/sport this host's listening end, dst/dport
+# the remote client (connpid(7) FLOW), the listener instead of a creator.
+LIVE_IN = dict({k: v for k, v in LIVE.items() if k not in ("creator", "domain")},
+               direction="inbound", src="10.1.2.3", sport=8443, dst="198.51.100.7", dport=51234,
+               listener={"pid": 4000, "comm": "nginx", "start_time": 1200})
+HIST_IN = dict({k: v for k, v in HIST.items() if k != "domain"}, proto="tcp", direction="inbound",
+               src="2001:db8::10", sport=22, dst="2001:db8::99", dport=60000,
+               listener={"pid": 1, "comm": "systemd", "start_time": 3})
+INBOUND_WANT = {
+    "network.direction": "ingress", "event.action": "accept",
+    "event.type": ["connection", "start"], "connpid.direction": KeyError,
+}
+
+
+def case_ecs_inbound(tmp):
+    [rec] = ecs_records(tmp, [LIVE_IN], "recent")
+    expect("ecs_inbound", rec, dict(INBOUND_WANT, **{
+        "source.ip": "198.51.100.7", "source.port": 51234,
+        "destination.ip": "10.1.2.3", "destination.port": 8443,
+        "connpid.listener": LIVE_IN["listener"], "connpid.creator": KeyError,
+        "process.pid": 4242, "process.name": "curl",
+    }))
+    [rec] = ecs_records(tmp, [HIST_IN])
+    expect("ecs_inbound", rec, dict(INBOUND_WANT, **{
+        "source.ip": "2001:db8::99", "source.port": 60000,
+        "destination.ip": "2001:db8::10", "destination.port": 22,
+        "connpid.listener": HIST_IN["listener"], "connpid.seen": "history",
+    }))
+    # a remote peer's domain names the source
+    [rec] = ecs_records(tmp, [dict(HIST_IN, domain="client.example")])
+    expect("ecs_inbound", rec, {"source.domain": "client.example", "destination.domain": KeyError})
+    # older daemons knew outbound flows only; an unknown word is "unknown"
+    old = {k: v for k, v in HIST.items() if k != "direction"}
+    [rec] = ecs_records(tmp, [old])
+    expect("ecs_inbound", rec, {"network.direction": "egress", "event.action": "connect"})
+    [rec] = ecs_records(tmp, [dict(HIST, direction="sideways")])
+    expect("ecs_inbound", rec, {"network.direction": "unknown", "event.action": "connect"})
 
 
 def case_ecs_utf8(tmp):
@@ -228,7 +275,7 @@ def main():
         print("SKIP: python3-prometheus-client is not installed (tests/install-deps.sh)")
         sys.exit(77)
     with tempfile.TemporaryDirectory(prefix="cpt-fmt-") as tmp:
-        for case in (case_ecs_live, case_ecs_history, case_ecs_utf8, case_prometheus):
+        for case in (case_ecs_live, case_ecs_history, case_ecs_inbound, case_ecs_utf8, case_prometheus):
             n = len(FAILED)
             try:
                 case(tmp)

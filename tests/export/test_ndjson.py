@@ -101,6 +101,10 @@ def test(env):
         check_eq(r["destination"]["ip"], "127.0.0.1", "destination.ip")
         check_eq(r["network"]["transport"], "tcp", "network.transport")
         check_eq(r["event"]["category"], ["network"], "event.category")
+        # issue 14: a connect() from this host
+        check_eq(r["network"]["direction"], "egress", "network.direction")
+        check_eq(r["event"]["action"], "connect", "event.action")
+        check("listener" not in r.get("connpid", {}), "no connpid.listener on an outbound flow", r)
         check(r["source"]["port"] in sports, "source.port %r is not one of ours" % r["source"]["port"])
         for k in ("@timestamp",):
             check(k in r, "no %s" % k)
@@ -124,6 +128,7 @@ def test(env):
         check_eq(r["process"]["pid"], w.pid, "history process.pid")
         check_eq(r["destination"]["port"], lport, "history destination.port")
         check_eq(r["connpid"]["seen"], "history", "history connpid.seen")
+        check_eq(r["network"]["direction"], "egress", "history network.direction")
     d2.stop()
 
 

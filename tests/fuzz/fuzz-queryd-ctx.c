@@ -29,6 +29,8 @@ struct seed_flow {
 	bool owner_changed, creator, own_cgroup;
 	const char *domain, *chain; /* DNS answer seen for it (raw label bytes), CNAME first */
 	const char *ancestor;
+	bool inbound;               /* accepted: creator_* is the listener */
+	__u64 netns;                /* 0: the host's */
 };
 
 static const struct seed_flow seeds[] = {
@@ -43,6 +45,12 @@ static const struct seed_flow seeds[] = {
 	{ "tcp", "::ffff:203.0.113.1", "10.0.0.2", 1024, 65535, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81",
 	  false, 123456, 0, false, true, true, "\xe6\x97\xa5.jp", NULL, NULL },
 	{ "tcp", "2001:db8::80", "fe80::1", 65535, 1, "", true, 0, 1, true, false, true, NULL, NULL, "" },
+	/* issue 14: the first key again from another namespace (a candidate),
+	 * and an accepted connection with its listener */
+	{ .proto = "tcp", .dst = "93.184.216.34", .src = "10.0.0.2", .sport = 40000, .dport = 443,
+	  .comm = "curl-ns2", .pid = 4000002, .creator = true, .netns = 4026532999ULL },
+	{ .proto = "tcp", .dst = "198.51.100.20", .src = "10.0.0.2", .sport = 8080, .dport = 52000,
+	  .comm = "nginx\xc3", .self = true, .creator = true, .inbound = true, .ancestor = "systemd" },
 };
 
 static __u64 own_cgroup_id(void)
@@ -164,6 +172,7 @@ static void make_maps(struct fuzz_queryd *q)
 		return;
 	}
 	m->maps.v4_max_entries = m->maps.v6_max_entries = 1024;
+	m->maps.meta.flags = CONNPID_META_F_INBOUND; /* as with connpid-loader --inbound */
 	m->maps_open = true;
 	q->have_maps = true;
 }
@@ -183,10 +192,10 @@ static void add_seed(struct fuzz_queryd *q, const struct seed_flow *s, __u64 cgr
 		abort();
 	e.ts_ns = 1;
 	e.cgroup_id = s->own_cgroup ? cgroup_id : 0x100000000ULL + s->sport;
-	e.socket_cookie = 0x1000 + s->sport;
+	e.socket_cookie = 0x1000 + s->sport + (s->netns ? 0x100000 : 0); /* one socket, one cookie */
 	e.pid = e.tid = s->self ? (__u32)getpid() : s->pid;
 	e.start_boottime_ns = s->self ? self_start_ns : 1000000000ULL * s->sport;
-	e.netns_ino = 4026531840U;
+	e.netns_ino = s->netns ? s->netns : 4026531840U;
 	e.uid = s->self ? getuid() : 65534;
 	e.gid = 65534;
 	if (parse_ip(s->src, &fam, e.src_ip) < 0)
@@ -196,8 +205,9 @@ static void add_seed(struct fuzz_queryd *q, const struct seed_flow *s, __u64 cgr
 	e.dst_port = s->dport;
 	e.family = (__u8)fq.family;
 	e.protocol = fq.protocol;
-	e.source = s->in_map ? CONNPID_SRC_SOCKOPS_CONNECT : CONNPID_SRC_SEEDED;
-	e.flags = s->owner_changed ? CONNPID_EVENT_FLAG_OWNER_CHANGED : 0;
+	e.source = s->inbound ? CONNPID_SRC_ACCEPT : s->in_map ? CONNPID_SRC_SOCKOPS_CONNECT : CONNPID_SRC_SEEDED;
+	e.flags = (s->owner_changed ? CONNPID_EVENT_FLAG_OWNER_CHANGED : 0) |
+		  (s->inbound ? CONNPID_EVENT_FLAG_INBOUND : 0);
 	e.prev_pid = s->owner_changed ? 1 : 0;
 	copy_comm(e.comm, s->comm);
 	if (s->creator) {

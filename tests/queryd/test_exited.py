@@ -24,6 +24,15 @@ def lookup(cl, proto, sport, dport):
     return ans["flow"]
 
 
+def human_row(out):
+    """connpidctl's table (header and one row) by column name."""
+    lines = out.strip().splitlines()
+    check(len(lines) >= 2, "a header and a row", out)
+    hdr, row = lines[0].split(), lines[-1].split()
+    check_eq(len(row), len(hdr), "one value per column (%r)" % out)
+    return dict(zip(hdr, row))
+
+
 def take_pid(env, pid, tries=200):
     """Start `sleep` with exactly this pid, or return None."""
     for _ in range(tries):
@@ -65,8 +74,9 @@ def test(env):
         check_eq(f["exe"], w.exe, "%s exe after exit" % proto)
     r = env.ctl("lookup", "127.0.0.1", str(t["sport"]), str(lport), "--protocol", "tcp")
     check_eq(r.returncode, 0, "connpidctl lookup of an exited process exits 0")
-    row = r.stdout.strip().splitlines()[-1].split()
-    check_eq((row[0], row[1], row[6]), (str(w.pid), "cpq-gone", "exited"), "human row of an exited process")
+    row = human_row(r.stdout)
+    check_eq((row["PID"], row["COMM"], row["ALIVE"]), (str(w.pid), "cpq-gone", "exited"),
+             "human row of an exited process")
 
     # --- PID reuse
     orig = env.workload(comm="cpq-orig")
@@ -104,8 +114,8 @@ def test(env):
     jf = json.loads(r.stdout)["flow"]
     check_eq((jf["alive"], jf["pid_reused"], jf["comm"]), (False, True, "cpq-orig"), "connpidctl --json")
     r = env.ctl("lookup", "127.0.0.1", str(c["sport"]), str(c["dport"]), "--protocol", "udp")
-    row = r.stdout.strip().splitlines()[-1].split()
-    check_eq((row[1], row[6]), ("cpq-orig", "reused"), "human row says reused")
+    row = human_row(r.stdout)
+    check_eq((row["COMM"], row["ALIVE"]), ("cpq-orig", "reused"), "human row says reused")
     rec = cl.request({"op": "recent", "limit": 5, "filter": {"comm": "cpq-orig"}})
     check_eq(len(rec["flows"]), 1, "recent by comm finds the original")
     check_eq(rec["flows"][0]["pid_reused"], True, "recent marks it reused")

@@ -4,8 +4,10 @@
 databases connpid must not write.
 
 - user_version 0 (an empty file), 1 (the version-1 schema exactly as in
-  store.c's migrations[0], one row in it) and 2 (migrations[1] on top,
-  a row with every version-2 column set): queryd migrates to 3; the old
+  store.c's migrations[0], one row in it), 2 (migrations[1] on top,
+  a row with every version-2 column set) and 3 (migrations[2] on top of
+  that): queryd migrates to 4 (issue 14: direction and listener columns,
+  old rows read as "direction": "outbound", no "listener"); the old
   rows are still there (process, cgroup and domain details moved to their
   own tables, rows refer to them), `history` returns them with the same
   member names and values as before, new flows are written next to them.
@@ -27,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from storeharness import (check, check_eq, history, log, lookup, main, stats,  # noqa: E402
                           store_stats, wait_until)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # store.c migrations[0], verbatim.
 SCHEMA_V1 = (
@@ -74,6 +76,59 @@ SCHEMA_V2_STEP = (
     "ALTER TABLE dns_events ADD COLUMN source TEXT;"
     "ALTER TABLE dns_events ADD COLUMN ttl INTEGER;")
 
+# store.c migrations[2], verbatim.
+SCHEMA_V3_STEP = (
+    "CREATE TABLE processes ("
+    "  id INTEGER PRIMARY KEY, pid INTEGER, start_time INTEGER, exe TEXT, cmdline TEXT);"
+    "CREATE INDEX processes_pid ON processes(pid, start_time);"
+    "CREATE INDEX processes_exe ON processes(exe);"
+    "CREATE TABLE cgroups ("
+    "  id INTEGER PRIMARY KEY, cgroup_id INTEGER, cgroup_path TEXT, unit TEXT,"
+    "  container_id TEXT, container_name TEXT, container_image TEXT);"
+    "CREATE INDEX cgroups_cgroup_id ON cgroups(cgroup_id);"
+    "CREATE INDEX cgroups_unit ON cgroups(unit);"
+    "CREATE INDEX cgroups_container_id ON cgroups(container_id);"
+    "CREATE INDEX cgroups_container_name ON cgroups(container_name);"
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE connections3 ("
+    "  id INTEGER PRIMARY KEY, ts REAL NOT NULL, proto INTEGER NOT NULL, src TEXT,"
+    "  sport INTEGER NOT NULL, dst TEXT NOT NULL, dport INTEGER NOT NULL, pid INTEGER,"
+    "  tid INTEGER, uid INTEGER, gid INTEGER, comm TEXT, proc INTEGER, cgroup INTEGER,"
+    "  domain INTEGER, socket_cookie INTEGER, netns INTEGER);"
+    "INSERT INTO processes (pid, start_time, exe, cmdline)"
+    "  SELECT DISTINCT pid, start_time, exe, cmdline FROM connections"
+    "  WHERE exe IS NOT NULL OR cmdline IS NOT NULL OR start_time IS NOT NULL;"
+    "INSERT INTO cgroups (cgroup_id, cgroup_path, unit, container_id, container_name, container_image)"
+    "  SELECT DISTINCT cgroup_id, cgroup_path, unit, container_id, container_name, container_image"
+    "  FROM connections WHERE cgroup_id IS NOT NULL OR cgroup_path IS NOT NULL;"
+    "INSERT INTO domains (name) SELECT DISTINCT domain FROM connections WHERE domain IS NOT NULL;"
+    "INSERT INTO connections3 (id, ts, proto, src, sport, dst, dport, pid, tid, uid, gid, comm,"
+    "  proc, cgroup, domain, socket_cookie, netns)"
+    "  SELECT c.id, c.ts, CASE c.proto WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17"
+    "    ELSE coalesce(CAST(c.proto AS INTEGER), 0) END, c.src, c.sport, c.dst, c.dport, c.pid,"
+    "    c.tid, c.uid, c.gid, c.comm,"
+    "    (SELECT p.id FROM processes p WHERE p.pid IS c.pid AND p.start_time IS c.start_time"
+    "       AND p.exe IS c.exe AND p.cmdline IS c.cmdline),"
+    "    (SELECT g.id FROM cgroups g WHERE g.cgroup_id IS c.cgroup_id AND g.cgroup_path IS c.cgroup_path"
+    "       AND g.unit IS c.unit AND g.container_id IS c.container_id"
+    "       AND g.container_name IS c.container_name AND g.container_image IS c.container_image),"
+    "    (SELECT d.id FROM domains d WHERE d.name = c.domain),"
+    "    c.socket_cookie, c.netns FROM connections c;"
+    "DROP TABLE connections;"
+    "ALTER TABLE connections3 RENAME TO connections;"
+    "CREATE INDEX connections_ts ON connections(ts);"
+    "CREATE VIEW connection_details AS SELECT c.id AS id, c.ts AS ts, c.ts AS last_seen,"
+    "  CASE c.proto WHEN 6 THEN 'tcp' WHEN 17 THEN 'udp' ELSE CAST(c.proto AS TEXT) END AS proto,"
+    "  CASE WHEN instr(c.dst, ':') THEN 'ipv6' ELSE 'ipv4' END AS family,"
+    "  c.src AS src, c.sport AS sport, c.dst AS dst, c.dport AS dport, c.pid AS pid, c.tid AS tid,"
+    "  c.uid AS uid, c.gid AS gid, c.comm AS comm, p.exe AS exe, p.cmdline AS cmdline,"
+    "  p.start_time AS start_time, g.cgroup_id AS cgroup_id, g.cgroup_path AS cgroup_path,"
+    "  g.unit AS unit, g.container_id AS container_id, g.container_name AS container_name,"
+    "  g.container_image AS container_image, d.name AS domain, c.socket_cookie AS socket_cookie,"
+    "  c.netns AS netns, c.proc AS proc_ref, c.cgroup AS cgroup_ref, c.domain AS domain_ref"
+    "  FROM connections c LEFT JOIN processes p ON p.id = c.proc"
+    "  LEFT JOIN cgroups g ON g.id = c.cgroup LEFT JOIN domains d ON d.id = c.domain;")
+
 # A version-2 row with everything set, twice the same process (one
 # processes row after the migration) and once another.
 V2_ROWS = [
@@ -100,6 +155,8 @@ V2_CONNECTION_COLUMNS = {
     "family", "tid", "uid", "gid", "exe", "cmdline", "start_time", "cgroup_id", "cgroup_path", "unit",
     "container_id", "container_name", "container_image", "domain", "last_seen", "socket_cookie", "netns"}
 V2_DNS_COLUMNS = {"source", "ttl"}
+V4_CONNECTION_COLUMNS = {"direction", "listener_pid", "listener_start_time", "listener_comm"}
+V4_VIEW_COLUMNS = V4_CONNECTION_COLUMNS
 OLD_ROW = dict(ts=1700000000.25, proto="tcp", src="10.0.0.5", sport=40000, dst="192.0.2.7", dport=443,
                pid=4242, comm="lanthorn-old")
 
@@ -135,7 +192,8 @@ def live_flow_check(env, w, lport, what):
 def migrate_case(env, w, lport, name, make):
     db = env.path(name + ".db")
     old_rows = make(db)
-    check_eq(user_version(db), 0 if not old_rows else 2 if name == "v2" else 1, name + ": starting user_version")
+    start = {"v2": 2, "v3": 3}.get(name, 1) if old_rows else 0
+    check_eq(user_version(db), start, name + ": starting user_version")
     d = env.daemon(db=db)
     d.wait_ready()
     check_eq(user_version(db), SCHEMA_VERSION, name + ": user_version after queryd opened it")
@@ -153,12 +211,20 @@ def migrate_case(env, w, lport, name, make):
             check(columns(con, t), name + ": table " + t)
         check(V2_DNS_COLUMNS <= columns(con, "dns_events"), name + ": new dns_events columns",
               sorted(V2_DNS_COLUMNS - columns(con, "dns_events")))
+        # version 4: the direction and the listener of accepted flows
+        check(V4_CONNECTION_COLUMNS <= columns(con, "connections"), name + ": version-4 columns",
+              columns(con, "connections"))
+        check(V4_VIEW_COLUMNS <= columns(con, "connection_details"), name + ": version-4 view columns",
+              columns(con, "connection_details"))
         idx = {r[1] for r in con.execute("PRAGMA index_list(connections)")}
         check({"connections_ts"} <= idx, name + ": indexes", idx)
         check_eq(con.execute("PRAGMA journal_mode").fetchone()[0], "wal", name + ": journal_mode")
         check_eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", name + ": integrity_check")
-        if old_rows and name == "v2":
+        if old_rows and name in ("v2", "v3"):
             check_eq(con.execute("SELECT count(*) FROM connections").fetchone()[0], 3, name + ": rows survive")
+            # no UPDATE of the old rows: NULL reads as outbound
+            check_eq(con.execute("SELECT count(*) FROM connection_details WHERE direction = 'outbound' "
+                                 "AND listener_pid IS NULL").fetchone()[0], 3, name + ": old rows are outbound")
             check_eq(con.execute("SELECT count(*) FROM processes").fetchone()[0], 2,
                      name + ": one processes row per process")
             check_eq(con.execute("SELECT count(*) FROM cgroups").fetchone()[0], 2, name + ": cgroups rows")
@@ -170,9 +236,16 @@ def migrate_case(env, w, lport, name, make):
             check_eq(con.execute("SELECT count(*) FROM dns_events").fetchone()[0], 1, name + ": old dns row")
     finally:
         con.close()
-    if old_rows and name == "v2":
+    if old_rows and name in ("v2", "v3"):
         rows = history(env, {"until": 1700000200}, order="asc", limit=10)
         check_eq(len(rows), 3, name + ": history returns the old rows")
+        for r in rows:
+            check_eq(r.get("direction"), "outbound", name + ": old row %d direction" % r["row_id"])
+            check("listener" not in r, name + ": old row without a listener", r)
+        check_eq(len(history(env, {"until": 1700000200, "direction": "outbound"})), 3,
+                 name + ": direction filter outbound finds the old rows")
+        check_eq(len(history(env, {"until": 1700000200, "direction": "inbound"})), 0,
+                 name + ": direction filter inbound finds none of them")
         for r, want in zip(rows, V2_ROWS):
             for k, v in want.items():
                 if k == "ts":
@@ -199,6 +272,8 @@ def migrate_case(env, w, lport, name, make):
     t = live_flow_check(env, w, lport, name)
     rows = wait_until(lambda: history(env, {"pid": w.pid, "dport": lport}, limit=100), what="new row")
     check(any(x["sport"] == t["sport"] for x in rows), name + ": new flow written after the migration", rows)
+    new = [x for x in rows if x["sport"] == t["sport"]][0]
+    check(new.get("direction") == "outbound" and "listener" not in new, name + ": a new outbound row", new)
     check_eq(d.stop(), 0, name + ": queryd exit status")
     check_eq(user_version(db), SCHEMA_VERSION, name + ": user_version after restart")
     # Opening an up-to-date DB again changes nothing in the schema.
@@ -233,6 +308,16 @@ def make_v2(db):
     for r in V2_ROWS:
         con.execute("INSERT INTO connections (%s) VALUES (%s)" % (", ".join(r), ", ".join(":" + k for k in r)), r)
     con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    return V2_ROWS
+
+
+def make_v3(db):
+    make_v2(db)
+    con = sqlite3.connect(db)
+    con.executescript(SCHEMA_V3_STEP)
+    con.execute("PRAGMA user_version = 3")
     con.commit()
     con.close()
     return V2_ROWS
@@ -273,6 +358,7 @@ def test(env):
     migrate_case(env, w, lport, "v0-empty-file", make_v0)
     migrate_case(env, w, lport, "v1", make_v1)
     migrate_case(env, w, lport, "v2", make_v2)
+    migrate_case(env, w, lport, "v3", make_v3)
 
     # From the future: refused, never touched.
     future = env.path("v99.db")

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The Python mirrors of the C constants (tests/lib/connpidtest.py) agree
 with their one definition: common/connpid.h (ABI version, protocol and
-address family numbers, name lengths, event sources, stats slots and
-their names, key layouts) and loader/pindir.c (the map pin names). A
+address family numbers, name lengths, event sources and flags, meta
+flags, stats slots and their names, key layouts) and loader/pindir.c (the map pin names). A
 slot added to enum connpid_stat without its Python name fails here."""
 import os
 import re
@@ -70,7 +70,12 @@ def defines_match():
     log("connpid.h defines: %s" % d)
     for py, c in (("ABI_VERSION", "CONNPID_ABI_VERSION"), ("PROTO_TCP", "CONNPID_PROTO_TCP"),
                   ("PROTO_UDP", "CONNPID_PROTO_UDP"), ("COMM_LEN", "CONNPID_COMM_LEN"),
-                  ("EXE_LEN", "CONNPID_EXE_LEN")):
+                  ("EXE_LEN", "CONNPID_EXE_LEN"),
+                  ("EVENT_FLAG_OWNER_CHANGED", "CONNPID_EVENT_FLAG_OWNER_CHANGED"),
+                  ("EVENT_FLAG_INBOUND", "CONNPID_EVENT_FLAG_INBOUND"),
+                  ("META_F_IPV6_BLOCKER", "CONNPID_META_F_IPV6_BLOCKER"),
+                  ("META_F_BLOCK_LOOPBACK6", "CONNPID_META_F_BLOCK_LOOPBACK6"),
+                  ("META_F_INBOUND", "CONNPID_META_F_INBOUND")):
         check(c in d, "%s is not defined in common/connpid.h" % c)
         check_eq(getattr(T, py), d[c], "connpidtest.%s against %s" % (py, c))
     # The events carry the kernel's numbers: the ones of this host's libc.

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Issue 14, history side: the store's writer and reader with accepted
+ * (inbound) flows, without the kernel part. The events below are a MOCK
+ * of what the loader's --inbound programs send (common/connpid.h,
+ * CONNPID_EVENT_FLAG_INBOUND: src = the local end, dst = the peer,
+ * creator_* = whoever called listen()); they go through the same
+ * store_queue_flow() queryd calls for every ring-buffer event.
+ *
+ * Checked: the columns written (outbound rows: direction and listener
+ * NULL; inbound: 1 and the listener when known), the history rows'
+ * "direction" and "listener" members, and "lookup at" narrowed by
+ * direction, src and netns (the same key in four namespaces/directions).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sqlite3.h>
+
+#include "check.h"
+#include "macro.h"
+#include "store.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct mock {
+	const char *src, *dst;
+	__u16 sport, dport;
+	__u32 pid;
+	__u64 netns;
+	bool inbound;
+	__u32 listener_pid; /* creator_pid */
+	const char *comm, *listener_comm;
+};
+
+/* A mock of one kernel event, as ringbuf.c would index it. */
+static void queue_mock(struct store *s, const struct mock *m, double ts)
+{
+	struct flow f = { .first_seen = ts, .last_seen = ts };
+	struct connpid_event *e = &f.ev;
+
+	e->family = AF_INET;
+	e->protocol = CONNPID_PROTO_TCP;
+	inet_pton(AF_INET, m->src, &e->src_ip[0]);
+	inet_pton(AF_INET, m->dst, &e->dst_ip[0]);
+	e->src_port = m->sport;
+	e->dst_port = m->dport;
+	e->pid = e->tid = m->pid;
+	e->netns_ino = m->netns;
+	e->start_boottime_ns = 7000000000ULL;
+	snprintf(e->comm, sizeof(e->comm), "%s", m->comm);
+	if (m->inbound) {
+		e->flags = CONNPID_EVENT_FLAG_INBOUND;
+		e->source = CONNPID_SRC_ACCEPT;
+		e->creator_pid = m->listener_pid;
+		if (m->listener_pid) {
+			e->creator_start_boottime_ns = 5000000000ULL;
+			/* up to 16 bytes, maybe no NUL: the writer must bound it */
+			memcpy(e->creator_comm, m->listener_comm, strnlen(m->listener_comm, CONNPID_COMM_LEN));
+		}
+	}
+	store_queue_flow(s, &f, NULL);
+}
+
+static json_object *answer;
+static int answer_r;
+
+static void on_done(struct store_job *j)
+{
+	answer_r = j->r;
+	/* rows are pre-rendered text: parse them back to look inside */
+	answer = j->rows ? json_tokener_parse(json_object_to_json_string(j->rows)) : NULL;
+}
+
+/* Submit j and run the loop's part until it is done. */
+static int run(struct store *s, struct store_job *j)
+{
+	struct pollfd p = { .fd = store_done_fd(s), .events = POLLIN };
+
+	json_object_put(answer);
+	answer = NULL;
+	answer_r = -EINPROGRESS;
+	j->done = on_done;
+	if (store_submit(s, j) < 0) {
+		store_job_free(j);
+		return -EIO;
+	}
+	while (answer_r == -EINPROGRESS && poll(&p, 1, 10000) > 0)
+		store_dispatch_done(s);
+	return answer_r;
+}
+
+static int64_t member_int(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : -1;
+}
+
+static const char *member_str(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "(absent)";
+}
+
+/* Who owned tcp dst:sport->dport at `at`, in this scope. */
+static int64_t lookup_at(struct store *s, enum flow_direction d, const char *src, __u64 netns, double at)
+{
+	struct store_job *j = store_job_new(STORE_JOB_LOOKUP_AT);
+
+	j->proto = CONNPID_PROTO_TCP;
+	snprintf(j->dst, sizeof(j->dst), "192.0.2.9");
+	j->sport = 8080;
+	j->dport = 51000;
+	j->at = at;
+	j->direction = d;
+	snprintf(j->src, sizeof(j->src), "%s", src ? src : "");
+	j->netns = netns;
+	if (run(s, j) < 0)
+		return -2;
+	return answer ? member_int(answer, "pid") : -1;
+}
+
+static int history_count(struct store *s, void (*fill)(struct history_query *q))
+{
+	struct store_job *j = store_job_new(STORE_JOB_HISTORY);
+
+	j->q.limit = 100;
+	fill(&j->q);
+	if (run(s, j) < 0 || !answer)
+		return -1;
+	return (int)json_object_array_length(answer);
+}
+
+static void f_inbound(struct history_query *q)
+{
+	q->has_direction = true;
+	q->direction = FLOW_INBOUND;
+}
+
+static void f_outbound(struct history_query *q)
+{
+	q->has_direction = true;
+	q->direction = FLOW_OUTBOUND;
+}
+
+static void f_netns(struct history_query *q)
+{
+	q->netns = 444;
+}
+
+static void f_src(struct history_query *q)
+{
+	q->src = strdup("10.0.0.2");
+}
+
+static void f_src_inbound_netns(struct history_query *q)
+{
+	f_inbound(q);
+	q->src = strdup("10.0.0.1");
+	q->netns = 222;
+}
+
+static const struct mock mocks[] = {
+	/* outbound, as before issue 14 */
+	{ "10.0.0.1", "192.0.2.1", 40000, 443, 100, 111, false, 0, "curl", NULL },
+	/* accepted on 10.0.0.1:8080 from 192.0.2.9:51000, listener known */
+	{ "10.0.0.1", "192.0.2.9", 8080, 51000, 200, 222, true, 150, "worker", "listenerd-16byte" },
+	/* accepted, listener unknown (listen() before loading) */
+	{ "10.0.0.3", "192.0.2.7", 22, 52000, 210, 333, true, 0, "sshd", NULL },
+	/* the same key accepted in another namespace, on another address */
+	{ "10.0.0.2", "192.0.2.9", 8080, 51000, 201, 444, true, 151, "worker2", "l2" },
+	/* the same key, outbound (a connect() from port 8080 to the peer) */
+	{ "10.0.0.1", "192.0.2.9", 8080, 51000, 300, 555, false, 0, "client", NULL },
+};
+
+static void check_columns(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open %s", path);
+	CHECK(sqlite3_prepare_v2(db, "SELECT pid, direction, listener_pid, listener_start_time, listener_comm "
+				 "FROM connections ORDER BY id", -1, &st, NULL) == SQLITE_OK, "prepare");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const struct mock *m = &mocks[n++];
+
+		CHECK(sqlite3_column_int64(st, 0) == m->pid, "row %d pid", n);
+		if (!m->inbound) {
+			for (int i = 1; i < 5; i++)
+				CHECK(sqlite3_column_type(st, i) == SQLITE_NULL, "outbound row %d column %d is NULL", n, i);
+			continue;
+		}
+		CHECK(sqlite3_column_int(st, 1) == 1, "inbound row %d direction 1", n);
+		if (!m->listener_pid) {
+			CHECK(sqlite3_column_type(st, 2) == SQLITE_NULL, "row %d: no listener pid", n);
+			continue;
+		}
+		CHECK(sqlite3_column_int64(st, 2) == m->listener_pid, "row %d listener_pid", n);
+		CHECK(sqlite3_column_int64(st, 3) == 5 * sysconf(_SC_CLK_TCK), "row %d listener_start_time", n);
+		CHECK(strncmp((const char *)sqlite3_column_text(st, 4), m->listener_comm, 16) == 0 &&
+		      sqlite3_column_bytes(st, 4) == (int)strnlen(m->listener_comm, 16), "row %d listener_comm", n);
+	}
+	CHECK(n == (int)(sizeof(mocks) / sizeof(mocks[0])), "rows written: %d", n);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void check_rows(struct store *s)
+{
+	struct store_job *j = store_job_new(STORE_JOB_HISTORY);
+	json_object *l;
+
+	j->q.limit = 100;
+	j->q.ascending = true;
+	CHECK(run(s, j) == 5 && answer, "history: %d", answer_r);
+	if (!answer)
+		return;
+	for (size_t i = 0; i < json_object_array_length(answer); i++) {
+		json_object *row = json_object_array_get_idx(answer, i);
+		const struct mock *m = &mocks[i];
+		bool has_l = json_object_object_get_ex(row, "listener", &l);
+
+		CHECK(streq(member_str(row, "direction"), m->inbound ? "inbound" : "outbound"),
+		      "row %zu direction %s", i, member_str(row, "direction"));
+		CHECK(has_l == (m->listener_pid != 0), "row %zu listener present: %d", i, has_l);
+		CHECK(!json_object_object_get_ex(row, "listener_pid", NULL), "row %zu: no listener_pid column", i);
+		if (!has_l)
+			continue;
+		CHECK(member_int(l, "pid") == m->listener_pid, "row %zu listener.pid", i);
+		CHECK(strncmp(member_str(l, "comm"), m->listener_comm, 16) == 0, "row %zu listener.comm %s", i,
+		      member_str(l, "comm"));
+		CHECK(member_int(l, "start_time") == 5 * sysconf(_SC_CLK_TCK), "row %zu listener.start_time", i);
+		CHECK(json_object_object_length(l) == 3, "row %zu listener has pid, comm, start_time only", i);
+	}
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/cps-inbound-XXXXXX", path[64], err[512] = "";
+	struct store_options o = { .path = path };
+	struct store *s = NULL;
+	double t0 = now_s() - 100;
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/h.db", dir);
+	CHECK(store_open(&o, &s, err, sizeof(err)) == 0 && store_is_open(s), "store_open: %s", err);
+	if (!s)
+		return 1;
+	for (size_t i = 0; i < sizeof(mocks) / sizeof(mocks[0]); i++)
+		queue_mock(s, &mocks[i], t0 + (double)i);
+	CHECK(store_flush(s, 10000) == 5, "flush");
+	check_columns(path);
+	check_rows(s);
+
+	/* history filters, as history-ops.c fills them */
+	CHECK(history_count(s, f_inbound) == 3, "direction inbound: %d", history_count(s, f_inbound));
+	CHECK(history_count(s, f_outbound) == 2, "direction outbound");
+	CHECK(history_count(s, f_netns) == 1, "netns 444");
+	CHECK(history_count(s, f_src) == 1, "src 10.0.0.2");
+	CHECK(history_count(s, f_src_inbound_netns) == 1, "inbound src 10.0.0.1 netns 222");
+
+	/* lookup at: the key 192.0.2.9 8080 -> 51000 in four scopes */
+	CHECK(lookup_at(s, FLOW_OUTBOUND, NULL, 0, t0 + 10) == 300, "outbound: the connect()");
+	CHECK(lookup_at(s, FLOW_INBOUND, NULL, 0, t0 + 10) == 201, "inbound, any netns: the newest");
+	CHECK(lookup_at(s, FLOW_INBOUND, NULL, 222, t0 + 10) == 200, "inbound in netns 222");
+	CHECK(lookup_at(s, FLOW_INBOUND, "10.0.0.1", 0, t0 + 10) == 200, "inbound to 10.0.0.1");
+	CHECK(lookup_at(s, FLOW_INBOUND, "10.0.0.2", 444, t0 + 10) == 201, "inbound to 10.0.0.2 in 444");
+	CHECK(lookup_at(s, FLOW_INBOUND, "10.0.0.2", 222, t0 + 10) == -1, "no such flow: src and netns disagree");
+	CHECK(lookup_at(s, FLOW_OUTBOUND, NULL, 222, t0 + 10) == -1, "outbound in 222: none");
+	CHECK(lookup_at(s, FLOW_INBOUND, NULL, 0, t0 + 2.5) == 200, "inbound before the second accept");
+	json_object_put(answer);
+
+	store_close(s);
+	for (const char *suf = ""; suf; suf = streq(suf, "") ? "-wal" : streq(suf, "-wal") ? "-shm" : NULL) {
+		char p[80];
+
+		snprintf(p, sizeof(p), "%s%s", path, suf);
+		(void)unlink(p);
+	}
+	(void)rmdir(dir);
+	if (check_failures)
+		fprintf(stderr, "%d checks failed\n", check_failures);
+	else
+		printf("all checks passed\n");
+	return check_failures != 0;
+}
