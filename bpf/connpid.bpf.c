@@ -12,6 +12,14 @@
  *                    the source port exists. Egress runs synchronously in
  *                    the sender's send() for UDP, so current is the owner.
  *
+ * Inbound (loader --inbound only; nothing of it runs otherwise):
+ *   TCP accepted     sockops BPF_SOCK_OPS_TCP_LISTEN_CB records who called
+ *                    listen(); tracepoints syscalls/sys_exit_accept[4] read
+ *                    the new fd's socket in the acceptor's context and emit
+ *                    an inbound event. No seed map entry: the maps stay the
+ *                    outbound contract. io_uring accepts are not seen.
+ *                    The seeding walk records listeners older than the load.
+ *
  * Around them: cgroup/sock_create remembers who created each socket (a
  * fork()ed child or an SCM_RIGHTS receiver may connect it), tp_btf on
  * sched_process_exec remembers each process's executable (queryd may read
@@ -74,12 +82,47 @@ struct {
 } exec_info SEC(".maps");
 
 
+/* Who called listen() on a TCP socket, for the inbound events of the
+ * connections accepted from it. Keyed by the listening socket's network
+ * namespace (its cookie: both hooks read the socket's own namespace, not
+ * the task's), local port and family as the socket has it (a dual-stack
+ * [::] listener stays AF_INET6, as do the v4 children it accepts). Not the
+ * local address: a wildcard listener's children carry the address the
+ * client reached. So two listeners on one port and family in one
+ * namespace (distinct addresses, SO_REUSEPORT) share an entry: the last
+ * listen() wins. LRU: a listener idle past LISTENER_SLOTS newer ones loses
+ * its entry and its accepts carry no listener (creator_* 0). */
+#define LISTENER_SLOTS 4096
+struct listener_key {
+	__u64 netns_cookie;
+	__u16 port;          /* host order */
+	__u16 family;
+	__u32 pad;
+};
+
+struct listener_owner {
+	__u32 pid;
+	__u32 pad;
+	__u64 start_boottime_ns;
+	char comm[CONNPID_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LISTENER_SLOTS);
+	__type(key, struct listener_key);
+	__type(value, struct listener_owner);
+} listen_owners SEC(".maps");
+
 /* The scope's cgroup id and depth, for tasks other than current. */
 const volatile __u64 scope_cgroup_id = 0;
 const volatile __u32 scope_cgroup_level = 0;
 
 /* Cleared by the loader with --no-creator (cgroup/sock_create not loaded). */
 const volatile bool track_creators = true;
+
+/* Set by the loader with --inbound (the accept programs are loaded then). */
+const volatile bool track_inbound = false;
 
 /* Wake the consumer only once this much is waiting; queryd also polls on
  * a short timer. A wakeup per event costs ~10 us here (DESIGN.md). */
@@ -182,7 +225,21 @@ static __always_inline void fill_creator(struct connpid_event *e, __u64 cookie)
 	}
 }
 
-static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid)
+/* An accepted connection's listener stands where an outbound event has
+ * the socket's creator (the field meaning is set by the INBOUND flag). */
+static __always_inline void fill_listener(struct connpid_event *e, const struct listener_owner *o)
+{
+	if (!o)
+		return;
+	e->creator_pid = o->pid;
+	e->creator_start_boottime_ns = o->start_boottime_ns;
+	__builtin_memcpy(e->creator_comm, o->comm, sizeof(e->creator_comm));
+}
+
+/* inbound is a constant at every call site: outbound hooks compile to
+ * the same code as before it existed. */
+static __always_inline void emit_event(const struct flow *f, __u32 pid, __u32 prev_pid,
+				       bool inbound, const struct listener_owner *listener)
 {
 	struct connpid_event *e;
 	__u64 flags = BPF_RB_NO_WAKEUP;
@@ -202,7 +259,9 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 	else
 		fill_identity(e);
 	/* only for events: a repeat packet never pays for this lookup */
-	if (track_creators)
+	if (inbound)
+		fill_listener(e, listener);
+	else if (track_creators)
 		fill_creator(e, f->cookie);
 	e->ts_ns = bpf_ktime_get_ns();
 	e->socket_cookie = f->cookie;
@@ -214,6 +273,8 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 	e->protocol = f->protocol;
 	e->source = f->source;
 	e->flags = prev_pid ? CONNPID_EVENT_FLAG_OWNER_CHANGED : 0;
+	if (inbound)
+		e->flags |= CONNPID_EVENT_FLAG_INBOUND;
 	e->prev_pid = prev_pid;
 	e->pid = pid;
 
@@ -221,6 +282,11 @@ static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 	stat_inc(CONNPID_STAT_EVENTS);
+}
+
+static __always_inline void emit(const struct flow *f, __u32 pid, __u32 prev_pid)
+{
+	emit_event(f, pid, prev_pid, false, NULL);
 }
 
 /* Insert or refresh one key. `dedup` is for packet hooks: a key already
@@ -254,8 +320,8 @@ static __always_inline void record(void *map, const void *key, struct flow *f,
 	emit(f, pid, prev);
 }
 
-/* Key the flow: v4 and v4-mapped v6 go to the v4 map with the v4 address. */
-static __always_inline void track(struct flow *f, bool dedup)
+/* A dual-stack socket talking to an IPv4 peer is an IPv4 flow. */
+static __always_inline void fold_v4mapped(struct flow *f)
 {
 	if (f->family == AF_INET6 && ip6_is_v4mapped(f->dst_ip)) {
 		f->family = AF_INET;
@@ -264,6 +330,12 @@ static __always_inline void track(struct flow *f, bool dedup)
 		f->dst_ip[1] = f->dst_ip[2] = f->dst_ip[3] = 0;
 		f->src_ip[1] = f->src_ip[2] = f->src_ip[3] = 0;
 	}
+}
+
+/* Key the flow: v4 and v4-mapped v6 go to the v4 map with the v4 address. */
+static __always_inline void track(struct flow *f, bool dedup)
+{
+	fold_v4mapped(f);
 
 	if (f->family == AF_INET) {
 		struct conn_key_v4 k = {
@@ -286,15 +358,37 @@ static __always_inline void track(struct flow *f, bool dedup)
 	}
 }
 
+/* listen() runs in the owner's context: remember it for the accepts. */
+static __always_inline void record_listener(struct bpf_sock_ops *skops)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct listener_key k = {
+		.netns_cookie = bpf_get_netns_cookie(skops),
+		.port = (__u16)skops->local_port,
+		.family = (__u16)skops->family,
+	};
+	struct listener_owner o = {
+		.pid = bpf_get_current_pid_tgid() >> 32,
+		.start_boottime_ns = task->group_leader->start_boottime,
+	};
+
+	copy_comm(o.comm, task);
+	bpf_map_update_elem(&listen_owners, &k, &o, BPF_ANY);
+}
+
 SEC("sockops")
 int connpid_sockops(struct bpf_sock_ops *skops)
 {
 	struct flow f = {};
 
 	/* Called for every op of every TCP socket in the cgroup: leave at once
-	 * for all but the one that sees a new outgoing connection. */
-	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+	 * for all but the one that sees a new outgoing connection (and, with
+	 * --inbound, listen(); the verifier drops that branch without it). */
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		if (track_inbound && skops->op == BPF_SOCK_OPS_TCP_LISTEN_CB)
+			record_listener(skops);
 		return 1;
+	}
 
 	f.family = skops->family;
 	f.protocol = CONNPID_PROTO_TCP;
@@ -496,6 +590,102 @@ int BPF_PROG(connpid_fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
+/* The socket behind the fd accept() just returned, read from the
+ * acceptor's fd table. Between the fd_install() and this exit another
+ * thread may have closed the fd and reused it: the file must point back
+ * at a socket that points back at it, or nothing is reported. Every read
+ * is a checked probe read: a stale pointer reads as nothing. */
+static __always_inline struct sock *accepted_sock(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file = NULL;
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!fdt || (unsigned long)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (!fds || bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_socket) != sock)
+		return NULL;
+	return sk;
+}
+
+#define SOCK_STREAM_TYPE 1
+
+/* The local end as src, the peer as dst: the FLOW naming (this host's
+ * end first) whatever the direction. */
+static __always_inline bool accepted_flow(struct sock *sk, struct flow *f)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM_TYPE)
+		return false;
+	f->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	f->protocol = CONNPID_PROTO_TCP;
+	f->source = CONNPID_SRC_ACCEPT;
+	f->src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	f->dst_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* Only set when someone asked for it already; never made here. */
+	f->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (f->family == AF_INET) {
+		f->src_ip[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		f->dst_ip[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else if (f->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&f->src_ip, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&f->dst_ip, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* accept()/accept4() returned fd `ret` to a process in scope: one inbound
+ * event, in the acceptor's context. The key of the listener map is the
+ * child's own namespace, port and (unfolded) family: the listener's. */
+static __always_inline void accept_exit(long ret)
+{
+	struct listener_owner owner, *o;
+	struct listener_key k = {};
+	struct flow f = {};
+	struct sock *sk;
+
+	if (ret < 0)
+		return;
+	if (!bpf_current_task_under_cgroup(&scope_cgroup, 0))
+		return;
+	sk = accepted_sock(ret);
+	if (!sk || !accepted_flow(sk, &f))
+		return;
+	k.netns_cookie = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
+	k.port = f.src_port;
+	k.family = f.family;
+	o = bpf_map_lookup_elem(&listen_owners, &k);
+	if (o)
+		__builtin_memcpy(&owner, o, sizeof(owner));
+	fold_v4mapped(&f);
+	emit_event(&f, bpf_get_current_pid_tgid() >> 32, 0, true, o ? &owner : NULL);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int connpid_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int connpid_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}
+
 /* Is the task inside the cgroup the loader attached to? */
 static __always_inline bool task_in_scope(struct task_struct *task)
 {
@@ -512,6 +702,27 @@ static __always_inline bool task_in_scope(struct task_struct *task)
 
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
+#define TCP_LISTEN 10
+
+/* --inbound: a listener older than the load gets its owner from the
+ * seeding walk. Tasks come in pid order, so of the processes sharing a
+ * listening socket (pre-forked workers) the first one, usually the one
+ * that called listen(), is kept; a live listen() replaces it. */
+static __always_inline void seed_listener(struct task_struct *task, struct sock *sk)
+{
+	struct listener_key k = {
+		.netns_cookie = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie),
+		.port = BPF_CORE_READ(sk, __sk_common.skc_num),
+		.family = BPF_CORE_READ(sk, __sk_common.skc_family),
+	};
+	struct listener_owner o = {
+		.pid = task->tgid,
+		.start_boottime_ns = task->group_leader->start_boottime,
+	};
+
+	copy_comm(o.comm, task);
+	bpf_map_update_elem(&listen_owners, &k, &o, BPF_NOEXIST);
+}
 
 /* Run once by the loader: every connected TCP/UDP socket of every process
  * in scope becomes a flow, unless a live hook already recorded its key. */
@@ -537,6 +748,10 @@ int connpid_seed(struct bpf_iter__task_file *ctx)
 	proto = BPF_CORE_READ(sk, sk_protocol);
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (proto == IPPROTO_TCP) {
+		if (track_inbound && state == TCP_LISTEN) {
+			seed_listener(task, sk);
+			return 0;
+		}
 		if (state != TCP_ESTABLISHED && state != TCP_SYN_SENT)
 			return 0;
 	} else if (proto == IPPROTO_UDP) {

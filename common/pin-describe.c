@@ -187,6 +187,8 @@ int pins_describe(const char *pin_dir, json_object **ret)
 					       json_object_new_boolean(cfg & CONNPID_CONFIG_BLOCK_IPV6));
 		json_object_object_add(st, "blocker_loaded",
 				       json_object_new_boolean(m.meta.flags & CONNPID_META_F_IPV6_BLOCKER));
+		json_object_object_add(st, "inbound",
+				       json_object_new_boolean(m.meta.flags & CONNPID_META_F_INBOUND));
 	} else {
 		json_object_object_add(st, "problem", json_object_new_string(err));
 	}

@@ -161,6 +161,11 @@ static int loader_check_host(struct loader *l)
 	if (access(BTF_PATH, R_OK) < 0)
 		return log_error_errno(negative_errno(), "Kernel BTF %s is not readable: %m "
 				       "(connpid needs a kernel built with CONFIG_DEBUG_INFO_BTF)", BTF_PATH);
+	if (o->inbound) {
+		r = tracefs_ensure();
+		if (r < 0)
+			return r;
+	}
 	return loader_open_cgroup(l);
 }
 
@@ -200,6 +205,30 @@ static int check_existing_abi(const char *pin_dir)
 				       "unload them with the matching connpid-loader --unload first",
 				       pin_dir, meta.abi_version, CONNPID_ABI_VERSION);
 	return 0;
+}
+
+/* The listen() owners are recorded by the sockops program, which a re-run
+ * leaves attached: --inbound on top of a load without it would report
+ * accepts but never their listener. Say so instead of half doing it. */
+static int check_existing_inbound(const struct load_opts *o)
+{
+	struct connpid_meta meta = {};
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (connpid_meta_read(o->pin_dir, &meta, NULL) < 0 || meta.abi_version != CONNPID_ABI_VERSION)
+		return 0;
+	if (meta.flags & CONNPID_META_F_INBOUND) {
+		if (!o->inbound)
+			log_info("Inbound tracking stays on (loaded with --inbound before; "
+				 "--unload to turn it off)");
+		return 0;
+	}
+	if (!o->inbound || pin_path(path, sizeof(path), o->pin_dir, CONNPID_LINKS_SUBDIR,
+				    "connpid_sockops") < 0 || lstat(path, &st) < 0)
+		return 0;
+	return log_error_errno(-EEXIST, "%s is loaded without --inbound: run connpid-loader --unload "
+			       "first, then load with --inbound", o->pin_dir);
 }
 
 /* A loader killed midway leaves pins without a committed meta: start over. */
@@ -255,6 +284,9 @@ static int loader_prepare_pin_dir(struct loader *l)
 	if (r < 0)
 		return r;
 	r = check_existing_abi(l->opts->pin_dir);
+	if (r < 0)
+		return r;
+	r = check_existing_inbound(l->opts);
 	if (r < 0)
 		return r;
 	r = loader_heal_half_loaded(l);
@@ -363,6 +395,12 @@ static struct bpf_object *tracker_open(struct loader *l)
 	s->rodata->track_creators = o->creator;
 	if (!o->creator)
 		bpf_program__set_autoload(s->progs.connpid_sock_create, false);
+	/* Without --inbound nothing of it runs: sockops skips listen(). */
+	s->rodata->track_inbound = o->inbound;
+	if (!o->inbound) {
+		bpf_program__set_autoload(s->progs.connpid_accept, false);
+		bpf_program__set_autoload(s->progs.connpid_accept4, false);
+	}
 	return s->obj;
 }
 
@@ -508,7 +546,8 @@ static bool is_iter(const struct bpf_program *prog)
 static bool is_cgroup_prog(const struct bpf_program *prog)
 {
 	return bpf_program__type(prog) != BPF_PROG_TYPE_TRACING &&
-	       bpf_program__type(prog) != BPF_PROG_TYPE_KPROBE;
+	       bpf_program__type(prog) != BPF_PROG_TYPE_KPROBE &&
+	       bpf_program__type(prog) != BPF_PROG_TYPE_TRACEPOINT;
 }
 
 /* The programs that are attached and pinned: the seeding iterator only
@@ -725,6 +764,8 @@ static void meta_fill(struct connpid_meta *meta, const struct load_opts *o)
 		meta->flags |= CONNPID_META_F_IPV6_BLOCKER;
 	if (o->block_loopback6)
 		meta->flags |= CONNPID_META_F_BLOCK_LOOPBACK6;
+	if (o->inbound && o->tracker)
+		meta->flags |= CONNPID_META_F_INBOUND;
 	snprintf(meta->version, sizeof(meta->version), "%s", CONNPID_VERSION);
 }
 

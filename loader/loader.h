@@ -12,6 +12,7 @@ struct load_opts {
 	bool blocker;              /* load bpf/ipv6_block.bpf.c */
 	bool dns;                  /* load bpf/dns.bpf.c */
 	bool creator;              /* cgroup/sock_create: who created each socket */
+	bool inbound;              /* accept() tracepoints and listen() owners */
 	bool ipv6_block;           /* write config[0] = 1 */
 	bool block_loopback6;
 	__u32 v4_entries;
@@ -45,6 +46,10 @@ int pins_set_modes(const char *pin_dir, gid_t gid);
 /* 1 and the gid if the group exists, 0 if an implicit one does not,
  * negative errno (logged) if an explicit one does not. */
 int pins_resolve_group(const char *name, bool explicit, gid_t *ret);
+
+/* --inbound: tracefs where libbpf looks for tracepoint ids (mounted if
+ * missing), and the syscall tracepoints in it; logged on failure. */
+int tracefs_ensure(void);
 
 /* Test-only fault point: -ECANCELED when CONNPID_TEST_FAIL_AT=<point>,
  * never returns when CONNPID_TEST_HANG_AT=<point>, else 0. */

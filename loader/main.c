@@ -16,7 +16,7 @@
 enum {
 	ARG_UNLOAD = 0x100, ARG_STATUS, ARG_JSON, ARG_PIN_DIR, ARG_CGROUP, ARG_IPV6_BLOCK,
 	ARG_BLOCK_LOOPBACK6, ARG_NO_BLOCKER, ARG_BLOCKER_ONLY, ARG_NO_DNS, ARG_NO_CREATOR, ARG_V4, ARG_V6,
-	ARG_RINGBUF, ARG_VERSION, ARG_GROUP, ARG_NO_SEED,
+	ARG_RINGBUF, ARG_VERSION, ARG_GROUP, ARG_NO_SEED, ARG_INBOUND,
 };
 
 static void help(void)
@@ -42,6 +42,8 @@ static void help(void)
 	       "  --no-dns              do not load the DNS programs (packet parser, getaddrinfo probes)\n"
 	       "  --no-creator          do not record who created each socket (saves an\n"
 	       "                        update per socket(); events then carry no creator)\n"
+	       "  --inbound             also report accepted TCP connections (accept()/accept4()\n"
+	       "                        tracepoints, listen() owners); off by default\n"
 	       "  --unload              detach everything and remove every pin (refused if\n"
 	       "                        the pin dir holds anything connpid did not pin)\n"
 	       "  --status              show what is pinned and attached\n"
@@ -86,6 +88,7 @@ static const struct {
 	{ ARG_NO_DNS, &arg_load.dns, false },
 	{ ARG_NO_CREATOR, &arg_load.creator, false },
 	{ ARG_NO_SEED, &arg_load.seed, false },
+	{ ARG_INBOUND, &arg_load.inbound, true },
 	{ 'v', &arg_verbose, true },
 };
 
@@ -132,6 +135,8 @@ static int check_args(int argc, char **argv)
 		return log_error_errno(-EINVAL, "Unexpected argument '%s' (see --help)", argv[optind]);
 	if (!arg_load.tracker && !arg_load.blocker)
 		return log_error_errno(-EINVAL, "--blocker-only and --no-ipv6-blocker leave nothing to load");
+	if (arg_load.inbound && !arg_load.tracker)
+		return log_error_errno(-EINVAL, "--inbound needs the tracker: not with --blocker-only");
 	if (arg_unload && arg_status)
 		return log_error_errno(-EINVAL, "--unload and --status exclude each other");
 	if (arg_load.pin_dir[0] != '/')
@@ -160,6 +165,7 @@ static int parse_argv(int argc, char **argv)
 		{ "ringbuf-bytes", required_argument, NULL, ARG_RINGBUF },
 		{ "group", required_argument, NULL, ARG_GROUP },
 		{ "no-seed", no_argument, NULL, ARG_NO_SEED },
+		{ "inbound", no_argument, NULL, ARG_INBOUND },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },

@@ -118,6 +118,7 @@ int pindir_mkdir_sub(const char *pin_dir, const char *sub, bool *ret_created)
 static const char *const connpid_map_pins[] = {
 	"conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events", "meta",
 	"sock_creators", "exec_info", "scope_cgroup", "dns_events", "gai_calls",
+	"listen_owners",
 };
 
 static bool is_connpid_map_name(const char *name)

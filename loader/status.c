@@ -37,6 +37,8 @@ static void print_table(json_object *st)
 	printf("\n");
 	if (json_object_object_get_ex(st, "ipv6_block", &v))
 		printf("ipv6 block: %s\n", json_object_get_boolean(v) ? "on" : "off");
+	if (json_object_object_get_ex(st, "inbound", &v))
+		printf("inbound:  %s\n", json_object_get_boolean(v) ? "on" : "off");
 
 	json_object_object_get_ex(st, "maps", &maps);
 	printf("\n%-16s %-10s %-14s %10s %9s %6s\n", "MAP", "ID", "TYPE", "MAX", "ENTRIES", "FILL%");

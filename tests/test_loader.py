@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """connpid-loader: idempotent loads, --status, --unload, concurrent loaders,
-rollback on injected failures, a pin dir off bpffs, non-root."""
+rollback on injected failures, a pin dir off bpffs, non-root, --inbound
+(accept tracepoints: pins, status, one inbound event per accept in scope)."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +19,9 @@ from connpidtest import case, check, check_eq  # noqa: E402
 EXPECTED_PINS = sorted(list(T.MAP_PINS) + ["links", "progs"] +
                        ["links/" + p for p in T.ALL_PROGS] +
                        ["progs/" + p for p in T.ALL_PROGS])
+EXPECTED_PINS_INBOUND = sorted(list(T.MAP_PINS) + ["links", "progs"] +
+                               ["links/" + p for p in T.ALL_PROGS_INBOUND] +
+                               ["progs/" + p for p in T.ALL_PROGS_INBOUND])
 FAIL_STEPS = ("load", "pin-maps", "attach:0", "attach:3", "pin-progs", "meta")
 
 
@@ -303,6 +308,241 @@ def non_root_is_refused():
             line = check_one_error_line(p, "non-root %s" % args)
             check("root" in line, "non-root error does not say root", line)
             check_clean(env, "after the non-root attempt %s" % args)
+
+
+# Runs in the test cgroup: listen (dual-stack or v4), fork a child that
+# accept()s `n` connections (accept4 or accept), each reported as a line.
+ACCEPTOR = r"""
+import json, os, socket, sys
+host, n, call = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+s.bind((host, 0))
+s.listen(8)
+s.settimeout(20)
+print(json.dumps({"pid": os.getpid(), "port": s.getsockname()[1]}), flush=True)
+child = os.fork()
+if child == 0:
+    for _ in range(n):
+        if call == "accept":
+            # the accept syscall itself, not libc's (which may use accept4)
+            import ctypes, select
+            nr = {"x86_64": 43, "aarch64": 202, "riscv64": 202}[os.uname().machine]
+            select.select([s], [], [], 20)
+            fd = ctypes.CDLL(None, use_errno=True).syscall(nr, s.fileno(), None, None)
+            if fd < 0:
+                sys.exit("accept: %s" % os.strerror(ctypes.get_errno()))
+            c = socket.socket(fileno=fd)
+        else:
+            c, _ = s.accept()
+        print(json.dumps({"pid": os.getpid(), "peer_port": c.getpeername()[1]}), flush=True)
+        c.close()
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+
+def start_acceptor(env, host, n, call="accept4"):
+    """The acceptor in env's cgroup; (proc, listener pid, port)."""
+    procs = os.path.join(env.cgroup, "cgroup.procs")
+
+    def enter():
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+
+    p = subprocess.Popen([sys.executable, "-c", ACCEPTOR, host, str(n), call],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=enter, close_fds=True)
+    first = json.loads(p.stdout.readline() or "null")
+    check(first, "acceptor did not start", p.stderr.read() if p.poll() is not None else "")
+    return p, first["pid"], first["port"]
+
+
+def connect_and_accept(proc, host, port):
+    """Connect from the test process (outside the cgroup); the acceptor's
+    line for it (its pid, our source port seen from there)."""
+    with socket.create_connection((host, port), timeout=10) as c:
+        sport = c.getsockname()[1]
+        line = json.loads(proc.stdout.readline() or "null")
+    check(line, "acceptor said nothing for the connection from port %d" % sport,
+          proc.stderr.read() if proc.poll() is not None else "")
+    check_eq(line["peer_port"], sport, "peer port the acceptor saw")
+    return line
+
+
+def finish(proc):
+    try:
+        check_eq(proc.wait(20), 0, "acceptor exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def inbound_events(env):
+    return [e for e in T.read_ring(env.pin_dir) if e["source"] == T.SRC_ACCEPT]
+
+
+@case
+def inbound_loads_attaches_and_reports_accepts():
+    """--inbound: the accept tracepoints are attached and pinned, --status
+    says so, each accept() in the cgroup is one inbound event (local end as
+    src, listener as creator) and nothing enters the seed maps; accepts
+    outside the cgroup are not reported; --unload removes all of it."""
+    with T.TestEnv("inbound") as env:
+        env.load("--inbound")
+        check_eq(env.pins(), EXPECTED_PINS_INBOUND, "--inbound: pins")
+        T.check_attached_once(env.cgroup)  # no new cgroup program
+        st = env.status_json()
+        check_eq(st.get("inbound"), True, "status inbound")
+        links = {l["name"]: l for l in st["links"]}
+        for name in T.INBOUND_PROGS:
+            check(name in links, "--status lists no link %s" % name, sorted(links))
+            check_eq(links[name].get("link_type"), "perf_event", "%s link type" % name)
+            check_eq(links[name].get("attached"), True, "%s attached" % name)
+        p = T.run([env.loader, "--status", "--pin-dir", env.pin_dir])
+        check("inbound:  on" in p.stdout, "--status text does not say inbound is on", p.stdout)
+        T.read_ring(env.pin_dir)  # what the load seeded
+        check_accepts(env, "127.0.0.1", "accept4")
+        check_accepts(env, "::", "accept")
+        check_outside_accept_unseen(env)
+        # a plain re-run keeps inbound on
+        env.load()
+        check_eq(env.pins(), EXPECTED_PINS_INBOUND, "pins after a re-run without --inbound")
+        check_eq(env.status_json().get("inbound"), True, "inbound after a plain re-run")
+        env.unload()
+        check_clean(env, "--inbound, after --unload")
+
+
+def check_accepts(env, host, call):
+    """Two connections to an acceptor listening on host; host '::' is a
+    dual-stack listener reached over IPv4 (folded to AF_INET) and IPv6."""
+    targets = ["127.0.0.1", "::1"] if host == "::" else ["127.0.0.1", "127.0.0.1"]
+    with env.maps() as m:
+        before = m.stat(T.STAT_EVENTS)
+        proc, lpid, port = start_acceptor(env, host, len(targets), call)
+        try:
+            lines = [connect_and_accept(proc, t, port) for t in targets]
+        finally:
+            finish(proc)
+        after = m.stat(T.STAT_EVENTS)
+        check_eq(after - before, len(targets), "%s on %s: events counted" % (call, host))
+        events = inbound_events(env)
+        T.log("%s on %s: %s" % (call, host, events))
+        check_eq(len(events), len(targets), "%s on %s: inbound events" % (call, host))
+        for e, line, t in zip(events, lines, targets):
+            what = "%s on %s from %s" % (call, host, t)
+            check_eq(e["flags"], T.EVENT_FLAG_INBOUND, what + ": flags")
+            check_eq(e["protocol"], T.PROTO_TCP, what + ": protocol")
+            check_eq(e["family"], T.AF_INET6 if ":" in t else T.AF_INET, what + ": family")
+            check_eq((e["src_ip"], e["src_port"]), (t, port), what + ": src (local end)")
+            check_eq((e["dst_ip"], e["dst_port"]), (t, line["peer_port"]), what + ": dst (peer)")
+            check_eq(e["pid"], line["pid"], what + ": pid (the acceptor)")
+            check_eq(e["creator_pid"], lpid, what + ": creator_pid (the listener)")
+            check_eq(e["creator_comm"], e["comm"], what + ": creator_comm")
+            check_eq(e["netns_ino"], T.netns_ino(), what + ": netns")
+            check_eq(e["cgroup_id"], env.cgroup_id, what + ": cgroup")
+            key = (T.key_v4 if e["family"] == T.AF_INET else T.key_v6)(
+                t, port, line["peer_port"], T.PROTO_TCP)
+            check_eq(m.lookup_pid(key), None, what + ": seed map entry for the inbound flow")
+
+
+def check_outside_accept_unseen(env):
+    """The tracepoints are global; the scope check keeps other cgroups out."""
+    with env.maps() as m, socket.socket() as s:
+        before = m.stat(T.STAT_EVENTS)
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        with socket.create_connection(s.getsockname(), timeout=10):
+            c, _ = s.accept()
+            c.close()
+        check_eq(m.stat(T.STAT_EVENTS) - before, 0, "events of an accept outside the cgroup")
+    check_eq(inbound_events(env), [], "inbound events of an accept outside the cgroup")
+
+
+@case
+def inbound_listener_older_than_load():
+    """A listener that existed before the load gets its owner from the
+    seeding walk: its accepts name it as the listener."""
+    with T.TestEnv("inboundseed") as env:
+        proc, lpid, port = start_acceptor(env, "127.0.0.1", 1)
+        try:
+            env.load("--inbound")
+            T.read_ring(env.pin_dir)
+            line = connect_and_accept(proc, "127.0.0.1", port)
+        finally:
+            finish(proc)
+        events = inbound_events(env)
+        check_eq(len(events), 1, "inbound events %s" % events)
+        check_eq(events[0]["pid"], line["pid"], "pid (the acceptor)")
+        check_eq(events[0]["creator_pid"], lpid, "creator_pid (the listener, seeded)")
+
+
+@case
+def inbound_mounts_tracefs():
+    """libbpf finds tracepoint ids in tracefs: with none mounted (in a
+    private mount namespace, so the host keeps its own) --inbound mounts it
+    at /sys/kernel/tracing and loads."""
+    unshare = "/usr/bin/unshare"
+    if not os.access(unshare, os.X_OK) or os.path.exists("/sys/kernel/debug/tracing"):
+        T.log("no unshare, or debugfs tracing present: skipping the tracefs case")
+        return
+    with T.TestEnv("tracefs") as env:
+        script = ("umount /sys/kernel/tracing 2>/dev/null; "
+                  "if grep -q ' /sys/kernel/tracing ' /proc/self/mountinfo; then exit 90; fi; "
+                  "\"$@\" || exit $?; grep -q ' /sys/kernel/tracing .* - tracefs ' /proc/self/mountinfo")
+        p = T.run([unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh"] +
+                  env.loader_cmd("--inbound"))
+        check(p.returncode != 90, "tracefs could not be unmounted in a private namespace")
+        check_eq(p.returncode, 0, "--inbound without tracefs: load, then tracefs mounted")
+        check("Mounted tracefs" in p.stderr, "the loader did not say it mounted tracefs", p.stderr)
+        check_eq(env.status_json().get("inbound"), True, "status inbound")
+
+
+@case
+def without_inbound_no_accept_program():
+    """The default: no accept program loaded, status says inbound off, an
+    accept in the cgroup makes no event; --inbound on top is refused
+    (listen() owners would be missing) with one line saying what to do."""
+    with T.TestEnv("noinbound") as env:
+        env.load()
+        check_loaded(env, "load without --inbound")
+        check_eq(env.status_json().get("inbound"), False, "status inbound")
+        p = T.run([env.loader, "--status", "--pin-dir", env.pin_dir])
+        check("inbound:  off" in p.stdout, "--status text does not say inbound is off", p.stdout)
+        st = env.status_json()
+        for kind in ("links", "programs"):
+            names = [x["name"] for x in st[kind]]
+            check(not set(T.INBOUND_PROGS) & set(names), "%s without --inbound" % kind, names)
+        T.read_ring(env.pin_dir)
+        with env.maps() as m:
+            before = m.stat(T.STAT_EVENTS)
+            proc, _, port = start_acceptor(env, "127.0.0.1", 1)
+            try:
+                connect_and_accept(proc, "127.0.0.1", port)
+            finally:
+                finish(proc)
+            check_eq(m.stat(T.STAT_EVENTS) - before, 0, "events of an accept without --inbound")
+        check_eq(inbound_events(env), [], "inbound events without --inbound")
+        p = env.load("--inbound", check_ok=False)
+        check(p.returncode != 0, "--inbound over a load without it succeeded")
+        line = check_one_error_line(p, "--inbound over a load without it")
+        check("--unload" in line, "the refusal does not say to unload first", line)
+        check_loaded(env, "after the refused --inbound")
+
+
+@case
+def inbound_failure_rolls_back():
+    """An injected failure late in an --inbound load leaves nothing."""
+    with T.TestEnv("inboundfail") as env:
+        for step in ("attach:13", "pin-progs", "meta"):
+            p = env.load("--inbound", check_ok=False, env={"CONNPID_TEST_FAIL_AT": step})
+            check(p.returncode != 0, "--inbound with CONNPID_TEST_FAIL_AT=%s succeeded" % step)
+            check_one_error_line(p, "--inbound CONNPID_TEST_FAIL_AT=%s" % step)
+            check_clean(env, "--inbound CONNPID_TEST_FAIL_AT=%s" % step)
+        env.load("--inbound")
+        check_eq(env.pins(), EXPECTED_PINS_INBOUND, "pins after the injected failures")
 
 
 if __name__ == "__main__":

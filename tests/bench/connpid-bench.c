@@ -19,6 +19,11 @@
  *             (--db in a private temp dir): rows/s, drain time, drops,
  *             bytes per flow.
  *   footprint queryd VmRSS idle and with a full index; memlock of the maps.
+ *   inbound   with --loader-arg --inbound: TCP connect+accept+close with the
+ *             accept4 exit tracepoint attached or not (the bench holds that
+ *             link itself, so it can toggle it between rounds), in the
+ *             connpid cgroup and in the floor cgroup: the per-accept cost,
+ *             and what an enabled syscall tracepoint costs everyone else.
  *   BPF cost  per connpid program, ns per run and runs per operation, from
  *             BPF_ENABLE_STATS (held by an fd, so the host's sysctl is not
  *             touched) in separate "on" rounds after the timed ones.
@@ -53,7 +58,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/perf_event.h>
 #include <linux/types.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
@@ -1027,6 +1034,188 @@ static int bench_connect(struct bench *b, json_object *out)
 			cr->med_off, cr->med_on, cr->med_ratio);
 	}
 	return r;
+}
+
+/* ---------- 1c. inbound (--loader-arg --inbound) --------------------------- */
+
+enum ivar { V_OFF, V_OFF_TP, V_ON, V_ON_TP, V_MAX };
+static const char *const ivar_name[V_MAX] = { "off", "off_tracepoint", "on", "on_inbound" };
+static const char *const ivar_label[V_MAX] = {
+	"no connpid (floor)", "floor, accept tracepoint on", "connpid, inbound off", "connpid --inbound",
+};
+
+#define SYSCALL_N 200000
+
+struct inbound_res {
+	bool ran;
+	unsigned n, rounds;
+	double ns[V_MAX][MAX_ROUNDS], med[V_MAX];
+	/* getppid() in the floor cgroup, tracepoint off / on: the price an
+	 * enabled syscall tracepoint puts on every syscall of the host */
+	double sys[2][MAX_ROUNDS], sys_med[2];
+};
+static struct inbound_res g_inb;
+
+static bool wants_inbound(const struct bench *b)
+{
+	for (unsigned i = 0; i < b->n_loader_args; i++)
+		if (strcmp(b->loader_args[i], "--inbound") == 0)
+			return true;
+	return false;
+}
+
+/* The loader's accept links go (unpinned: nothing else holds them, so
+ * they detach); the bench attaches the pinned accept4 program itself. */
+static int inbound_take_prog(struct bench *b, int *ret_fd)
+{
+	char path[PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/progs/connpid_accept4", b->pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/links/%s", b->pin_dir, i ? "connpid_accept" : "connpid_accept4");
+		if (unlink(path) < 0 && errno != ENOENT) {
+			int r = -errno;
+
+			(void)close(fd);
+			return r;
+		}
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* As libbpf does: a perf event on the tracepoint's id, then a bpf_link. */
+static int tp_attach(int prog_fd, int *ret_pfd, int *ret_lfd)
+{
+	struct perf_event_attr attr = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof(attr),
+					.sample_period = 1, .wakeup_events = 1 };
+	char buf[32];
+	int pfd, lfd, r;
+
+	r = read_text("/sys/kernel/tracing/events/syscalls/sys_exit_accept4/id", buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	attr.config = strtoull(buf, NULL, 10);
+	pfd = (int)syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+	if (pfd < 0)
+		return -errno;
+	lfd = bpf_link_create(prog_fd, pfd, BPF_PERF_EVENT, NULL);
+	if (lfd < 0) {
+		r = -errno;
+		(void)close(pfd);
+		return r;
+	}
+	*ret_pfd = pfd;
+	*ret_lfd = lfd;
+	return 0;
+}
+
+static int tp_detach(int *pfd, int *lfd)
+{
+	int r = 0;
+
+	if (*lfd >= 0 && close(*lfd) < 0)
+		r = -errno;
+	if (*pfd >= 0 && close(*pfd) < 0 && r == 0)
+		r = -errno;
+	*lfd = *pfd = -1;
+	return r;
+}
+
+static void round_syscall(double *ns)
+{
+	uint64_t t0 = now_ns();
+
+	for (unsigned i = 0; i < SYSCALL_N; i++)
+		(void)syscall(SYS_getppid);
+	*ns = (double)(now_ns() - t0) / SYSCALL_N;
+}
+
+/* One round of one variant: cgroup and tracepoint set, then the cycle
+ * (and in the floor cgroup a syscall loop too). */
+static int inbound_round(struct bench *b, enum ivar v, int prog_fd, double *ns, double *sys_ns)
+{
+	bool tp = v == V_OFF_TP || v == V_ON_TP;
+	int pfd = -1, lfd = -1, r, r2;
+
+	r = cg_move_self(v >= V_ON ? b->cg_on : b->cg_off);
+	if (r < 0)
+		return r;
+	if (tp) {
+		r = tp_attach(prog_fd, &pfd, &lfd);
+		if (r < 0) {
+			warn_errno(r, "attaching the accept4 tracepoint");
+			return r;
+		}
+	}
+	r = round_tcp(b->tcp_n, ns);
+	if (v < V_ON)
+		round_syscall(sys_ns);
+	r2 = tp_detach(&pfd, &lfd);
+	return r < 0 ? r : r2;
+}
+
+static int inbound_rounds(struct bench *b, int prog_fd)
+{
+	int r = 0;
+
+	/* round 0 warms up; the order of the four rotates every round */
+	for (unsigned rd = 0; rd <= b->rounds && r == 0; rd++)
+		for (unsigned k = 0; k < V_MAX && r == 0; k++) {
+			enum ivar v = (rd + k) % V_MAX;
+			double ns = 0, sys_ns = 0;
+
+			r = inbound_round(b, v, prog_fd, &ns, &sys_ns);
+			if (r < 0 || rd == 0)
+				continue;
+			g_inb.ns[v][rd - 1] = ns;
+			if (v < V_ON)
+				g_inb.sys[v][rd - 1] = sys_ns;
+		}
+	if (cg_move_self(b->cg_orig) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+static int bench_inbound(struct bench *b, json_object *out)
+{
+	int prog_fd = -1, r;
+
+	r = inbound_take_prog(b, &prog_fd);
+	if (r < 0) {
+		warn_errno(r, "the pinned connpid_accept4 program (loaded with --inbound?)");
+		return r;
+	}
+	g_inb.n = b->tcp_n;
+	g_inb.rounds = b->rounds;
+	r = inbound_rounds(b, prog_fd);
+	(void)close(prog_fd);
+	if (r < 0)
+		return r;
+	g_inb.ran = true;
+	json_object_object_add(out, "ops_per_round", json_object_new_int64(g_inb.n));
+	json_object_object_add(out, "rounds", json_object_new_int64(g_inb.rounds));
+	for (unsigned t = 0; t < 2; t++) {
+		g_inb.sys_med[t] = median_of(g_inb.sys[t], g_inb.rounds);
+		json_object_object_add(out, t ? "getppid_tracepoint_ns" : "getppid_ns",
+				       json_object_new_double(g_inb.sys_med[t]));
+	}
+	for (enum ivar v = 0; v < V_MAX; v++) {
+		json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+		for (unsigned i = 0; i < g_inb.rounds; i++)
+			json_object_array_add(a, json_object_new_double(g_inb.ns[v][i]));
+		g_inb.med[v] = median_of(g_inb.ns[v], g_inb.rounds);
+		json_object_object_add(o, "ns", a);
+		json_object_object_add(o, "median_ns", json_object_new_double(g_inb.med[v]));
+		json_object_object_add(out, ivar_name[v], o);
+		fprintf(stderr, "  %-30s %8.0f ns\n", ivar_label[v], g_inb.med[v]);
+	}
+	return 0;
 }
 
 /* ---------- 1b. BPF program cost (BPF_ENABLE_STATS) ----------------------- */
@@ -2082,6 +2271,29 @@ static void print_connect(const struct bench *b)
 	}
 }
 
+/* Section 1c: each variant's median, and the median and middle half of
+ * its per-round difference to the floor of the same round. */
+static void print_inbound(void)
+{
+	if (!g_inb.ran)
+		return;
+	printf("\n1c. Inbound: TCP connect+accept+close (median of %u interleaved rounds x %u ops; per op)\n",
+	       g_inb.rounds, g_inb.n);
+	printf("   %-30s %10s %10s %17s\n", "", "ns", "added ns", "added p25-p75");
+	for (enum ivar v = 0; v < V_MAX; v++) {
+		double d[MAX_ROUNDS];
+		unsigned n = g_inb.rounds;
+
+		for (unsigned i = 0; i < n; i++)
+			d[i] = g_inb.ns[v][i] - g_inb.ns[V_OFF][i];
+		qsort(d, n, sizeof(d[0]), cmp_dbl);
+		printf("   %-30s %10.0f %10.0f %8.0f-%-8.0f\n", ivar_label[v], g_inb.med[v],
+		       n ? d[n / 2] : 0, n ? d[n / 4] : 0, n ? d[(n * 3) / 4 - (n >= 4 ? 1 : 0)] : 0);
+	}
+	printf("   any syscall, floor cgroup: getppid() %.0f ns, with the accept tracepoint on %.0f ns\n",
+	       g_inb.sys_med[0], g_inb.sys_med[1]);
+}
+
 static void print_bpf_cost(void)
 {
 	if (!g_cost_ok)
@@ -2113,6 +2325,7 @@ static void print_table(struct bench *b, const char *mdesc, long long rss_idle_d
 	}
 	printf("\nconnpid benchmarks: %s\n", mdesc);
 	print_connect(b);
+	print_inbound();
 	printf("\n2. Lookups (%lld entries in the v4 map, %lld flows in queryd's index)\n", g_lk.map_entries,
 	       g_lk.index_flows);
 	printf("   queryd socket, sequential: p50 %.1f us, p99 %.1f us, p99.9 %.1f us (found %.0f%%)\n",
@@ -2241,7 +2454,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			       "                     [--json FILE] [--log FILE] [--quick]\n"
 			       "                     [--connect-only] [--rounds N] [--loader-arg ARG]...\n"
 			       "  --connect-only  sections 1 and 6 only (connect overhead, BPF cost)\n"
-			       "  --loader-arg    passed to connpid-loader, e.g. --no-dns (up to 4)\n");
+			       "  --loader-arg    passed to connpid-loader, e.g. --no-dns (up to 4);\n"
+			       "                  --inbound adds section 1c (accept tracepoint off/on)\n");
 			return 1;
 		default:
 			return -EINVAL;
@@ -2349,9 +2563,20 @@ int main(int argc, char **argv)
 			goto out;
 	}
 
+	if (wants_inbound(&b)) {
+		json_object *inb = json_object_new_object();
+
+		fprintf(stderr, "connpid-bench: inbound (accept tracepoint off/on)...\n");
+		json_object_object_add(b.res, "inbound", inb);
+		r = bench_inbound(&b, inb);
+		if (r < 0)
+			goto out;
+	}
+
 	if (b.connect_only) {
 		printf("\nconnpid benchmarks (connect only): %s\n", mdesc);
 		print_connect(&b);
+		print_inbound();
 		print_bpf_cost();
 		fflush(stdout);
 		exit_code = EXIT_SUCCESS;

@@ -2,6 +2,8 @@
 # Run connpid's benchmarks: prints a table, writes BUILD_DIR/bench-results.json.
 #   tests/bench/run-benchmarks.sh [BUILD_DIR] [--quick] [--connect-only] [--rounds N]
 #                                 [--loader-arg ARG]...   (e.g. --loader-arg --no-dns)
+#   --loader-arg --inbound adds section 1c: the TCP cycle with the accept
+#   tracepoint off and on (and its cost to every syscall), against the floor.
 # Needs root, a cgroup2 mount and bpffs. Everything runs in a private child
 # cgroup and pin dir that are removed afterwards. Takes a few minutes.
 set -eu

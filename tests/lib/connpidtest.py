@@ -46,7 +46,7 @@ CLONE_NEWNET = 0x40000000
 
 # Mirrors of common/connpid.h (and of loader/pindir.c for MAP_PINS):
 # tests/unit/test_constants.py checks each against the C source.
-ABI_VERSION = 3
+ABI_VERSION = 4
 PROTO_TCP = 6
 PROTO_UDP = 17
 AF_INET = 2
@@ -57,6 +57,12 @@ SRC_SOCKOPS_CONNECT = 1
 SRC_SENDMSG = 2
 SRC_SKB_EGRESS = 3
 SRC_SEEDED = 4
+SRC_ACCEPT = 5
+EVENT_FLAG_OWNER_CHANGED = 0x1
+EVENT_FLAG_INBOUND = 0x2
+META_F_IPV6_BLOCKER = 0x1
+META_F_BLOCK_LOOPBACK6 = 0x2
+META_F_INBOUND = 0x4
 # enum connpid_stat, in slot order; the names queryd's `stats` uses
 STAT_NAMES = ("events", "ringbuf_drops", "map_update_errors", "flows_v4", "flows_v6",
               "repeats", "blocked_v6", "dns_packets", "dns_drops", "gai_calls")
@@ -70,7 +76,7 @@ KEY_V6_FORMAT = "<16sHHB3x"
 
 MAP_PINS = ("conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events",
             "meta", "sock_creators", "exec_info", "scope_cgroup", "dns_events",
-            "gai_calls")
+            "gai_calls", "listen_owners")
 TRACKER_CGROUP_PROGS = ("connpid_sockops", "connpid_sendmsg4", "connpid_sendmsg6",
                         "connpid_udp_egress", "connpid_sock_create")
 DNS_CGROUP_PROGS = ("connpid_dns_ingress",)
@@ -79,6 +85,9 @@ TRACKER_GLOBAL_PROGS = ("connpid_exec", "connpid_fork", "connpid_gai_enter", "co
 TRACKER_PROGS = TRACKER_CGROUP_PROGS + DNS_CGROUP_PROGS + TRACKER_GLOBAL_PROGS
 BLOCKER_PROGS = ("connpid_block_connect6", "connpid_block_sendmsg6")
 ALL_PROGS = TRACKER_PROGS + BLOCKER_PROGS
+# only with connpid-loader --inbound: tracepoints, global, scoped in the program
+INBOUND_PROGS = ("connpid_accept", "connpid_accept4")
+ALL_PROGS_INBOUND = ALL_PROGS + INBOUND_PROGS
 CGROUP_PROGS = TRACKER_CGROUP_PROGS + DNS_CGROUP_PROGS + BLOCKER_PROGS
 
 # bpftool's names of the attach types each program uses
@@ -227,6 +236,63 @@ class Bpf:
         struct.pack_into("=IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
         self._call(self.OBJ_GET_INFO_BY_FD, attr)
         return struct.unpack_from("=IIIII", info, 0)
+
+
+# struct connpid_event, native layout (x86-64/arm64: 232 bytes)
+EVENT_FORMAT = "=QQQQQIIII16s16sHHBBBBI16sII4xQ16s4I64s"
+EVENT_FIELDS = ("ts_ns", "cgroup_id", "socket_cookie", "start_boottime_ns", "netns_ino",
+                "pid", "tid", "uid", "gid", "src_ip", "dst_ip", "src_port", "dst_port",
+                "family", "protocol", "source", "flags", "prev_pid", "comm",
+                "creator_pid", "pad0", "creator_start_boottime_ns", "creator_comm",
+                "anc0", "anc1", "anc2", "anc3", "ancestor_comm")
+
+
+def decode_event(raw):
+    """A struct connpid_event as a dict (addresses as strings, comms str)."""
+    e = dict(zip(EVENT_FIELDS, struct.unpack_from(EVENT_FORMAT, raw)))
+    fam = socket.AF_INET if e["family"] == AF_INET else socket.AF_INET6
+    n = 4 if fam == socket.AF_INET else 16
+    for k in ("src_ip", "dst_ip"):
+        e[k] = socket.inet_ntop(fam, e[k][:n])
+    for k in ("comm", "creator_comm"):
+        e[k] = e[k].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return e
+
+
+def read_ring(pin_dir, limit=100000):
+    """Drain the pinned `events` ring buffer without a helper binary: the
+    kernel's ring layout (consumer page rw at offset 0; producer page, then
+    the data pages mapped twice, ro after it). Records are 8-byte headers
+    (len with BUSY 1<<31 / DISCARD 1<<30 bits) rounded up to 8 bytes. A
+    list of decoded events; stops at a record still being written."""
+    import mmap
+    bpf = Bpf()
+    fd = bpf.obj_get(os.path.join(pin_dir, "events"))
+    try:
+        size = bpf.map_info(fd)[4]
+        page = mmap.PAGESIZE
+        cons = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        prod = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+    finally:
+        os.close(fd)
+    out = []
+    try:
+        pos = struct.unpack_from("<Q", cons, 0)[0]
+        end = struct.unpack_from("<Q", prod, 0)[0]
+        while pos < end and len(out) < limit:
+            off = page + (pos & (size - 1))
+            hdr = struct.unpack_from("<I", prod, off)[0]
+            if hdr & (1 << 31):
+                break
+            length = hdr & ~((1 << 31) | (1 << 30))
+            if not hdr & (1 << 30) and length == struct.calcsize(EVENT_FORMAT):
+                out.append(decode_event(prod[off + 8:off + 8 + length]))
+            pos += (length + 8 + 7) & ~7
+        struct.pack_into("<Q", cons, 0, pos)
+    finally:
+        cons.close()
+        prod.close()
+    return out
 
 
 def possible_cpus():
