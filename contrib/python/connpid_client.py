@@ -117,6 +117,35 @@ def _normalize_addr(addr):
     return str(ip)
 
 
+def _netns(value):
+    if isinstance(value, bool):
+        raise ValueError(f"netns must be an integer, not {value!r}")
+    try:
+        n = int(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"netns must be an integer, not {value!r}") from e
+    if not 1 <= n <= 0xFFFFFFFF:
+        raise ValueError(f"netns out of range: {n}")
+    return n
+
+
+def _scope(dst, src=None, netns=None, direction=None):
+    """The lookup members src/netns/direction, checked; direction is sent
+    only when "inbound" (outbound is the daemon's default)."""
+    out = {}
+    if src is not None:
+        out["src"] = _normalize_addr(src)
+        if ipaddress.ip_address(out["src"]).version != ipaddress.ip_address(dst).version:
+            raise ValueError(f"src {out['src']} and dst {dst} are of different families")
+    if netns is not None:
+        out["netns"] = _netns(netns)
+    if direction not in (None, "outbound", "inbound"):
+        raise ValueError(f"direction must be 'outbound' or 'inbound', not {direction!r}")
+    if direction == "inbound":
+        out["direction"] = "inbound"
+    return out
+
+
 def _port(value, name):
     try:
         p = int(value)
@@ -399,27 +428,48 @@ class ConnpidClient:
         """Return the daemon's pong answer (has "version")."""
         return self.request("ping", timeout=timeout)
 
-    def lookup(self, proto, dst, sport, dport, timeout=None):
+    def lookup(self, proto, dst, sport, dport, src=None, netns=None,
+               direction=None, timeout=None):
         """Who owns the flow sport -> dst:dport/proto?
 
+        Naming is the FLOW's (connpid(7)): src/sport are this host's end,
+        dst/dport the peer, for inbound flows too. src (this host's
+        address of the flow, e.g. a container's client address) and netns
+        (a network namespace inode) pick one flow when several
+        namespaces use the same ports; direction is "outbound" (default)
+        or "inbound" (a connection a process here accepted).
+
         Returns the FLOW dict (pid, comm, exe, uid, user, cgroup, ...) or
-        None if connpid does not know the flow.
+        None if connpid does not know the flow. lookup_all() also returns
+        the "candidates".
         """
-        ans = self.request("lookup", timeout=timeout,
-                           proto=_normalize_proto(proto),
-                           dst=_normalize_addr(dst),
-                           sport=_port(sport, "sport"),
-                           dport=_port(dport, "dport"))
+        return self.lookup_all(proto, dst, sport, dport, src=src, netns=netns,
+                               direction=direction, timeout=timeout)[0]
+
+    def lookup_all(self, proto, dst, sport, dport, src=None, netns=None,
+                   direction=None, timeout=None):
+        """Like lookup(), but returns (flow or None, candidates): the
+        other flows of the same key the daemon knows (other namespaces or
+        source addresses), a list of FLOW dicts, empty when none."""
+        fields = dict(proto=_normalize_proto(proto), dst=_normalize_addr(dst),
+                      sport=_port(sport, "sport"), dport=_port(dport, "dport"))
+        fields.update(_scope(fields["dst"], src, netns, direction))
+        ans = self.request("lookup", timeout=timeout, **fields)
+        cands = ans.get("candidates", [])
+        if not isinstance(cands, list) or not all(isinstance(c, dict) for c in cands):
+            raise ConnpidProtocolError('"candidates" is not a list of objects',
+                                       code="bad_answer", answer=ans)
         if not ans.get("found"):
-            return None
+            return None, cands
         flow = ans.get("flow")
         if not isinstance(flow, dict):
             raise ConnpidProtocolError('"found" answer without a "flow" object',
                                        code="bad_answer", answer=ans)
-        return flow
+        return flow, cands
 
     def recent(self, limit=50, timeout=None, **filters):
-        """Recent flows, newest first; filters: pid, comm, proto, dst, dport."""
+        """Recent flows, newest first; filters: pid, comm, proto, dst,
+        dport, direction ("outbound"|"inbound"), netns, src."""
         fields = {"limit": int(limit)}
         if filters:
             fields["filter"] = filters
@@ -513,6 +563,11 @@ def _main(argv=None):
     lk.add_argument("sport", type=int)
     lk.add_argument("dport", type=int)
     lk.add_argument("--protocol", default="tcp")
+    lk.add_argument("--src", help="this host's address of the flow")
+    lk.add_argument("--netns", type=int, help="network namespace inode")
+    lk.add_argument("--inbound", action="store_true",
+                    help="an accepted connection: SPORT is the local port, "
+                         "DST:DPORT the client")
     rc = sub.add_parser("recent")
     rc.add_argument("--limit", type=int, default=20)
     sub.add_parser("watch")
@@ -520,8 +575,12 @@ def _main(argv=None):
     c = ConnpidClient(a.socket, a.timeout)
     try:
         if a.cmd == "lookup":
-            out = c.lookup(a.protocol, a.dst, a.sport, a.dport)
+            out, cands = c.lookup_all(a.protocol, a.dst, a.sport, a.dport,
+                                      src=a.src, netns=a.netns,
+                                      direction="inbound" if a.inbound else None)
             print(json.dumps(out))
+            for cand in cands:
+                print(json.dumps({"candidate": cand}))
             return 0 if out else 1
         if a.cmd == "recent":
             out = c.recent(a.limit)
@@ -535,7 +594,7 @@ def _main(argv=None):
             out = getattr(c, a.cmd)()
         print(json.dumps(out))
         return 0
-    except ConnpidError as e:
+    except (ConnpidError, ValueError) as e:
         print(f"connpid: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

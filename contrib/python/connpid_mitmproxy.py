@@ -7,7 +7,9 @@
 On each client connection the addon asks connpid-queryd who owns the flow
 (client source port -> the address the client connected to: the proxy's
 own listen address in regular mode, the original destination in
-transparent mode), caches the answer for the connection and attaches it to
+transparent mode; plus the client's address as "src", which keeps apart
+clients in different containers or network namespaces that happen to use
+the same source port), caches the answer for the connection and attaches it to
 every flow on it:
 
   * flow.metadata["connpid"]: the daemon's FLOW object plus "status"
@@ -39,6 +41,7 @@ Tested with mitmproxy 8.1 (Debian 12).
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import os
 import re
 import sys
@@ -95,6 +98,14 @@ def _addr(a):
     if host.startswith("::ffff:") and "." in host:
         host = host[7:]
     return host, int(port)
+
+
+def _same_family(a, b):
+    try:
+        return ipaddress.ip_address(a.split("%", 1)[0]).version == \
+            ipaddress.ip_address(b.split("%", 1)[0]).version
+    except ValueError:
+        return False
 
 
 def _fmt_addr(a):
@@ -262,9 +273,9 @@ class Connpid:
 
     def _lookup_blocking(self, key):
         """Runs in a worker thread. Returns the connpid record."""
-        proto, dst, sport, dport = key
+        proto, dst, sport, dport, src = key
         try:
-            flow = self._client().lookup(proto, dst, sport, dport)
+            flow = self._client().lookup(proto, dst, sport, dport, src=src)
         except ConnpidTimeout:
             self._backoff_until = time.monotonic() + BACKOFF_AFTER_TIMEOUT
             return {"status": "unknown", "reason": "timeout"}
@@ -360,7 +371,11 @@ class Connpid:
         if src is None or dst is None:
             return None
         proto = getattr(client, "transport_protocol", "tcp") or "tcp"
-        return (proto, dst[0], src[1], dst[1])
+        # The client's address is the flow's src (its end of the socket):
+        # it tells apart clients in containers or namespaces that use the
+        # same source port. Left out only when it cannot be one (another
+        # family than dst), so such a connection is looked up as before.
+        return (proto, dst[0], src[1], dst[1], src[0] if _same_family(src[0], dst[0]) else None)
 
     # -- hooks ---------------------------------------------------------------
 

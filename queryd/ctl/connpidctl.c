@@ -52,13 +52,24 @@ struct ctl {
 	bool ecs;        /* --format ecs */
 	bool prometheus; /* stats --prometheus */
 	const char *community_id;
+	/* lookup members, and filters of watch/recent/history */
+	const char *src;
+	uint32_t netns;  /* 0: any */
+	int direction;   /* -1 unset, CONNPID_DIRECTION_* */
 };
+
+static bool ctl_scoped(const struct ctl *c)
+{
+	return c->src || c->netns || c->direction == CONNPID_DIRECTION_INBOUND;
+}
 
 static void help(void)
 {
 	printf("Usage: connpidctl [OPTIONS] COMMAND ...\n\n"
 	       "Commands:\n"
-	       "  lookup DST_IP SPORT DPORT   who owns SPORT -> DST_IP:DPORT\n"
+	       "  lookup [tcp|udp] DST_IP SPORT DPORT\n"
+	       "                              who owns SPORT -> DST_IP:DPORT (inbound: who\n"
+	       "                              accepted DST_IP:DPORT -> local port SPORT)\n"
 	       "  lookup --community-id ID    who owns the flow with that Community ID\n"
 	       "  watch                       new flows as they happen\n"
 	       "  recent                      the newest flows in the daemon's index\n"
@@ -73,6 +84,13 @@ static void help(void)
 	       "  --json               print JSON (the daemon's answer as is)\n"
 	       "  --at TIME            for lookup: who owned the flow at TIME (history)\n"
 	       "  --community-id ID    for lookup: the flow's Community ID (\"1:...\")\n"
+	       "  --src IP             lookup: this host's address of the flow (a container's\n"
+	       "                       or namespace's client address); filter for the rest\n"
+	       "  --netns N            lookup: the network namespace inode; filter for the rest\n"
+	       "  --inbound            lookup: an accepted connection (SPORT is the local\n"
+	       "                       port, DST_IP:DPORT the client); needs the daemon\n"
+	       "  --direction outbound|inbound\n"
+	       "                       filter for watch, recent and history (lookup too)\n"
 	       "  --limit N            for recent and history (default 20)\n"
 	       "  --pid N, --comm NAME, --dport N, --dst IP, --proto tcp|udp\n"
 	       "                       filters for watch, recent and history\n"
@@ -183,8 +201,28 @@ static int answer_error(json_object *ans)
 
 static void print_flow_row_header(void)
 {
-	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-8s %-24s %-20s %-24s %s\n",
-	       "PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "ALIVE", "UNIT", "CONTAINER", "DOMAIN", "EXE");
+	printf("%-8s %-16s %-6s %-20s %-5s %-6s %-4s %-8s %-24s %-20s %-24s %-22s %s\n",
+	       "PID", "COMM", "PROTO", "DST", "SPORT", "DPORT", "DIR", "ALIVE", "UNIT", "CONTAINER", "DOMAIN",
+	       "LISTENER", "EXE");
+}
+
+/* "in" / "out" ("-" for an answer of an older daemon without it). */
+static const char *direction_label(json_object *f)
+{
+	const char *d = jget_str(f, "direction");
+
+	return streq(d, "inbound") ? "in" : streq(d, "outbound") ? "out" : "-";
+}
+
+/* An inbound flow's listener as comm[pid], "-" when none. */
+static const char *listener_label(json_object *f, char *buf, size_t size)
+{
+	json_object *l;
+
+	if (!json_object_object_get_ex(f, "listener", &l) || !json_object_is_type(l, json_type_object))
+		return "-";
+	snprintf(buf, size, "%s[%s]", jget_str(l, "comm"), jget_str(l, "pid"));
+	return buf;
 }
 
 /* The first 12 characters of a container id, never half a character. */
@@ -225,9 +263,15 @@ static const char *domain_label(json_object *f)
 	return "-";
 }
 
+static const char *alive_label(json_object *f)
+{
+	return !json_object_object_get_ex(f, "alive", NULL) ? "-" :
+	       jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited");
+}
+
 static void print_flow_row(json_object *f)
 {
-	char idbuf[13];
+	char idbuf[13], lbuf[64];
 
 	put_field(jget_str(f, "pid"), 8);
 	put_field(jget_str(f, "comm"), 16);
@@ -235,12 +279,53 @@ static void print_flow_row(json_object *f)
 	put_field(jget_str(f, "dst"), 20);
 	put_field(jget_str(f, "sport"), 5);
 	put_field(jget_str(f, "dport"), 6);
-	put_field(!json_object_object_get_ex(f, "alive", NULL) ? "-" :
-		  jget_bool(f, "alive") ? "yes" : (jget_bool(f, "pid_reused") ? "reused" : "exited"), 8);
+	put_field(direction_label(f), 4);
+	put_field(alive_label(f), 8);
 	put_field(jget_str(f, "unit"), 24);
 	put_field(container_label(f, idbuf), 20);
 	put_field(domain_label(f), 24);
+	put_field(listener_label(f, lbuf, sizeof(lbuf)), 22);
 	put_field(jget_str(f, "exe"), 0);
+}
+
+/* One "key=value " of a candidate line, the value escaped. */
+static void put_kv(const char *key, const char *value)
+{
+	_cleanup_free_ char *e = text_escape(value ?: "-");
+
+	printf(" %s=%s", key, e ?: "?");
+}
+
+/* The other flows of the same key (another namespace or source address):
+ * one marked line each, so that nobody takes them for the answer. */
+static void print_candidates(json_object *ans)
+{
+	json_object *cands;
+	size_t n;
+
+	if (!json_object_object_get_ex(ans, "candidates", &cands) || !json_object_is_type(cands, json_type_array) ||
+	    (n = json_object_array_length(cands)) == 0)
+		return;
+	printf("%zu other candidate%s with these ports (another network namespace or source address;\n"
+	       "pass --src/--netns to pick one):\n", n, n == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++) {
+		json_object *f = json_object_array_get_idx(cands, i);
+		char idbuf[13], lbuf[64];
+
+		if (!json_object_is_type(f, json_type_object))
+			continue;
+		fputs("candidate", stdout);
+		put_kv("pid", jget_str(f, "pid"));
+		put_kv("comm", jget_str(f, "comm"));
+		put_kv("src", jget_str(f, "src"));
+		put_kv("netns", jget_str(f, "netns"));
+		put_kv("dir", direction_label(f));
+		put_kv("alive", alive_label(f));
+		put_kv("container", container_label(f, idbuf));
+		put_kv("listener", listener_label(f, lbuf, sizeof(lbuf)));
+		put_kv("exe", jget_str(f, "exe"));
+		putchar('\n');
+	}
 }
 
 static int lookup_direct(const struct ctl *c, const struct flow_query *q)
@@ -300,15 +385,21 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 	_cleanup_(connpid_result_freep) struct connpid_result *res = NULL;
 	struct connpid_lookup_options opts = { .size = sizeof(opts) };
 	_cleanup_json_ json_object *ans = NULL;
+	const char *proto_name = c->protocol;
 	struct flow_query q;
 	json_object *flow;
 	int r;
 
+	if (n == 4 && (streq(args[0], "tcp") || streq(args[0], "udp"))) {
+		proto_name = args[0]; /* lookup PROTO DST SPORT DPORT */
+		args++;
+		n--;
+	}
 	if (n != 3) {
-		log_error("lookup takes DST_IP SPORT DPORT (see --help)");
+		log_error("lookup takes [tcp|udp] DST_IP SPORT DPORT (see --help)");
 		return EXIT_ERROR;
 	}
-	r = flow_query_parse(args[0], args[1], args[2], c->protocol, &q);
+	r = flow_query_parse(args[0], args[1], args[2], proto_name, &q);
 	if (r < 0) {
 		int fam;
 		__u32 a[4];
@@ -321,12 +412,17 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 			log_error("Invalid source port '%s': expected 1-65535", args[1]);
 		else if (parse_port(args[2], &port) < 0)
 			log_error("Invalid destination port '%s': expected 1-65535", args[2]);
-		else if (parse_protocol(c->protocol, &proto) < 0)
-			log_error("Invalid protocol '%s': expected tcp or udp", c->protocol);
+		else if (parse_protocol(proto_name, &proto) < 0)
+			log_error("Invalid protocol '%s': expected tcp or udp", proto_name);
 		return EXIT_ERROR;
 	}
 	if (c->direct && c->has_at) {
 		log_error("--at needs the daemon's history; it cannot be used with --direct");
+		return EXIT_ERROR;
+	}
+	if (c->direct && ctl_scoped(c)) {
+		log_error("--src, --netns and --inbound need the daemon: the pinned maps --direct reads hold no "
+			  "source address, network namespace or inbound flow");
 		return EXIT_ERROR;
 	}
 	if (c->direct)
@@ -339,9 +435,18 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 		opts.flags |= CONNPID_LOOKUP_AT;
 		opts.at = c->at;
 	}
+	opts.src = c->src;
+	opts.netns = c->netns;
+	opts.direction = c->direction == CONNPID_DIRECTION_INBOUND ? CONNPID_DIRECTION_INBOUND
+								   : CONNPID_DIRECTION_OUTBOUND;
 	r = connpid_lookup(h, q.protocol == CONNPID_PROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP, args[0], q.src_port,
 			   q.dst_port, &opts, &res);
-	if (unreachable(r) && c->has_at) {
+	if (r == -EINVAL && c->src) {
+		log_error("Invalid --src '%s': an IP address of the destination's family", c->src);
+		return EXIT_ERROR;
+	}
+	if (unreachable(r) && (c->has_at || ctl_scoped(c))) {
+		/* the maps could not honour --at, --src, --netns or --inbound */
 		log_error_errno(r, "connpid-queryd is not reachable at %s: %m", c->socket_path);
 		return EXIT_ERROR;
 	}
@@ -365,13 +470,16 @@ static int cmd_lookup(const struct ctl *c, char **args, int n)
 	if (answer_error(ans) < 0)
 		return EXIT_ERROR;
 	if (!jget_bool(ans, "found")) {
-		if (!c->json)
+		if (!c->json) {
 			printf("not found: %s %s -> %s:%s\n", protocol_name(q.protocol), args[1], args[0], args[2]);
+			print_candidates(ans);
+		}
 		return EXIT_NOT_FOUND;
 	}
 	if (!c->json && json_object_object_get_ex(ans, "flow", &flow)) {
 		print_flow_row_header();
 		print_flow_row(flow);
+		print_candidates(ans);
 	}
 	return EXIT_FOUND;
 }
@@ -410,6 +518,10 @@ static int cmd_lookup_community_id(const struct ctl *c, int n)
 	}
 	if (c->direct) {
 		log_error("--community-id needs the daemon; it cannot be used with --direct");
+		return EXIT_ERROR;
+	}
+	if (ctl_scoped(c)) {
+		log_error("--community-id names one flow already; --src, --netns and --inbound do not apply");
 		return EXIT_ERROR;
 	}
 	json_object_object_add(extra, "community_id", json_object_new_string(c->community_id));
@@ -694,9 +806,10 @@ static int cmd_watch(const struct ctl *c)
 		print_json(ack);
 	else if (answer_error(ack) < 0)
 		return EXIT_ERROR;
+	fflush(stdout); /* a reader of a pipe sees the ack before the first flow */
 	if (!c->json) {
-		printf("%-8s %-5s %-6s %-28s %-8s %-16s %-20s %-24s %s\n", "TIME", "PROTO", "SPORT", "DST", "PID",
-		       "COMM", "CONTAINER", "DOMAIN", "EXE");
+		printf("%-8s %-5s %-4s %-6s %-28s %-8s %-16s %-20s %-24s %-22s %s\n", "TIME", "PROTO", "DIR", "SPORT",
+		       "DST", "PID", "COMM", "CONTAINER", "DOMAIN", "LISTENER", "EXE");
 		fflush(stdout);
 	}
 	for (;;) {
@@ -717,7 +830,7 @@ static int cmd_watch(const struct ctl *c)
 			print_json(o);
 		} else if (json_object_object_get_ex(o, "flow", &f)) {
 			json_object *ts;
-			char when[16] = "-", idbuf[13];
+			char when[16] = "-", idbuf[13], lbuf[64];
 			_cleanup_free_ char *dst = NULL;
 			time_t t;
 			struct tm tm;
@@ -731,12 +844,14 @@ static int cmd_watch(const struct ctl *c)
 				dst = NULL;
 			put_field(when, 8);
 			put_field(jget_str(f, "proto"), 5);
+			put_field(direction_label(f), 4);
 			put_field(jget_str(f, "sport"), 6);
 			put_field(dst, 28);
 			put_field(jget_str(f, "pid"), 8);
 			put_field(jget_str(f, "comm"), 16);
 			put_field(container_label(f, idbuf), 20);
 			put_field(domain_label(f), 24);
+			put_field(listener_label(f, lbuf, sizeof(lbuf)), 22);
 			put_field(jget_str(f, "exe"), 0);
 		} else if (answer_error(o) < 0) {
 			return EXIT_ERROR;
@@ -851,11 +966,56 @@ static int add_time_filter(struct ctl *c, const char *key, const char *s)
 	return add_filter(c, key, json_object_new_double(t));
 }
 
+/* --src IP, --netns N, --inbound, --direction D: checked here, sent as
+ * lookup members or (scope_filters) as filter members. */
+static int parse_scope_option(struct ctl *c, const char *name, const char *value)
+{
+	int fam;
+	__u32 a[4];
+	char *end;
+	unsigned long long n;
+
+	if (streq(name, "src")) {
+		if (parse_ip(value, &fam, a) < 0)
+			return log_error_errno(-EINVAL, "Invalid --src '%s': expected an IP address", value);
+		c->src = value;
+	} else if (streq(name, "netns")) {
+		errno = 0;
+		n = strtoull(value, &end, 10);
+		if (errno || !*value || *end || value[0] == '-' || n < 1 || n > UINT32_MAX)
+			return log_error_errno(-EINVAL, "Invalid --netns '%s': a namespace inode, 1-4294967295", value);
+		c->netns = (uint32_t)n;
+	} else if (streq(name, "inbound")) {
+		c->direction = CONNPID_DIRECTION_INBOUND;
+	} else if (streq(value, "inbound") || streq(value, "outbound")) {
+		c->direction = streq(value, "inbound") ? CONNPID_DIRECTION_INBOUND : CONNPID_DIRECTION_OUTBOUND;
+	} else {
+		return log_error_errno(-EINVAL, "Invalid --direction '%s': outbound or inbound", value);
+	}
+	return 0;
+}
+
+/* For watch, recent and history the same options are filters. */
+static int scope_filters(struct ctl *c)
+{
+	int r = 0;
+
+	if (c->src)
+		r = add_filter(c, "src", json_object_new_string(c->src));
+	if (r >= 0 && c->netns)
+		r = add_filter(c, "netns", json_object_new_int64(c->netns));
+	if (r >= 0 && c->direction >= 0)
+		r = add_filter(c, "direction", json_object_new_string(
+				       c->direction == CONNPID_DIRECTION_INBOUND ? "inbound" : "outbound"));
+	return r < 0 ? log_error_errno(r, "Out of memory") : 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { ARG_FORMAT = 0x80, ARG_PROMETHEUS, ARG_PROTOCOL = 0x100, ARG_DIRECT, ARG_JSON, ARG_SOCKET, ARG_PIN_DIR, ARG_LIMIT,
 	       ARG_PID, ARG_COMM, ARG_DPORT, ARG_DST, ARG_PROTO, ARG_EXE, ARG_DOMAIN, ARG_CONTAINER,
-	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT, ARG_COMMUNITY_ID, ARG_VERSION };
+	       ARG_UNIT, ARG_SINCE, ARG_UNTIL, ARG_ORDER, ARG_AT, ARG_COMMUNITY_ID, ARG_VERSION,
+	       ARG_SRC, ARG_NETNS, ARG_INBOUND, ARG_DIRECTION };
 	static const struct option options[] = {
 		{ "protocol", required_argument, NULL, ARG_PROTOCOL },
 		{ "format", required_argument, NULL, ARG_FORMAT },
@@ -880,6 +1040,10 @@ int main(int argc, char **argv)
 		{ "at", required_argument, NULL, ARG_AT },
 		{ "community-id", required_argument, NULL, ARG_COMMUNITY_ID },
 		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "src", required_argument, NULL, ARG_SRC },
+		{ "netns", required_argument, NULL, ARG_NETNS },
+		{ "inbound", no_argument, NULL, ARG_INBOUND },
+		{ "direction", required_argument, NULL, ARG_DIRECTION },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -888,6 +1052,7 @@ int main(int argc, char **argv)
 		.pin_dir = CONNPID_DEFAULT_PIN_DIR,
 		.protocol = "tcp",
 		.limit = 20,
+		.direction = -1,
 	};
 	const char *cmd;
 	char *end;
@@ -981,6 +1146,14 @@ int main(int argc, char **argv)
 		case ARG_COMMUNITY_ID:
 			c.community_id = optarg;
 			break;
+		case ARG_SRC:
+		case ARG_NETNS:
+		case ARG_INBOUND:
+		case ARG_DIRECTION:
+			if (parse_scope_option(&c, opt == ARG_SRC ? "src" : opt == ARG_NETNS ? "netns" :
+					       opt == ARG_INBOUND ? "inbound" : "direction", optarg) < 0)
+				goto out;
+			break;
 		case ARG_VERSION:
 			printf("connpidctl %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
 			ret = EXIT_FOUND;
@@ -998,6 +1171,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cmd = argv[optind];
+	if (!streq(cmd, "lookup") && scope_filters(&c) < 0)
+		goto out;
 	if (streq(cmd, "lookup") && c.community_id)
 		ret = cmd_lookup_community_id(&c, argc - optind - 1);
 	else if (streq(cmd, "lookup"))

@@ -7,6 +7,7 @@
  * is out of step: the connection is dropped. A request that timed out
  * stays in the queue (answered already, as -ETIMEDOUT) until its late
  * answer arrives, so that answer is never taken for the next one's. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -38,6 +39,7 @@ struct request {
 	uint64_t deadline;     /* CLOCK_MONOTONIC usec, 0 = none */
 	bool retried;          /* already sent again after a lost connection */
 	bool expired;          /* answered -ETIMEDOUT; its answer is dropped */
+	bool scoped;           /* has src, netns or inbound: the maps cannot answer it */
 	/* for the direct fallback */
 	int proto;
 	char dst[64];
@@ -205,7 +207,7 @@ static int finish_unreachable(connpid *h, struct request *q, int error)
 {
 	struct connpid_result *r;
 
-	if (q->id == 0 || !(h->flags & (CONNPID_OPEN_DIRECT_FALLBACK | CONNPID_OPEN_DIRECT_ONLY)))
+	if (q->id == 0 || q->scoped || !(h->flags & (CONNPID_OPEN_DIRECT_FALLBACK | CONNPID_OPEN_DIRECT_ONLY)))
 		return finish_error(h, q, error);
 	r = result_new(q->id, 0);
 	if (!r)
@@ -521,11 +523,58 @@ static int enqueue(connpid *h, struct request *q)
 	return 0;
 }
 
-static int lookup_options_check(const struct connpid_lookup_options *o, unsigned *ret_flags, double *ret_at)
+/* A lookup's options, checked. */
+struct lookup_args {
+	unsigned flags;
+	double at;
+	const char *src;       /* NULL, or src_text */
+	char src_text[INET6_ADDRSTRLEN];
+	uint32_t netns;
+	bool inbound;
+};
+
+/* The address family of an IP literal, v4-mapped IPv6 counted as IPv4
+ * (the daemon folds it so), and its canonical text (v4-mapped folded)
+ * when ret_text (INET6_ADDRSTRLEN bytes) is given; AF_UNSPEC when s is no IP literal. */
+static int ip_family(const char *s, char *ret_text)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint8_t a[16];
+	int f = AF_UNSPEC;
+
+	if (strnlen(s, INET6_ADDRSTRLEN) >= INET6_ADDRSTRLEN)
+		return AF_UNSPEC;
+	if (inet_pton(AF_INET, s, a) == 1)
+		f = AF_INET;
+	else if (inet_pton(AF_INET6, s, a) == 1 && memcmp(a, mapped, sizeof(mapped)) == 0) {
+		memmove(a, a + 12, 4);
+		f = AF_INET;
+	} else if (inet_pton(AF_INET6, s, a) == 1)
+		f = AF_INET6;
+	if (f != AF_UNSPEC && ret_text && !inet_ntop(f, a, ret_text, INET6_ADDRSTRLEN))
+		return AF_UNSPEC;
+	return f;
+}
+
+/* src must be an IP of dst's family; a dst that is no IP is left to
+ * the daemon to refuse, as before. Sent folded, as the daemon reads it. */
+static int src_check(const char *src, const char *dst, char ret_text[static INET6_ADDRSTRLEN])
+{
+	int fs, fd;
+
+	fs = ip_family(src, ret_text);
+	if (fs == AF_UNSPEC)
+		return -EINVAL;
+	fd = dst ? ip_family(dst, NULL) : AF_UNSPEC;
+	return fd != AF_UNSPEC && fd != fs ? -EINVAL : 0;
+}
+
+static int lookup_options_check(const struct connpid_lookup_options *o, const char *dst, struct lookup_args *ret)
 {
 	struct connpid_lookup_options c = {};
+	int r;
 
-	*ret_flags = 0;
+	*ret = (struct lookup_args) {};
 	if (!o)
 		return 0;
 	if (o->size < offsetof(struct connpid_lookup_options, src))
@@ -537,19 +586,41 @@ static int lookup_options_check(const struct connpid_lookup_options *o, unsigned
 			if (((const char *)o)[i])
 				return -EOPNOTSUPP;
 	}
-	if (c.src || c.netns || c.direction)
-		return -EOPNOTSUPP;
 	if (c.flags & ~(unsigned)(CONNPID_LOOKUP_AT | CONNPID_LOOKUP_DIRECT))
 		return -EINVAL;
 	if ((c.flags & CONNPID_LOOKUP_AT) && !(c.at >= 0 && c.at < 1e15))
 		return -EINVAL;
-	*ret_flags = c.flags;
-	*ret_at = c.at;
+	if (c.netns > UINT32_MAX)
+		return -EINVAL;
+	if (c.direction != CONNPID_DIRECTION_OUTBOUND && c.direction != CONNPID_DIRECTION_INBOUND)
+		return -EINVAL;
+	if (c.src && (r = src_check(c.src, dst, ret->src_text)) < 0)
+		return r;
+	ret->flags = c.flags;
+	ret->at = c.at;
+	ret->src = c.src ? ret->src_text : NULL;
+	ret->netns = (uint32_t)c.netns;
+	ret->inbound = c.direction == CONNPID_DIRECTION_INBOUND;
 	return 0;
 }
 
+static bool lookup_args_scoped(const struct lookup_args *a)
+{
+	return a->src || a->netns || a->inbound;
+}
+
+static void add_scope(json_object *o, const struct lookup_args *a)
+{
+	if (a->src)
+		json_object_object_add(o, "src", json_object_new_string(a->src));
+	if (a->netns)
+		json_object_object_add(o, "netns", json_object_new_int64(a->netns));
+	if (a->inbound)
+		json_object_object_add(o, "direction", json_object_new_string("inbound"));
+}
+
 static struct request *lookup_request(connpid *h, int proto, const char *dst, uint16_t sport, uint16_t dport,
-				      unsigned flags, double at)
+				      const struct lookup_args *a)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
 	struct request *q;
@@ -567,13 +638,15 @@ static struct request *lookup_request(connpid *h, int proto, const char *dst, ui
 	strcpy(q->dst, dst);
 	q->sport = sport;
 	q->dport = dport;
+	q->scoped = lookup_args_scoped(a);
 	json_object_object_add(o, "op", json_object_new_string("lookup"));
 	json_object_object_add(o, "proto", json_object_new_string(proto == IPPROTO_UDP ? "udp" : "tcp"));
 	json_object_object_add(o, "dst", json_object_new_string(dst));
 	json_object_object_add(o, "sport", json_object_new_int(sport));
 	json_object_object_add(o, "dport", json_object_new_int(dport));
-	if (flags & CONNPID_LOOKUP_AT)
-		json_object_object_add(o, "at", json_object_new_double(at));
+	add_scope(o, a);
+	if (a->flags & CONNPID_LOOKUP_AT)
+		json_object_object_add(o, "at", json_object_new_double(a->at));
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)q->id));
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	q->line = malloc(len + 1);
@@ -590,21 +663,25 @@ static struct request *lookup_request(connpid *h, int proto, const char *dst, ui
 static int submit_locked(connpid *h, int proto, const char *dst, uint16_t sport, uint16_t dport,
 			 const struct connpid_lookup_options *opts, uint64_t *ret_id)
 {
+	struct lookup_args a;
 	struct request *q;
-	unsigned flags;
-	double at = 0;
+	bool direct;
 	int r;
 
-	r = lookup_options_check(opts, &flags, &at);
-	if (r < 0)
-		return r;
 	if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || !dst || sport == 0 || dport == 0)
 		return -EINVAL;
-	q = lookup_request(h, proto, dst, sport, dport, flags, at);
+	r = lookup_options_check(opts, dst, &a);
+	if (r < 0)
+		return r;
+	direct = (a.flags & CONNPID_LOOKUP_DIRECT) || (h->flags & CONNPID_OPEN_DIRECT_ONLY);
+	/* the maps know neither source address nor namespace nor inbound flows */
+	if (direct && lookup_args_scoped(&a))
+		return -EOPNOTSUPP;
+	q = lookup_request(h, proto, dst, sport, dport, &a);
 	if (!q)
 		return -ENOMEM;
 	*ret_id = q->id;
-	if ((flags & CONNPID_LOOKUP_DIRECT) || (h->flags & CONNPID_OPEN_DIRECT_ONLY)) {
+	if (direct) {
 		struct connpid_result *res = result_new(q->id, 0);
 
 		if (res)

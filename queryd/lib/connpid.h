@@ -50,12 +50,21 @@ struct connpid_lookup_options {
 	size_t size;
 	unsigned flags;          /* CONNPID_LOOKUP_* */
 	double at;               /* with CONNPID_LOOKUP_AT: who owned it at this Unix time (history) */
-	/* Reserved for keys the protocol does not take yet: must be NULL/0
-	 * (-EOPNOTSUPP otherwise), so that no lookup silently ignores them. */
-	const char *src;
-	uint64_t netns;
-	int direction;
+	/* Narrow the lookup to one variant of the key (connpid(7) "lookup").
+	 * Naming is the flow's: src/sport are this host's end, dst/dport the
+	 * peer, for inbound flows too. */
+	const char *src;         /* this host's address of the flow (IP literal, same family as dst), or NULL */
+	uint64_t netns;          /* network namespace inode (1..UINT32_MAX), or 0 for any */
+	int direction;           /* CONNPID_DIRECTION_OUTBOUND (0) or CONNPID_DIRECTION_INBOUND */
+	/* The pinned maps hold no source address, namespace or inbound flow:
+	 * a direct lookup (CONNPID_LOOKUP_DIRECT, CONNPID_OPEN_DIRECT_ONLY)
+	 * with any of the three fails with -EOPNOTSUPP, and the fallback
+	 * (CONNPID_OPEN_DIRECT_FALLBACK) does not answer such a lookup from
+	 * the maps: it fails with the daemon's unreachability error. */
 };
+
+#define CONNPID_DIRECTION_OUTBOUND 0 /* a connection this host's process made (connect, sendto) */
+#define CONNPID_DIRECTION_INBOUND  1 /* a connection a process here accept()ed */
 
 enum {
 	CONNPID_LOOKUP_AT     = 1u << 0, /* use options->at */
@@ -84,6 +93,10 @@ struct connpid_result {
 	const char *container_image;
 	const char *domain;
 	const char *json;        /* the raw answer line (direct: one made in the same shape) */
+	/* Other flows of the same key (another namespace or source address):
+	 * the answer's "candidates" array, read from json. Appended in 0.1.x:
+	 * read it only when size > offsetof(struct connpid_result, n_candidates). */
+	unsigned n_candidates;
 };
 
 void connpid_result_free(struct connpid_result *r);

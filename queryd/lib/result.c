@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Turning answers (the daemon's lines, or the pinned maps) into results. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ static void result_from_flow(struct connpid_result *r, json_object *f)
 int result_from_answer(struct connpid_result *r, const char *line, size_t len)
 {
 	_cleanup_json_ json_object *o = NULL;
-	json_object *ok, *f;
+	json_object *ok, *f, *c;
 
 	r->json = keep_string(r, line);
 	if (!r->json)
@@ -142,6 +143,9 @@ int result_from_answer(struct connpid_result *r, const char *line, size_t len)
 	f = jobj(o, "flow");
 	if (r->found && f)
 		result_from_flow(r, f);
+	/* the daemon sends at most 64; a hostile line's count still fits */
+	if (json_object_object_get_ex(o, "candidates", &c) && json_object_is_type(c, json_type_array))
+		r->n_candidates = json_object_array_length(c) > UINT_MAX ? UINT_MAX : (unsigned)json_object_array_length(c);
 	return 0;
 }
 

@@ -7,12 +7,15 @@
  * process as sport = the client's port (%SRCPORT), dst = the address and
  * port it connected to (%MYADDR %MYPORT, Squid's side). %DST %PORT name the
  * origin server of the request, which no local socket of the client
- * points at (except when Squid intercepts): they are not the key.
+ * points at (except when Squid intercepts): they are not the key. %SRC,
+ * the client's address, is the flow's "src": it keeps apart clients in
+ * containers or network namespaces that use the same source port.
  *
  * Squid waits for every answer, so nothing here may block: stdin and the
  * daemon are multiplexed with poll(), requests are pipelined through
  * libconnpid with the channel ids of `concurrency=`, and a request that
  * is not answered within --timeout gets BH. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,6 +45,11 @@ struct list {
 struct pending {
 	uint64_t id;
 	char channel[32];   /* "" without concurrency */
+	/* a lookup with src, to be asked of the maps (without it) when the
+	 * daemon is down and --direct-fallback is on */
+	bool has_src;
+	char dst[64];
+	uint16_t sport, dport;
 };
 
 static struct {
@@ -226,7 +234,7 @@ static int parse_port_number(const char *s, uint16_t *ret)
 	return 0;
 }
 
-static int remember(uint64_t id, const char *channel)
+static int remember(uint64_t id, const char *channel, const struct pending *lookup)
 {
 	if (n_pending == cap_pending) {
 		size_t cap = cap_pending ? cap_pending * 2 : 64;
@@ -237,21 +245,43 @@ static int remember(uint64_t id, const char *channel)
 		pending = p;
 		cap_pending = cap;
 	}
+	pending[n_pending] = *lookup;
 	pending[n_pending].id = id;
 	snprintf(pending[n_pending].channel, sizeof(pending[n_pending].channel), "%s", channel);
 	n_pending++;
 	return 0;
 }
 
-static bool forget(uint64_t id, char channel[static 32])
+static bool forget(uint64_t id, struct pending *ret)
 {
 	for (size_t i = 0; i < n_pending; i++)
 		if (pending[i].id == id) {
-			memcpy(channel, pending[i].channel, 32);
+			*ret = pending[i];
 			pending[i] = pending[--n_pending];
 			return true;
 		}
 	return false;
+}
+
+/* IPv4, IPv6 or 0 for no IP literal; v4-mapped IPv6 counts as IPv4
+ * (connpid folds it, and Squid may print either). */
+static int ip_family(const char *s)
+{
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, s, a) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, a) == 1)
+		return memcmp(a, mapped, sizeof(mapped)) == 0 ? AF_INET : AF_INET6;
+	return 0;
+}
+
+static bool same_family(const char *a, const char *b)
+{
+	int f = ip_family(a);
+
+	return f != 0 && f == ip_family(b);
 }
 
 /* One request line: submit its lookup, or answer at once when it cannot
@@ -259,7 +289,8 @@ static bool forget(uint64_t id, char channel[static 32])
 static void handle_line(connpid *h, char *line)
 {
 	char *tok[MAX_FIELDS + 1], *save = NULL, *channel = "";
-	const char *dst = arg.proxy_addr;
+	const char *dst = arg.proxy_addr, *src = NULL;
+	struct connpid_lookup_options opts = { .size = sizeof(opts) };
 	uint16_t sport = 0, dport = arg.proxy_port;
 	size_t n = 0;
 	uint64_t id;
@@ -286,6 +317,9 @@ static void handle_line(connpid *h, char *line)
 
 		url_unescape(v);
 		switch (arg.fields[i]) {
+		case F_SRC:
+			src = v;
+			break;
 		case F_SRCPORT:
 			(void)parse_port_number(v, &sport);
 			break;
@@ -303,15 +337,46 @@ static void handle_line(connpid *h, char *line)
 		answer_message(channel, "ERR", "no client port or proxy address");
 		return;
 	}
-	r = connpid_submit(h, IPPROTO_TCP, dst, sport, dport, NULL, &id);
+	/* A %SRC that cannot be the flow's src (no IP, "-", another family
+	 * than the proxy address) is left out: the lookup is made as before. */
+	opts.src = src && same_family(src, dst) ? src : NULL;
+	r = connpid_submit(h, IPPROTO_TCP, dst, sport, dport, &opts, &id);
 	if (r == -EINVAL) {
 		answer_message(channel, "ERR", "not an address");
 		return;
 	}
-	if (r >= 0)
-		r = remember(id, channel);
+	if (r >= 0) {
+		struct pending lookup = { .has_src = opts.src, .sport = sport, .dport = dport };
+
+		snprintf(lookup.dst, sizeof(lookup.dst), "%s", dst); /* fits: libconnpid took it */
+		r = remember(id, channel, &lookup);
+	}
 	if (r < 0)
 		answer_message(channel, "BH", strerror(-r));
+}
+
+/* Errors of reaching the daemon, after which libconnpid's fallback would
+ * have read the maps, had the lookup not carried src. */
+static bool unreachable(int error)
+{
+	return error == -ENOENT || error == -ECONNREFUSED || error == -EACCES || error == -EPERM ||
+	       error == -EAGAIN || error == -ENOTSOCK;
+}
+
+/* --direct-fallback answered lookups from the maps before src was sent;
+ * the maps know no source address, so ask them without it, as then. */
+static bool retry_direct(connpid *h, const struct connpid_result *r, const struct pending *p)
+{
+	struct connpid_lookup_options opts = { .size = sizeof(opts), .flags = CONNPID_LOOKUP_DIRECT };
+	uint64_t id;
+
+	if (!arg.direct_fallback || !p->has_src || !unreachable(r->error))
+		return false;
+	if (connpid_submit(h, IPPROTO_TCP, p->dst, p->sport, p->dport, &opts, &id) < 0)
+		return false;
+	if (remember(id, p->channel, &(struct pending) { .has_src = false }) < 0)
+		return false; /* its result is dropped: the request gets BH below */
+	return true;
 }
 
 static void collect_all(connpid *h)
@@ -319,10 +384,10 @@ static void collect_all(connpid *h)
 	struct connpid_result *r;
 
 	while (connpid_collect(h, &r) > 0) {
-		char channel[32];
+		struct pending p;
 
-		if (forget(r->id, channel))
-			answer_result(channel, r);
+		if (forget(r->id, &p) && !retry_direct(h, r, &p))
+			answer_result(p.channel, r);
 		connpid_result_free(r);
 	}
 }

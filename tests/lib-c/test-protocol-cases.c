@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* libconnpid against tests/protocol-cases.json, the same cases the Python
- * client is tested with: a forked mock daemon answers each lookup with the
+ * client is tested with: a forked MOCK daemon answers each lookup with the
  * case's line (@ID@ replaced by the request's id), and the result must be
- * what the case expects. Also: the daemon gone (-ENOENT), a daemon that
- * never answers (-ETIMEDOUT on time), and pipelined submit/collect. */
+ * what the case expects. The mock also checks that the request carried the
+ * case's src/netns and "direction":"inbound" (and none of them when the
+ * case has none): else it answers the error "mock_mismatch". Also: the
+ * daemon gone (-ENOENT), a daemon that never answers (-ETIMEDOUT on time),
+ * pipelined submit/collect with and without those members, and the option
+ * checks (bad src, direct lookups that cannot honour them). */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +34,29 @@ static const char *jstr(json_object *o, const char *k)
 	json_object *v;
 
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* Does the lookup request carry exactly the case's src, netns and
+ * direction ("inbound" only: outbound is the default and never sent)? */
+static bool request_matches(json_object *req, json_object *want)
+{
+	static const char *const keys[] = { "src", "netns", "direction" };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_object *g = NULL, *w = NULL;
+		const char *ws;
+
+		json_object_object_get_ex(req, keys[i], &g);
+		json_object_object_get_ex(want, keys[i], &w);
+		ws = w ? json_object_get_string(w) : NULL;
+		if (ws && strcmp(keys[i], "direction") == 0 && strcmp(ws, "outbound") == 0)
+			ws = NULL;
+		if (!ws != !g || (ws && strcmp(ws, json_object_get_string(g)) != 0))
+			return false;
+		if (g && strcmp(keys[i], "netns") == 0 && !json_object_is_type(g, json_type_int))
+			return false;
+	}
+	return true;
 }
 
 /* The mock: one line in, the next case's answer out, for every case. */
@@ -61,6 +89,9 @@ static void serve(int lfd, json_object *cases, bool silent)
 				req = json_tokener_parse(buf);
 				if (req && json_object_object_get_ex(req, "id", &id))
 					snprintf(ids, sizeof(ids), "%s", json_object_get_string(id));
+				if (cs && !request_matches(req, json_object_object_get(cs, "request")))
+					ans = "{\"ok\":false,\"error\":{\"code\":\"mock_mismatch\","
+					      "\"message\":\"src/netns/direction not as the case says\"},\"id\":@ID@}";
 				json_object_put(req);
 				at = strstr(ans, "@ID@");
 				if (at)
@@ -126,6 +157,9 @@ static void check_field(const char *name, const struct connpid_result *r, const 
 		CHECK(r->alive == json_object_get_boolean(want), "%s: alive", name);
 	} else if (strcmp(key, "pid") == 0) {
 		CHECK(r->pid == (uint32_t)json_object_get_int64(want), "%s: pid %u", name, r->pid);
+	} else if (strcmp(key, "n_candidates") == 0) {
+		CHECK(r->size > offsetof(struct connpid_result, n_candidates) &&
+		      r->n_candidates == (unsigned)json_object_get_int(want), "%s: n_candidates %u", name, r->n_candidates);
 	} else if (strcmp(key, "uid") == 0) {
 		CHECK(r->uid == (want ? json_object_get_int64(want) : -1), "%s: uid %lld", name, (long long)r->uid);
 	} else {
@@ -147,11 +181,19 @@ static void run_case(connpid *h, json_object *c)
 	json_object *req = json_object_object_get(c, "request"), *expect = json_object_object_get(c, "expect");
 	const char *name = jstr(c, "name"), *err = jstr(expect, "error");
 	struct connpid_result *r = NULL;
+	struct connpid_lookup_options o = { .size = sizeof(o) };
 	int proto = strcmp(jstr(req, "proto"), "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+	json_object *v;
 	int rr;
 
+	if (json_object_object_get_ex(req, "src", &v))
+		o.src = json_object_get_string(v);
+	if (json_object_object_get_ex(req, "netns", &v))
+		o.netns = (uint64_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(req, "direction", &v) && strcmp(json_object_get_string(v), "inbound") == 0)
+		o.direction = CONNPID_DIRECTION_INBOUND;
 	rr = connpid_lookup(h, proto, jstr(req, "dst"), (uint16_t)json_object_get_int(json_object_object_get(req, "sport")),
-			    (uint16_t)json_object_get_int(json_object_object_get(req, "dport")), NULL, &r);
+			    (uint16_t)json_object_get_int(json_object_object_get(req, "dport")), &o, &r);
 	if (err && strcmp(err, "bad_answer") == 0) {
 		CHECK(rr == -EBADMSG && !r, "%s: want -EBADMSG, got %d", name, rr);
 	} else if (err) {
@@ -159,13 +201,144 @@ static void run_case(connpid *h, json_object *c)
 	} else {
 		CHECK(rr == 0 && r, "%s: lookup failed: %d", name, rr);
 		if (rr == 0 && r) {
-			json_object_object_foreach(expect, k, v)
-				check_field(name, r, k, v);
+			json_object_object_foreach(expect, k, w)
+				check_field(name, r, k, w);
 			CHECK(r->json && strstr(r->json, "\"ok\":true"), "%s: raw json", name);
 		}
 	}
 	printf("%s: %s\n", failures ? "checked" : "ok", name);
 	connpid_result_free(r);
+}
+
+/* The case a scoped pipelined lookup i is: src on odd i, netns on every
+ * third, inbound on every fourth; the answer names pid 100+i and has i%3
+ * candidates. */
+static json_object *scoped_case(int i)
+{
+	json_object *c = json_object_new_object(), *req = json_object_new_object();
+	char ans[512];
+
+	if (i % 2)
+		json_object_object_add(req, "src", json_object_new_string("127.0.0.2"));
+	if (i % 3 == 0)
+		json_object_object_add(req, "netns", json_object_new_int64(4026531840LL + i));
+	if (i % 4 == 3)
+		json_object_object_add(req, "direction", json_object_new_string("inbound"));
+	snprintf(ans, sizeof(ans),
+		 "{\"ok\":true,\"found\":true,\"flow\":{\"pid\":%d,\"direction\":\"%s\"},"
+		 "\"candidates\":[%s],\"id\":@ID@}", 100 + i, i % 4 == 3 ? "inbound" : "outbound",
+		 i % 3 == 0 ? "" : i % 3 == 1 ? "{\"pid\":1,\"in_map\":false}" :
+		 "{\"pid\":1,\"in_map\":false},{\"pid\":2,\"in_map\":false}");
+	json_object_object_add(c, "request", req);
+	json_object_object_add(c, "answer", json_object_new_string(ans));
+	return c;
+}
+
+static uint64_t now_ms(void);
+
+/* Eight lookups in flight, each with its own members; the mock checks
+ * what each request carried, the answers come back to the right id. */
+static void pipelined_scoped(const char *path)
+{
+	json_object *cases = json_object_new_array();
+	struct connpid_result *r;
+	uint64_t ids[8], t0;
+	connpid *h = NULL;
+	pid_t mock;
+
+	for (int i = 0; i < 8; i++)
+		json_object_array_add(cases, scoped_case(i));
+	mock = start_mock(path, cases, false);
+	connpid_open(&h, path, 0);
+	for (int i = 0; i < 8; i++) {
+		json_object *req = json_object_object_get(json_object_array_get_idx(cases, i), "request"), *v;
+		struct connpid_lookup_options o = { .size = sizeof(o) };
+
+		if (json_object_object_get_ex(req, "src", &v))
+			o.src = json_object_get_string(v);
+		if (json_object_object_get_ex(req, "netns", &v))
+			o.netns = (uint64_t)json_object_get_int64(v);
+		if (json_object_object_get_ex(req, "direction", &v))
+			o.direction = CONNPID_DIRECTION_INBOUND;
+		CHECK(connpid_submit(h, IPPROTO_TCP, "127.0.0.1", (uint16_t)(2000 + i), 80, &o, &ids[i]) == 0,
+		      "scoped submit %d", i);
+	}
+	t0 = now_ms();
+	for (int got = 0; got < 8 && now_ms() - t0 < 5000;) {
+		struct pollfd p = { .fd = connpid_get_fd(h), .events = connpid_get_events(h) };
+
+		poll(&p, 1, connpid_get_timeout_ms(h));
+		connpid_process(h);
+		while (connpid_collect(h, &r) > 0) {
+			CHECK(r->error == 0 && r->found && r->id == ids[got] && r->pid == (uint32_t)(100 + got) &&
+			      r->n_candidates == (unsigned)(got % 3),
+			      "scoped pipelined answer %d: error %d (%s) pid %u candidates %u", got, r->error,
+			      r->error_code ?: "-", r->pid, r->n_candidates);
+			got++;
+			connpid_result_free(r);
+		}
+	}
+	CHECK(connpid_pending(h) == 0, "all scoped collected");
+	connpid_close(h);
+	stop_mock(mock);
+	json_object_put(cases);
+}
+
+/* What the library refuses before sending anything: a src that is no IP
+ * or not dst's family, a netns past 32 bits, an unknown direction, and
+ * src/netns/inbound on a direct lookup (the maps have none of them). A
+ * daemon that cannot be reached makes the fallback answer plain lookups
+ * from the maps, never scoped ones. */
+static void option_checks(const char *path, const char *dir)
+{
+	struct connpid_lookup_options o = { .size = sizeof(o) };
+	struct connpid_result *r = NULL;
+	char notsock[160];
+	connpid *h = NULL;
+	int fd, rr;
+
+	connpid_open(&h, path, 0);
+	o.src = "not-an-ip";
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EINVAL, "src no IP");
+	o.src = "::1";
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EINVAL, "src of another family");
+	o.src = "::ffff:10.0.0.1"; /* v4-mapped counts as IPv4, like dst: passes, then no daemon */
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -ENOENT, "v4-mapped src");
+	o.src = NULL;
+	o.netns = 1ull << 32;
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EINVAL, "netns past 32 bits");
+	o.netns = 0;
+	o.direction = 2;
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EINVAL, "direction 2");
+	o.direction = CONNPID_DIRECTION_INBOUND;
+	o.flags = CONNPID_LOOKUP_DIRECT;
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EOPNOTSUPP, "direct inbound");
+	o = (struct connpid_lookup_options) { .size = sizeof(o), .flags = CONNPID_LOOKUP_DIRECT, .src = "10.0.0.1" };
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EOPNOTSUPP, "direct src");
+	/* an old caller's options, without src/netns/direction, still work */
+	o = (struct connpid_lookup_options) { .size = offsetof(struct connpid_lookup_options, src) };
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -ENOENT, "old-size options");
+	connpid_close(h);
+
+	connpid_open(&h, path, CONNPID_OPEN_DIRECT_ONLY);
+	o = (struct connpid_lookup_options) { .size = sizeof(o), .netns = 4026531840u };
+	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EOPNOTSUPP, "direct-only netns");
+	connpid_close(h);
+
+	/* a file, not a socket: connect says ECONNREFUSED, the missing pins ENOENT */
+	snprintf(notsock, sizeof(notsock), "%s/not-a-socket", dir);
+	fd = open(notsock, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	connpid_open(&h, notsock, CONNPID_OPEN_DIRECT_FALLBACK);
+	connpid_set_pin_dir(h, dir); /* holds no pins */
+	rr = connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, NULL, &r);
+	CHECK(rr == -ENOENT || rr == -EPERM, "fallback to the (missing) maps: %d", rr);
+	o = (struct connpid_lookup_options) { .size = sizeof(o), .src = "127.0.0.1" };
+	rr = connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r);
+	CHECK(rr == -ECONNREFUSED, "no fallback for a lookup with src: %d", rr);
+	connpid_close(h);
+	unlink(notsock);
 }
 
 static uint64_t now_ms(void)
@@ -223,6 +396,9 @@ int main(int argc, char **argv)
 	stop_mock(mock);
 	printf("ok: pipelined\n");
 
+	pipelined_scoped(path);
+	printf("ok: pipelined with src/netns/direction\n");
+
 	/* a daemon that reads and never answers: -ETIMEDOUT on time */
 	mock = start_mock(path, nothing, true);
 	connpid_open(&h, path, 0);
@@ -241,12 +417,8 @@ int main(int argc, char **argv)
 	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, NULL, &r) == -ENOENT, "no daemon");
 	CHECK(connpid_lookup(h, 99, "127.0.0.1", 1, 2, NULL, &r) == -EINVAL, "bad protocol");
 	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 0, 2, NULL, &r) == -EINVAL, "port 0");
-	{
-		struct connpid_lookup_options o = { .size = sizeof(o), .src = "10.0.0.1" };
-
-		CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EOPNOTSUPP, "reserved src");
-	}
 	connpid_close(h);
+	option_checks(path, dir);
 	printf("ok: errors\n");
 
 	rmdir(dir);

@@ -242,6 +242,42 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(ValueError):
                 self.client.lookup(*bad)
 
+    def test_lookup_scope_members(self):
+        """src (folded like dst), netns and direction are sent as the
+        lookup members; direction only when inbound; bad ones never leave."""
+        self.client.lookup("tcp", "10.0.0.5", 40000, 3128, src="::ffff:172.17.0.2",
+                           netns=4026532001)
+        req = self.srv.requests[-1]
+        self.assertEqual((req["src"], req["netns"]), ("172.17.0.2", 4026532001))
+        self.assertNotIn("direction", req)
+        self.client.lookup("tcp", "192.0.2.7", 8080, 51000, direction="inbound")
+        req = self.srv.requests[-1]
+        self.assertEqual(req["direction"], "inbound")
+        self.assertNotIn("src", req)
+        self.assertNotIn("netns", req)
+        self.client.lookup("tcp", "192.0.2.7", 8080, 51000, direction="outbound")
+        self.assertNotIn("direction", self.srv.requests[-1])
+        n = len(self.srv.requests)
+        for bad in (dict(src="nope"), dict(src="::1"), dict(netns=0), dict(netns=1 << 32),
+                    dict(netns="x"), dict(netns=True), dict(direction="sideways")):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                self.client.lookup("tcp", "10.0.0.5", 1, 2, **bad)
+        self.assertEqual(len(self.srv.requests), n, "a bad member was sent")
+
+    def test_lookup_all_candidates(self):
+        self.srv.override = lambda req: [json.dumps({
+            "ok": True, "found": True, "id": req["id"], "flow": {"pid": 1},
+            "candidates": [{"pid": 2, "in_map": False}, {"pid": 3, "in_map": False}]}).encode()]
+        flow, cands = self.client.lookup_all("tcp", "10.0.0.5", 1, 2, src="10.0.0.9")
+        self.assertEqual((flow["pid"], [c["pid"] for c in cands]), (1, [2, 3]))
+        self.srv.override = lambda req: [json.dumps({
+            "ok": True, "found": True, "id": req["id"], "flow": {"pid": 1},
+            "candidates": [1, 2]}).encode()]
+        with self.assertRaises(ConnpidProtocolError) as cm:
+            self.client.lookup("tcp", "10.0.0.5", 1, 2)
+        self.assertEqual(cm.exception.code, "bad_answer")
+        self.srv.override = None
+
     def test_recent_stats_status(self):
         flows = self.client.recent(limit=2, comm="curl", dport=8080)
         self.assertEqual(len(flows), 2)

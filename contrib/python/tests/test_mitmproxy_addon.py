@@ -207,6 +207,34 @@ class AddonPolicyTest(unittest.TestCase):
         self.assertRefused(self.request(UNKNOWN_SPORT))
         self.assertPassed(self.request())
 
+    # -- what the addon asks
+
+    def test_client_address_sent_as_src(self):
+        """Regular mode: the client's socket address is the flow's src
+        (tells apart clients in containers/namespaces on the same port),
+        the proxy's listen address and port are dst/dport."""
+        self.configure(connpid_allow_exe=CURL)
+        f = tflow.tflow()
+        f.client_conn.peername = ("::ffff:172.17.0.2", FOUND_SPORT)
+        f.client_conn.sockname = ("::ffff:172.17.0.1", 8080)
+        asyncio.run(self.hooks(f.client_conn, self.addon.requestheaders, f))
+        self.assertPassed(f)
+        req = [r for r in self.srv.requests if r.get("op") == "lookup"][-1]
+        self.assertEqual((req["src"], req["dst"], req["sport"], req["dport"]),
+                         ("172.17.0.2", "172.17.0.1", FOUND_SPORT, 8080))
+        self.assertNotIn("direction", req)
+
+    def test_src_left_out_when_family_differs(self):
+        """A client address that cannot be the flow's src (another family
+        than dst) is not sent: the lookup stays as before."""
+        f = tflow.tflow()
+        f.client_conn.peername = ("2001:db8::2", FOUND_SPORT)
+        f.client_conn.sockname = ("127.0.0.1", 8080)
+        asyncio.run(self.hooks(f.client_conn, self.addon.requestheaders, f))
+        req = [r for r in self.srv.requests if r.get("op") == "lookup"][-1]
+        self.assertNotIn("src", req)
+        self.assertEqual(f.metadata["connpid"]["status"], "found")
+
     # -- what the operator sees
 
     def test_control_characters_escaped_in_comment(self):
