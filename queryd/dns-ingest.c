@@ -152,8 +152,13 @@ static struct dns_asker packet_asker(struct manager *m, const struct connpid_dns
 		memcpy(k.dst_ip, e->server_ip, sizeof(k.dst_ip));
 	/* the query socket's own variant (of its namespace), outbound */
 	for (f = m->flows ? flow_index_first(m->flows, &k) : NULL; f; f = flow_next_variant(f))
-		if (f->ev.pid == e->pid && f->ev.socket_cookie == e->socket_cookie)
-			return asker_of_flow(&f->ev);
+		if (f->ev.pid == e->pid && f->ev.socket_cookie == e->socket_cookie && f->who)
+			return (struct dns_asker) {
+				.pid = f->ev.pid,
+				.start_ticks = boottime_ns_to_ticks(f->who->k.start_boottime_ns),
+				.uid = f->who->k.uid,
+				.cgroup_id = f->ev.cgroup_id,
+			};
 	if (procinfo_start_ticks((pid_t)e->pid, &start) < 0 || start > monotonic_ns_to_ticks(e->ts_ns))
 		return who;
 	who.pid = e->pid;

@@ -73,11 +73,11 @@ static void w_user(struct jsonw *w, const struct flow *f)
 	char buf[1024];
 
 	/* The name was looked up once per process, not per answer. */
-	if (f->proc && f->proc->user) {
-		jw_kstr(w, "user", f->proc->user);
+	if (flow_proc(f) && flow_proc(f)->user) {
+		jw_kstr(w, "user", flow_proc(f)->user);
 		return;
 	}
-	if (getpwuid_r(f->ev.uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+	if (getpwuid_r(f->who ? f->who->k.uid : 0, &pw, buf, sizeof(buf), &res) == 0 && res)
 		jw_kstr(w, "user", res->pw_name);
 	else
 		jw_kstr(w, "user", NULL);
@@ -99,12 +99,12 @@ static void w_cmdline(struct jsonw *w, const struct proc_entry *p)
 /* Alive means the pid still runs the process we captured. */
 static void w_liveness(struct jsonw *w, const struct flow *f, uint64_t fields)
 {
-	__u64 now_ticks = 0, start = boottime_ns_to_ticks(f->ev.start_boottime_ns);
+	__u64 now_ticks = 0, start = boottime_ns_to_ticks(f->who ? f->who->k.start_boottime_ns : 0);
 	bool reused = false;
 	int r, alive;
 
-	if (f->proc) {
-		alive = proc_entry_alive(f->proc, &reused);
+	if (flow_proc(f)) {
+		alive = proc_entry_alive(flow_proc(f), &reused);
 	} else {
 		r = procinfo_start_ticks((pid_t)f->ev.pid, &now_ticks);
 		alive = r == 0 && now_ticks == start;
@@ -155,7 +155,7 @@ static void w_cgroup(struct jsonw *w, struct manager *m, __u64 cgroup_id, uint64
 }
 
 /* Parent first, as the hook saw them when the flow was made. */
-static void w_ancestors(struct jsonw *w, const struct connpid_event *e)
+static void w_ancestors(struct jsonw *w, const struct flow_who_key *e)
 {
 	jw_key(w, "ancestors");
 	jw_arr_begin(w);
@@ -170,7 +170,7 @@ static void w_ancestors(struct jsonw *w, const struct connpid_event *e)
 
 /* The socket's creator: differs from the owner after fork() or when the
  * fd was passed over SCM_RIGHTS; unknown for sockets older than connpid. */
-static void w_creator(struct jsonw *w, const struct connpid_event *e)
+static void w_creator(struct jsonw *w, const struct flow_who_key *e)
 {
 	jw_key(w, "creator");
 	if (!e->creator_pid) {
@@ -188,7 +188,7 @@ static void w_creator(struct jsonw *w, const struct connpid_event *e)
 
 /* Who listen()ed on the socket an inbound flow was accepted from: the
  * event's creator_* (an accepted socket has no creator of its own). */
-static void w_listener(struct jsonw *w, const struct connpid_event *e)
+static void w_listener(struct jsonw *w, const struct flow_who_key *e)
 {
 	jw_key(w, "listener");
 	if (!e->creator_pid) {
@@ -268,6 +268,7 @@ static void w_domain_of(struct jsonw *w, const struct flow_domain *d)
 static void w_domain(struct jsonw *w, struct manager *m, const struct flow *f)
 {
 	struct flow_domain *late;
+	struct connpid_event e;
 
 	jw_key(w, "domain");
 	if (f->domain) {
@@ -278,7 +279,8 @@ static void w_domain(struct jsonw *w, struct manager *m, const struct flow *f)
 		jw_null(w); /* the peer's name was nobody's question here */
 		return;
 	}
-	late = manager_domain_for_event(m, &f->ev);
+	flow_to_event(f, &e);
+	late = manager_domain_for_event(m, &e);
 	if (!late) {
 		jw_null(w);
 		return;
@@ -300,54 +302,58 @@ static void w_community_id(struct jsonw *w, struct manager *m, const struct flow
 /* Members in the order of man/connpid.7 FLOW; each only if asked for. */
 void flow_write(struct jsonw *w, struct manager *m, const struct flow *f, int in_map, uint64_t fields)
 {
-	const struct connpid_event *e = &f->ev;
+	static const struct flow_who_key nobody;
+	const struct flow_event *e = &f->ev;
+	const struct flow_key *k = &f->key;
+	const struct flow_who_key *who = f->who ? &f->who->k : &nobody;
+	const struct proc_entry *proc = flow_proc(f);
 	char ip[64];
 
 	jw_obj_begin(w);
 	if (WANT(fields, FF_PROTO))
-		jw_kstr(w, "proto", protocol_name(e->protocol));
+		jw_kstr(w, "proto", protocol_name(k->protocol));
 	if (WANT(fields, FF_DIRECTION))
 		jw_kstr(w, "direction", flow_direction_name(flow_direction(f)));
 	if (WANT(fields, FF_FAMILY))
-		jw_kstr(w, "family", e->family == AF_INET ? "ipv4" : "ipv6");
+		jw_kstr(w, "family", k->family == AF_INET ? "ipv4" : "ipv6");
 	if (WANT(fields, FF_SRC))
-		jw_kstr(w, "src", format_ip(e->family, e->src_ip, ip, sizeof(ip)));
+		jw_kstr(w, "src", format_ip(k->family, who->src_ip, ip, sizeof(ip)));
 	if (WANT(fields, FF_SPORT))
-		jw_kint(w, "sport", e->src_port);
+		jw_kint(w, "sport", k->src_port);
 	if (WANT(fields, FF_DST))
-		jw_kstr(w, "dst", format_ip(e->family, e->dst_ip, ip, sizeof(ip)));
+		jw_kstr(w, "dst", format_ip(k->family, k->dst_ip, ip, sizeof(ip)));
 	if (WANT(fields, FF_DPORT))
-		jw_kint(w, "dport", e->dst_port);
+		jw_kint(w, "dport", k->dst_port);
 	if (WANT(fields, FF_COMMUNITY_ID))
 		w_community_id(w, m, f);
 	if (WANT(fields, FF_PID))
 		jw_kint(w, "pid", e->pid);
 	if (WANT(fields, FF_TID))
-		jw_kint(w, "tid", e->tid);
+		jw_kint(w, "tid", who->tid);
 	if (WANT(fields, FF_UID))
-		jw_kint(w, "uid", e->uid);
+		jw_kint(w, "uid", who->uid);
 	if (WANT(fields, FF_GID))
-		jw_kint(w, "gid", e->gid);
+		jw_kint(w, "gid", who->gid);
 	if (WANT(fields, FF_USER))
 		w_user(w, f);
 	if (WANT(fields, FF_COMM))
-		w_comm(w, "comm", e->comm);
+		w_comm(w, "comm", who->comm);
 	if (WANT(fields, FF_EXE))
-		jw_kstr(w, "exe", f->proc && f->proc->exe ? f->proc->exe : NULL);
+		jw_kstr(w, "exe", proc && proc->exe ? proc->exe : NULL);
 	if (WANT(fields, FF_CMDLINE))
-		w_cmdline(w, f->proc);
-	if (WANT(fields, FF_PPID) && f->proc && f->proc->enriched)
-		jw_kint(w, "ppid", f->proc->ppid);
+		w_cmdline(w, proc);
+	if (WANT(fields, FF_PPID) && proc && proc->enriched)
+		jw_kint(w, "ppid", proc->ppid);
 	if (WANT(fields, FF_CGROUP_ID))
 		jw_kint(w, "cgroup_id", (int64_t)e->cgroup_id);
 	if (fields & CGROUP_FIELDS)
 		w_cgroup(w, m, e->cgroup_id, fields);
 	if (WANT(fields, FF_NETNS))
-		jw_kint(w, "netns", (int64_t)e->netns_ino);
+		jw_kint(w, "netns", (int64_t)who->netns_ino);
 	if (WANT(fields, FF_SOCKET_COOKIE))
 		jw_kint(w, "socket_cookie", (int64_t)e->socket_cookie);
 	if (WANT(fields, FF_START_TIME))
-		jw_kint(w, "start_time", (int64_t)boottime_ns_to_ticks(e->start_boottime_ns));
+		jw_kint(w, "start_time", (int64_t)boottime_ns_to_ticks(who->start_boottime_ns));
 	if (WANT(fields, FF_BOOT_ID))
 		w_nonempty(w, "boot_id", m->boot_id);
 	if (WANT(fields, FF_FIRST_SEEN)) {
@@ -361,15 +367,15 @@ void flow_write(struct jsonw *w, struct manager *m, const struct flow *f, int in
 	if (WANT(fields, FF_ALIVE) || WANT(fields, FF_PID_REUSED))
 		w_liveness(w, f, fields);
 	if (WANT(fields, FF_PREVIOUS_PID) && e->flags & CONNPID_EVENT_FLAG_OWNER_CHANGED)
-		jw_kint(w, "previous_pid", e->prev_pid);
-	if (WANT(fields, FF_EXE_SOURCE) && f->proc && f->proc->exe_from_exec)
+		jw_kint(w, "previous_pid", who->prev_pid);
+	if (WANT(fields, FF_EXE_SOURCE) && proc && proc->exe_from_exec)
 		jw_kstr(w, "exe_source", "exec");
 	if (WANT(fields, FF_ANCESTORS))
-		w_ancestors(w, e);
+		w_ancestors(w, who);
 	if (WANT(fields, FF_CREATOR) && flow_direction(f) == FLOW_OUTBOUND)
-		w_creator(w, e);
+		w_creator(w, who);
 	if (WANT(fields, FF_LISTENER) && flow_direction(f) == FLOW_INBOUND)
-		w_listener(w, e);
+		w_listener(w, who);
 	if (WANT(fields, FF_DOMAIN))
 		w_domain(w, m, f);
 	if (WANT(fields, FF_SEEN))
@@ -514,15 +520,16 @@ void flow_fields_filter(json_object *flow, uint64_t fields)
 
 bool watch_filter_match(const struct watch_filter *w, const struct flow *f)
 {
-	const struct connpid_event *e = &f->ev;
+	static const struct flow_who_key nobody;
+	const struct flow_who_key *e = f->who ? &f->who->k : &nobody;
 
-	if (w->has_pid && e->pid != w->pid)
+	if (w->has_pid && f->ev.pid != w->pid)
 		return false;
 	if (w->has_comm && strncmp(e->comm, w->comm, sizeof(e->comm)) != 0)
 		return false;
-	if (w->has_proto && e->protocol != w->proto)
+	if (w->has_proto && f->key.protocol != w->proto)
 		return false;
-	if (w->has_dport && e->dst_port != w->dport)
+	if (w->has_dport && f->key.dst_port != w->dport)
 		return false;
 	if (w->has_dst && (f->key.family != w->dst_family ||
 			   memcmp(f->key.dst_ip, w->dst, w->dst_family == AF_INET ? 4 : 16) != 0))

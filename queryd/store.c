@@ -1226,47 +1226,51 @@ static char *put_str(char *p, const char *v)
 /* Segment "listener" (inbound only): pid (4), start ticks (8), comm (16). */
 #define LIS_LEN (4 + 8 + CONNPID_COMM_LEN)
 
-static void put_listener(struct store_item *it, char *p, const struct connpid_event *e)
+static void put_listener(struct store_item *it, char *p, const struct flow_who_key *w)
 {
-	__u64 start = boottime_ns_to_ticks(e->creator_start_boottime_ns);
+	__u64 start = boottime_ns_to_ticks(w->creator_start_boottime_ns);
 
 	it->lis_off = (__u32)(p - it->blob);
-	memcpy(p, &e->creator_pid, 4);
+	memcpy(p, &w->creator_pid, 4);
 	memcpy(p + 4, &start, 8);
-	memcpy(p + 12, e->creator_comm, CONNPID_COMM_LEN);
+	memcpy(p + 12, w->creator_comm, CONNPID_COMM_LEN);
 }
 
 void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg)
 {
-	const struct connpid_event *e = &f->ev;
-	const char *exe = f->proc ? f->proc->exe : NULL, *cmd, *dom = f->domain ? f->domain->name : NULL;
+	static const struct flow_who_key nobody;
+	const struct flow_event *e = &f->ev;
+	const struct flow_key *k = &f->key;
+	const struct flow_who_key *w = f->who ? &f->who->k : &nobody;
+	struct proc_entry *proc = flow_proc(f);
+	const char *exe = proc ? proc->exe : NULL, *cmd, *dom = f->domain ? f->domain->name : NULL;
 	const char *path = NULL, *unit = NULL, *cid = NULL;
 	struct store_item it = {
-		.proto = e->protocol, .family = e->family, .sport = e->src_port, .dport = e->dst_port,
-		.pid = e->pid, .tid = e->tid, .uid = e->uid, .gid = e->gid, .ts = f->first_seen,
-		.cookie = e->socket_cookie, .netns = e->netns_ino,
+		.proto = k->protocol, .family = k->family, .sport = k->src_port, .dport = k->dst_port,
+		.pid = e->pid, .tid = w->tid, .uid = w->uid, .gid = w->gid, .ts = f->first_seen,
+		.cookie = e->socket_cookie, .netns = w->netns_ino,
 	};
-	__u64 start = boottime_ns_to_ticks(e->start_boottime_ns);
+	__u64 start = boottime_ns_to_ticks(w->start_boottime_ns);
 	size_t len;
 	char *p;
 	__u8 fl;
 	bool lis;
 
 	/* rendered once per process, not per row (json-c per row, perf) */
-	if (f->proc && !f->proc->cmdline_json)
-		f->proc->cmdline_json = cmdline_to_json(f->proc);
-	cmd = f->proc ? f->proc->cmdline_json : NULL;
+	if (proc && !proc->cmdline_json)
+		proc->cmdline_json = cmdline_to_json(proc);
+	cmd = proc ? proc->cmdline_json : NULL;
 	if (cg && cg->resolved) {
 		path = cg->path;
 		unit = cg->ident.unit;
 		cid = cg->ident.container_id;
 	}
-	memcpy(it.src, e->src_ip, sizeof(it.src));
-	memcpy(it.dst, e->dst_ip, sizeof(it.dst));
-	memcpy(it.comm, e->comm, sizeof(it.comm));
+	memcpy(it.src, w->src_ip, sizeof(it.src));
+	memcpy(it.dst, k->dst_ip, sizeof(it.dst));
+	memcpy(it.comm, w->comm, sizeof(it.comm));
 	it.inbound = e->flags & CONNPID_EVENT_FLAG_INBOUND;
 	/* inbound: creator_* is whoever called listen() on the listener */
-	lis = it.inbound && e->creator_pid;
+	lis = it.inbound && w->creator_pid;
 	len = 13 + opt_len(exe) + opt_len(cmd) + 9 + opt_len(path) + opt_len(unit) + opt_len(cid) +
 	      (dom && dom[0] ? strlen(dom) + 1 : 0) + (lis ? LIS_LEN : 0);
 	it.blob = p = malloc(len);
@@ -1294,7 +1298,7 @@ void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup
 		it.dom_len = (__u32)(p - it.blob) - it.dom_off;
 	}
 	if (lis)
-		put_listener(&it, p, e);
+		put_listener(&it, p, w);
 	pthread_mutex_lock(&s->lock);
 	queue_push_locked(s, &it);
 	pthread_mutex_unlock(&s->lock);

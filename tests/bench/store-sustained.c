@@ -194,35 +194,42 @@ static void flow_make(struct bench *b, __u64 n, double ts, struct flow *f, const
 	size_t pi = (size_t)(rnd(b) % N_PROCS);
 	__u32 hi = (__u32)((n / 60000) * 0x9e3779b1u);
 
+	/* one at a time: the flow is queued before the next is made */
+	static struct flow_who who;
+	struct connpid_event ev = {}, *e = &ev;
+	struct proc_entry *proc;
+
 	if (rnd(b) % 2)
 		pi %= N_PROCS / 8;
 	memset(f, 0, sizeof(*f));
-	f->proc = &b->procs[pi];
+	proc = &b->procs[pi];
 	f->first_seen = f->last_seen = ts;
-	f->ev.pid = f->ev.tid = (__u32)f->proc->pid;
-	f->ev.start_boottime_ns = f->proc->start_ticks * 10000000ULL;
-	f->ev.uid = f->ev.gid = pi % 3 ? 1000 : 0;
-	f->ev.cgroup_id = b->cgroups[pi % N_CGROUPS].id;
-	f->ev.socket_cookie = n + 1;
-	f->ev.netns_ino = 4026531840U;
-	f->ev.src_port = (__u16)(1024 + n % 60000);
-	snprintf(f->ev.comm, sizeof(f->ev.comm), "%s", f->proc->cmdline);
+	e->pid = e->tid = (__u32)proc->pid;
+	e->start_boottime_ns = proc->start_ticks * 10000000ULL;
+	e->uid = e->gid = pi % 3 ? 1000 : 0;
+	e->cgroup_id = b->cgroups[pi % N_CGROUPS].id;
+	e->socket_cookie = n + 1;
+	e->netns_ino = 4026531840U;
+	e->src_port = (__u16)(1024 + n % 60000);
+	snprintf(e->comm, sizeof(e->comm), "%s", proc->cmdline);
 	if (n % 7 == 0) {
-		f->ev.family = AF_INET6;
-		f->ev.src_ip[0] = htonl(0x20010db8), f->ev.src_ip[3] = htonl(2);
-		f->ev.dst_ip[0] = htonl(0x2a000000 | (hi >> 8)), f->ev.dst_ip[3] = htonl(hi);
+		e->family = AF_INET6;
+		e->src_ip[0] = htonl(0x20010db8), e->src_ip[3] = htonl(2);
+		e->dst_ip[0] = htonl(0x2a000000 | (hi >> 8)), e->dst_ip[3] = htonl(hi);
 	} else {
-		f->ev.family = AF_INET;
-		f->ev.src_ip[0] = htonl(0x0a000002);
-		f->ev.dst_ip[0] = htonl(hi | 1);
+		e->family = AF_INET;
+		e->src_ip[0] = htonl(0x0a000002);
+		e->dst_ip[0] = htonl(hi | 1);
 	}
 	if (n % 5 == 0) {
-		f->ev.protocol = 17;
-		f->ev.dst_port = n % 10 == 0 ? 53 : 443;
+		e->protocol = 17;
+		e->dst_port = n % 10 == 0 ? 53 : 443;
 	} else {
-		f->ev.protocol = 6;
-		f->ev.dst_port = tcp_ports[n % ARRAY_SIZE(tcp_ports)];
+		e->protocol = 6;
+		e->dst_port = tcp_ports[n % ARRAY_SIZE(tcp_ports)];
 	}
+	flow_fill(f, &who, e);
+	who.proc = proc;
 	if (n % 5 < 3)
 		f->domain = &b->domains[rnd(b) % N_DOMAINS];
 	*cg = &b->cgroups[pi % N_CGROUPS];

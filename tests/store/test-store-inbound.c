@@ -49,7 +49,8 @@ struct mock {
 static void queue_mock(struct store *s, const struct mock *m, double ts)
 {
 	struct flow f = { .first_seen = ts, .last_seen = ts };
-	struct connpid_event *e = &f.ev;
+	struct flow_who who = {};
+	struct connpid_event ev = {}, *e = &ev;
 
 	e->family = AF_INET;
 	e->protocol = CONNPID_PROTO_TCP;
@@ -71,6 +72,7 @@ static void queue_mock(struct store *s, const struct mock *m, double ts)
 			memcpy(e->creator_comm, m->listener_comm, strnlen(m->listener_comm, CONNPID_COMM_LEN));
 		}
 	}
+	flow_fill(&f, &who, e);
 	store_queue_flow(s, &f, NULL);
 }
 

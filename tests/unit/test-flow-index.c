@@ -81,8 +81,8 @@ static void test_namespaces(struct proc_cache *pc, unsigned n_netns)
 		CHECK(f && f->ev.pid == PID0 + i, "netns %u: pid %u", i, f ? f->ev.pid : 0);
 		/* the map's pid picks among them without a scope */
 		f = flow_index_find(x, &k, NULL, PID0 + i);
-		CHECK(f && f->ev.netns_ino == NETNS0 + i, "pid %u: netns %llu", PID0 + i,
-		      f ? (unsigned long long)f->ev.netns_ino : 0);
+		CHECK(f && f->who->k.netns_ino == NETNS0 + i, "pid %u: netns %llu", PID0 + i,
+		      f ? (unsigned long long)f->who->k.netns_ino : 0);
 	}
 	f = flow_index_find(x, &k, NULL, 0);
 	CHECK(f && f->ev.pid == PID0 + n_netns - 1, "no scope, no pid: the newest");
@@ -197,6 +197,89 @@ static void test_directions(struct proc_cache *pc)
 	flow_index_free(x);
 }
 
+/* Issue 15: what is per process is kept once, and every flow gives back
+ * its event whole; links survive eviction and slot reuse. */
+static struct connpid_event full_event(__u32 i, const char *comm)
+{
+	struct connpid_event e = event(PID0, NETNS0, 2, false, 5000 + i);
+
+	e.src_port = (__u16)(20000 + i);
+	e.tid = PID0 + 1;
+	e.uid = 1000;
+	e.gid = 100;
+	e.cgroup_id = 77;
+	e.start_boottime_ns = 123456789000ULL;
+	e.creator_pid = PID0 - 1;
+	e.creator_start_boottime_ns = 1000000000ULL;
+	memcpy(e.creator_comm, "creator-comm-16b", CONNPID_COMM_LEN); /* no NUL: 16 bytes */
+	snprintf(e.comm, sizeof(e.comm), "%s", comm);
+	for (int a = 0; a < CONNPID_ANCESTORS; a++) {
+		e.ancestor_pid[a] = 100 + a;
+		snprintf(e.ancestor_comm[a], sizeof(e.ancestor_comm[a]), "anc%d", a);
+	}
+	return e;
+}
+
+static void test_compact(struct proc_cache *pc)
+{
+	struct connpid_event e, back;
+	struct flow_index *x;
+	struct flow *f;
+	size_t n = 0;
+	double prev = 1e300;
+	char id[COMMUNITY_ID_LEN];
+
+	CHECK(flow_index_new(64, pc, &x) == 0, "new");
+	for (__u32 i = 0; i < 100; i++)
+		add(x, full_event(i, i % 2 ? "odd" : "even"));
+	CHECK(flow_index_size(x) == 64 && flow_index_evictions(x) == 36, "size %zu", flow_index_size(x));
+	CHECK(flow_index_whos(x) == 2, "two thread names, two records: %zu", flow_index_whos(x));
+	CHECK(proc_cache_size(pc) == 1, "one process read once: %zu", proc_cache_size(pc));
+	/* bytes after a comm's NUL render nothing: no record of their own */
+	e = full_event(99, "odd");
+	memcpy(e.comm + 4, "junk", 4);
+	memcpy(e.ancestor_comm[1] + 5, "junk", 4);
+	add(x, e);
+	CHECK(flow_index_whos(x) == 2, "junk after the NUL: %zu records", flow_index_whos(x));
+	/* the newest first, each once, after 36 slots were reused */
+	for (f = flow_index_newest(x); f && n < 1000; f = flow_older(f), n++) {
+		CHECK(f->last_seen < prev, "recency order");
+		prev = f->last_seen;
+	}
+	CHECK(n == 64, "recent walk: %zu flows", n);
+	e = full_event(99, "odd");
+	{
+		struct flow_key k;
+
+		flow_key_from_event(&e, &k);
+		f = flow_index_find(x, &k, NULL, 0);
+	}
+	CHECK(f && flow_proc(f) && flow_proc(f)->pid == (pid_t)PID0, "found, with its process");
+	if (f) {
+		flow_to_event(f, &back);
+		e.ts_ns = back.ts_ns = 0;
+		CHECK(memcmp(&e, &back, sizeof(e)) == 0, "the event, whole, from a compact flow");
+		CHECK(flow_community_id(f, 0, id) == 0, "community id");
+		CHECK(flow_index_find_community_id(x, 0, id) == f, "found by community id");
+	}
+	/* a flow of the evicted first 36: not found by its id any more */
+	e = full_event(0, "even");
+	{
+		struct flow g = {};
+		struct flow_who w = {};
+
+		flow_fill(&g, &w, &e);
+		CHECK(flow_community_id(&g, 0, id) == 0 && !flow_index_find_community_id(x, 0, id),
+		      "evicted: no id match");
+	}
+	/* the same socket with a new thread name: its old record goes when unused */
+	for (__u32 i = 36; i < 100; i++)
+		add(x, full_event(i, "renamed"));
+	CHECK(flow_index_size(x) == 64 && flow_index_whos(x) == 1, "one record left: %zu", flow_index_whos(x));
+	flow_index_free(x);
+	CHECK(proc_cache_size(pc) == 0, "process released: %zu", proc_cache_size(pc));
+}
+
 /* The index's own bound still holds with variants about. */
 static void test_capacity(struct proc_cache *pc)
 {
@@ -228,6 +311,7 @@ int main(void)
 	test_cap(pc);
 	test_directions(pc);
 	test_capacity(pc);
+	test_compact(pc);
 	proc_cache_free(pc);
 	if (!check_failures)
 		printf("flow-index: all checks passed\n");
