@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Pieces shared by the workload processes of the test suites (stdlib only):
 tests/lib/workload.py, tests/queryd/qdworkload.py,
-tests/store/storeworkload.py, tests/identity/identwork.py.
+tests/store/storeworkload.py, tests/identity/identwork.py,
+tests/netns/netnswork.py.
 
 A workload answers one JSON line per command on stdout (emit), names
 itself (set_comm), may move itself into a cgroup before it makes any
-socket (enter_cgroup) and reports socket cookies (cookie_of). serve()
+socket (enter_cgroup) or into a network namespace (enter_netns, netns_ino)
+and reports socket cookies (cookie_of). serve()
 is the command loop: one JSON object per stdin line, dispatched by its
 "cmd" to a handler that returns the answer.
 """
@@ -87,3 +89,28 @@ def serve(handlers, on_exit=None):
         except OSError as e:
             emit({"ok": False, "error": str(e), "errno": e.errno})
     return 0
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(name_or_path):
+    """Join a network namespace: a name made by `ip netns add` (a file under
+    /run/netns) or a path such as /proc/PID/ns/net. Sockets made afterwards
+    live there; the mount namespace (and so /sys/fs/cgroup) stays ours,
+    unlike `ip netns exec`, which remounts /sys."""
+    path = name_or_path if "/" in name_or_path else os.path.join("/run/netns", name_or_path)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, "setns(%s): %s" % (path, os.strerror(e)))
+    finally:
+        os.close(fd)
+
+
+def netns_ino(pid=None):
+    """The network namespace inode of a process (default: this one), the
+    number connpid reports as "netns"."""
+    return os.stat("/proc/%s/ns/net" % ("self" if pid is None else pid)).st_ino
