@@ -10,6 +10,7 @@
 
 #include "flowkey.h"
 #include "macro.h"
+#include "parse-util.h"
 
 int parse_protocol(const char *s, __u8 *ret)
 {
@@ -24,19 +25,7 @@ int parse_protocol(const char *s, __u8 *ret)
 
 int parse_port(const char *s, __u16 *ret)
 {
-	unsigned long v;
-	char *end;
-
-	if (!s || !*s || strspn(s, "0123456789") != strlen(s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	if (v < 1 || v > 65535)
-		return -ERANGE;
-	*ret = (__u16)v;
-	return 0;
+	return parse_port_number(s, ret);
 }
 
 int parse_ip(const char *s, int *ret_family, __u32 ret_addr[4])

@@ -45,3 +45,46 @@ int parse_unsigned(const char *s, const char *suffix, unsigned long long min, un
 	*ret = v;
 	return 0;
 }
+
+int parse_plain_option(int c, const char *arg, const struct string_option *strings, size_t n_strings,
+		       const struct flag_option *flags, size_t n_flags)
+{
+	for (size_t i = 0; i < n_strings; i++)
+		if (strings[i].c == c) {
+			*strings[i].value = arg;
+			return 1;
+		}
+	for (size_t i = 0; i < n_flags; i++)
+		if (flags[i].c == c) {
+			*flags[i].flag = true;
+			return 1;
+		}
+	return 0;
+}
+
+int parse_port_number(const char *s, uint16_t *ret)
+{
+	unsigned long long v;
+	int r;
+
+	r = parse_unsigned(s, NULL, 1, UINT16_MAX, &v);
+	if (r < 0)
+		return r;
+	*ret = (uint16_t)v;
+	return 0;
+}
+
+int parse_options(int argc, char **argv, const char *shortopts, const struct option *options,
+		  int (*parse)(int c, char *arg))
+{
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, shortopts, options, NULL)) >= 0) {
+		r = parse(c, optarg);
+		if (r == -ENOENT)
+			return -EINVAL; /* getopt_long() said what was wrong */
+		if (r != 0)
+			return r > 0 ? 0 : r;
+	}
+	return 1;
+}

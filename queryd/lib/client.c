@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 
 #include "internal.h"
+#include "../../common/growbuf.h"
 #include "../../common/jsonutil.h"
 #include "../../common/macro.h"
 #include "../../common/pins.h"
@@ -64,7 +65,7 @@ struct connpid {
 	struct request *sent, *sent_tail;    /* written (or being written) on fd */
 	struct request *queued, *queued_tail; /* waiting for a connection */
 	char *out;                /* bytes still to write */
-	size_t out_len, out_off;
+	size_t out_len, out_off, out_cap;
 	char *in;                 /* bytes read, not yet a whole line */
 	size_t in_len, in_cap;
 
@@ -87,6 +88,58 @@ static void request_free(struct request *q)
 		return;
 	free(q->line);
 	free(q);
+}
+
+/* ---- events of a watch: lines that answer no request */
+
+static int push_event(connpid *h, const char *text)
+{
+	struct line *l = calloc(1, sizeof(*l));
+
+	if (!l || !(l->text = strdup(text))) {
+		free(l);
+		return -ENOMEM;
+	}
+	if (h->events_tail)
+		h->events_tail->next = l;
+	else
+		h->events = l;
+	h->events_tail = l;
+	return 0;
+}
+
+/* The oldest event line, NULL when none. */
+static char *pop_event(connpid *h)
+{
+	struct line *l = h->events;
+	char *text;
+
+	if (!l)
+		return NULL;
+	h->events = l->next;
+	if (!h->events)
+		h->events_tail = NULL;
+	text = l->text;
+	free(l);
+	return text;
+}
+
+/* A request whose line is text (len bytes) and a newline. */
+static struct request *request_new(const char *text, size_t len)
+{
+	struct request *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->line = malloc(len + 1);
+	if (!q->line) {
+		free(q);
+		return NULL;
+	}
+	memcpy(q->line, text, len);
+	q->line[len] = '\n';
+	q->len = len + 1;
+	return q;
 }
 
 int connpid_open(connpid **ret, const char *socket_path, unsigned flags)
@@ -135,13 +188,8 @@ void connpid_close(connpid *h)
 	for (size_t i = 0; i < h->n_done; i++)
 		connpid_result_free(h->done[i]);
 	free(h->done);
-	while (h->events) {
-		struct line *n = h->events->next;
-
-		free(h->events->text);
-		free(h->events);
-		h->events = n;
-	}
+	for (char *text; (text = pop_event(h)); )
+		free(text);
 	free(h->out);
 	free(h->in);
 	free(h->socket_path);
@@ -244,18 +292,19 @@ static void append(struct request **head, struct request **tail, struct request 
 static int out_append(connpid *h, const char *data, size_t len)
 {
 	size_t pending = h->out_len - h->out_off;
-	char *p;
+	int r;
 
 	if (h->out_off > 0) {
 		memmove(h->out, h->out + h->out_off, pending);
 		h->out_len = pending;
 		h->out_off = 0;
 	}
-	p = realloc(h->out, h->out_len + len);
-	if (!p)
+	if (len > SIZE_MAX - h->out_len)
 		return -ENOMEM;
-	memcpy(p + h->out_len, data, len);
-	h->out = p;
+	r = growbuf_reserve(&h->out, &h->out_cap, h->out_len + len, 0);
+	if (r < 0)
+		return r;
+	memcpy(h->out + h->out_len, data, len);
 	h->out_len += len;
 	return 0;
 }
@@ -368,21 +417,8 @@ static int handle_line(connpid *h, char *text, size_t len)
 
 	o = json_tokener_parse(text);
 	has_ok = o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "ok", NULL);
-	if (!has_ok && o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "event", NULL)) {
-		/* an event of a watch: not an answer */
-		struct line *l = calloc(1, sizeof(*l));
-
-		if (!l || !(l->text = strdup(text))) {
-			free(l);
-			return -ENOMEM;
-		}
-		if (h->events_tail)
-			h->events_tail->next = l;
-		else
-			h->events = l;
-		h->events_tail = l;
-		return 0;
-	}
+	if (!has_ok && o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "event", NULL))
+		return push_event(h, text); /* an event of a watch: not an answer */
 	if (!q)
 		return -EPROTO; /* an answer nobody asked for */
 	if (q->id != 0 && o && json_object_object_get_ex(o, "id", &v) &&
@@ -405,36 +441,42 @@ static int handle_line(connpid *h, char *text, size_t len)
 	return 0;
 }
 
+/* The whole lines in h->in, each handled and dropped from it. */
+static int handle_lines(connpid *h)
+{
+	char *nl;
+
+	while ((nl = h->in_len ? memchr(h->in, '\n', h->in_len) : NULL)) {
+		size_t used = (size_t)(nl - h->in) + 1;
+		int r;
+
+		*nl = '\0';
+		if (nl > h->in && nl[-1] == '\r')
+			nl[-1] = '\0';
+		r = handle_line(h, h->in, used - 1);
+		memmove(h->in, h->in + used, h->in_len - used);
+		h->in_len -= used;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int read_some(connpid *h)
 {
 	for (;;) {
 		ssize_t n;
-		char *nl;
+		int r;
 
-		while ((nl = h->in_len ? memchr(h->in, '\n', h->in_len) : NULL)) {
-			size_t used = (size_t)(nl - h->in) + 1;
-			int r;
-
-			*nl = '\0';
-			if (nl > h->in && nl[-1] == '\r')
-				nl[-1] = '\0';
-			r = handle_line(h, h->in, used - 1);
-			memmove(h->in, h->in + used, h->in_len - used);
-			h->in_len -= used;
+		r = handle_lines(h);
+		if (r < 0)
+			return r;
+		if (h->in_len == h->in_cap) {
+			if (h->in_cap >= LINE_MAX_BYTES)
+				return -EMSGSIZE;
+			r = growbuf_reserve(&h->in, &h->in_cap, h->in_len + 1, 16384);
 			if (r < 0)
 				return r;
-		}
-		if (h->in_len == h->in_cap) {
-			size_t cap = h->in_cap ? h->in_cap * 2 : 16384;
-			char *p;
-
-			if (cap > LINE_MAX_BYTES)
-				return -EMSGSIZE;
-			p = realloc(h->in, cap);
-			if (!p)
-				return -ENOMEM;
-			h->in = p;
-			h->in_cap = cap;
 		}
 		n = recv(h->fd, h->in + h->in_len, h->in_cap - h->in_len, MSG_DONTWAIT);
 		if (n < 0)
@@ -619,26 +661,14 @@ static void add_scope(json_object *o, const struct lookup_args *a)
 		json_object_object_add(o, "direction", json_object_new_string("inbound"));
 }
 
-static struct request *lookup_request(connpid *h, int proto, const char *dst, uint16_t sport, uint16_t dport,
-				      const struct lookup_args *a)
+/* The lookup's JSON line: op, the 5-tuple's members, scope, at, id. */
+static json_object *lookup_json(int proto, const char *dst, uint16_t sport, uint16_t dport,
+				const struct lookup_args *a, uint64_t id)
 {
-	_cleanup_json_ json_object *o = json_object_new_object();
-	struct request *q;
-	const char *s;
-	size_t len;
+	json_object *o = json_object_new_object();
 
-	if (!o || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) || !dst || strlen(dst) >= sizeof(q->dst) ||
-	    sport == 0 || dport == 0)
+	if (!o)
 		return NULL;
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return NULL;
-	q->id = h->next_id++;
-	q->proto = proto;
-	strcpy(q->dst, dst);
-	q->sport = sport;
-	q->dport = dport;
-	q->scoped = lookup_args_scoped(a);
 	json_object_object_add(o, "op", json_object_new_string("lookup"));
 	json_object_object_add(o, "proto", json_object_new_string(proto == IPPROTO_UDP ? "udp" : "tcp"));
 	json_object_object_add(o, "dst", json_object_new_string(dst));
@@ -647,16 +677,34 @@ static struct request *lookup_request(connpid *h, int proto, const char *dst, ui
 	add_scope(o, a);
 	if (a->flags & CONNPID_LOOKUP_AT)
 		json_object_object_add(o, "at", json_object_new_double(a->at));
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)q->id));
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	q->line = malloc(len + 1);
-	if (!q->line) {
-		free(q);
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	return o;
+}
+
+static struct request *lookup_request(connpid *h, int proto, const char *dst, uint16_t sport, uint16_t dport,
+				      const struct lookup_args *a)
+{
+	_cleanup_json_ json_object *o = NULL;
+	struct request *q;
+	const char *s;
+	size_t len;
+
+	if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || !dst || strlen(dst) >= sizeof(q->dst) ||
+	    sport == 0 || dport == 0)
 		return NULL;
-	}
-	memcpy(q->line, s, len);
-	q->line[len] = '\n';
-	q->len = len + 1;
+	o = lookup_json(proto, dst, sport, dport, a, h->next_id);
+	if (!o)
+		return NULL;
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	q = request_new(s, len);
+	if (!q)
+		return NULL;
+	q->id = h->next_id++;
+	q->proto = proto;
+	strcpy(q->dst, dst);
+	q->sport = sport;
+	q->dport = dport;
+	q->scoped = lookup_args_scoped(a);
 	return q;
 }
 
@@ -845,22 +893,10 @@ int connpid_lookup(connpid *h, int proto, const char *dst, uint16_t sport, uint1
 static struct request *raw_request(const char *request)
 {
 	size_t len = strlen(request);
-	struct request *q;
 
 	if (len == 0 || memchr(request, '\n', len))
 		return NULL;
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return NULL;
-	q->line = malloc(len + 1);
-	if (!q->line) {
-		free(q);
-		return NULL;
-	}
-	memcpy(q->line, request, len);
-	q->line[len] = '\n';
-	q->len = len + 1;
-	return q;
+	return request_new(request, len);
 }
 
 int connpid_call(connpid *h, const char *request, char **ret_answer)
@@ -901,22 +937,16 @@ int connpid_read_line(connpid *h, uint64_t timeout_usec, char **ret_line)
 		return -EINVAL;
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
+		char *text = pop_event(h);
 		uint64_t now;
 
-		if (h->events) {
-			struct line *l = h->events;
-
-			h->events = l->next;
-			if (!h->events)
-				h->events_tail = NULL;
-			*ret_line = l->text;
-			free(l);
+		if (text) {
+			*ret_line = text;
 			r = 0;
 			break;
 		}
-		if (r < 0) {
+		if (r < 0)
 			break;
-		}
 		if (h->fd < 0) {
 			r = -ECONNRESET;
 			break;

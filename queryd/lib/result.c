@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "../../common/macro.h"
 #include "../../common/pins.h"
 #include "../../common/procinfo.h"
+#include "../../common/user-name.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
@@ -147,15 +147,6 @@ int result_from_answer(struct connpid_result *r, const char *line, size_t len)
 	if (json_object_object_get_ex(o, "candidates", &c) && json_object_is_type(c, json_type_array))
 		r->n_candidates = json_object_array_length(c) > UINT_MAX ? UINT_MAX : (unsigned)json_object_array_length(c);
 	return 0;
-}
-
-static const char *user_name(uid_t uid, char *buf, size_t size)
-{
-	struct passwd pw, *res = NULL;
-
-	if (getpwuid_r(uid, &pw, buf, size, &res) != 0 || !res)
-		return NULL;
-	return res->pw_name;
 }
 
 /* The MAP FLOW shape of connpid(7), so that a caller reading json sees

@@ -26,10 +26,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "macro.h"
+#include "parse-util.h"
 #include "../lib/connpid.h"
 
-#define streq(a, b) (strcmp((a), (b)) == 0)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define LINE_MAX_BYTES 8192   /* a Squid request line is a few dozen bytes */
 #define MAX_FIELDS 16
 
@@ -52,23 +52,16 @@ struct pending {
 	uint16_t sport, dport;
 };
 
-static struct {
-	const char *socket_path;
-	const char *pin_dir;
-	uint64_t timeout_usec;
-	bool concurrency;
-	bool direct_fallback;
-	enum field fields[MAX_FIELDS];
-	size_t n_fields;
-	const char *proxy_addr;     /* --proxy: when the format has no %MYADDR %MYPORT */
-	unsigned proxy_port;
-	struct list allow_exe, allow_unit, allow_container;
-} arg = {
-	.timeout_usec = 500000,
-	.concurrency = true,
-	.fields = { F_SRC, F_SRCPORT, F_MYADDR, F_MYPORT },
-	.n_fields = 4,
-};
+static const char *arg_socket_path;
+static const char *arg_pin_dir;
+static uint64_t arg_timeout_usec = 500000;
+static bool arg_concurrency = true;
+static bool arg_direct_fallback;
+static enum field arg_fields[MAX_FIELDS] = { F_SRC, F_SRCPORT, F_MYADDR, F_MYPORT };
+static size_t arg_n_fields = 4;
+static const char *arg_proxy_addr;     /* --proxy: when the format has no %MYADDR %MYPORT */
+static uint16_t arg_proxy_port;
+static struct list arg_allow_exe, arg_allow_unit, arg_allow_container;
 
 static struct pending *pending;
 static size_t n_pending, cap_pending;
@@ -93,14 +86,15 @@ static void help(void)
 	       CONNPID_DEFAULT_SOCKET);
 }
 
-static int list_add(struct list *l, const char *s)
+static int list_add(char *s, void *target)
 {
+	struct list *l = target;
 	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
 	l->v = v;
-	l->v[l->n++] = (char *)s;
+	l->v[l->n++] = s;
 	return 0;
 }
 
@@ -114,15 +108,15 @@ static bool list_has(const struct list *l, const char *s)
 
 static bool allow_list_set(void)
 {
-	return arg.allow_exe.n || arg.allow_unit.n || arg.allow_container.n;
+	return arg_allow_exe.n || arg_allow_unit.n || arg_allow_container.n;
 }
 
 /* A container is named by its name, its id, or an id prefix of at least
  * 12 characters (what `docker ps` shows). */
 static bool container_allowed(const struct connpid_result *r)
 {
-	for (size_t i = 0; i < arg.allow_container.n; i++) {
-		const char *a = arg.allow_container.v[i];
+	for (size_t i = 0; i < arg_allow_container.n; i++) {
+		const char *a = arg_allow_container.v[i];
 
 		if (r->container_name && streq(r->container_name, a))
 			return true;
@@ -134,7 +128,7 @@ static bool container_allowed(const struct connpid_result *r)
 
 static bool allowed(const struct connpid_result *r)
 {
-	return list_has(&arg.allow_exe, r->exe) || list_has(&arg.allow_unit, r->unit) || container_allowed(r);
+	return list_has(&arg_allow_exe, r->exe) || list_has(&arg_allow_unit, r->unit) || container_allowed(r);
 }
 
 /* Squid decodes a note's value with rfc1738_unescape() after splitting
@@ -221,19 +215,6 @@ static void url_unescape(char *s)
 	*o = '\0';
 }
 
-static int parse_port_number(const char *s, uint16_t *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535)
-		return -EINVAL;
-	*ret = (uint16_t)v;
-	return 0;
-}
-
 static int remember(uint64_t id, const char *channel, const struct pending *lookup)
 {
 	if (n_pending == cap_pending) {
@@ -284,75 +265,90 @@ static bool same_family(const char *a, const char *b)
 	return f != 0 && f == ip_family(b);
 }
 
-/* One request line: submit its lookup, or answer at once when it cannot
- * be one. */
-static void handle_line(connpid *h, char *line)
+/* What a request line says of the flow to look up. */
+struct line_key {
+	const char *src, *dst;
+	uint16_t sport, dport;
+};
+
+/* The channel id, "" without concurrency; NULL (answered BH) when the
+ * first word is none: the configuration and we disagree. */
+static const char *line_channel(char **tok)
 {
-	char *tok[MAX_FIELDS + 1], *save = NULL, *channel = "";
-	const char *dst = arg.proxy_addr, *src = NULL;
+	if (!arg_concurrency)
+		return "";
+	if (strlen(tok[0]) >= 32 || strspn(tok[0], "0123456789") != strlen(tok[0])) {
+		answer_message("", "BH", "expected a channel id (concurrency=N)");
+		return NULL;
+	}
+	return tok[0];
+}
+
+/* The --format fields, URL-unescaped, into k (which holds --proxy's
+ * address and port as defaults). */
+static void line_fields(char **tok, struct line_key *k)
+{
+	const char **addr[] = { [F_SRC] = &k->src, [F_MYADDR] = &k->dst };
+	uint16_t *port[] = { [F_SRCPORT] = &k->sport, [F_MYPORT] = &k->dport };
+
+	for (size_t i = 0; i < arg_n_fields; i++) {
+		enum field f = arg_fields[i];
+
+		url_unescape(tok[i]);
+		if (f < ARRAY_SIZE(addr) && addr[f])
+			*addr[f] = tok[i];
+		else if (f < ARRAY_SIZE(port) && port[f])
+			(void)parse_port_number(tok[i], port[f]);
+	}
+}
+
+static void submit_lookup(connpid *h, const char *channel, const struct line_key *k)
+{
 	struct connpid_lookup_options opts = { .size = sizeof(opts) };
-	uint16_t sport = 0, dport = arg.proxy_port;
-	size_t n = 0;
 	uint64_t id;
 	int r;
 
-	for (char *t = strtok_r(line, " \t", &save); t && n < ARRAY_SIZE(tok); t = strtok_r(NULL, " \t", &save))
-		tok[n++] = t;
-	if (n == 0)
-		return;
-	if (arg.concurrency) {
-		channel = tok[0];
-		if (strlen(channel) >= 32 || strspn(channel, "0123456789") != strlen(channel)) {
-			/* not a channel id: the configuration and we disagree */
-			answer_message("", "BH", "expected a channel id (concurrency=N)");
-			return;
-		}
-	}
-	if (n - arg.concurrency < arg.n_fields) {
-		answer_message(channel, "BH", "fewer fields than --format names");
-		return;
-	}
-	for (size_t i = 0; i < arg.n_fields; i++) {
-		char *v = tok[i + arg.concurrency];
-
-		url_unescape(v);
-		switch (arg.fields[i]) {
-		case F_SRC:
-			src = v;
-			break;
-		case F_SRCPORT:
-			(void)parse_port_number(v, &sport);
-			break;
-		case F_MYADDR:
-			dst = v;
-			break;
-		case F_MYPORT:
-			(void)parse_port_number(v, &dport);
-			break;
-		default:
-			break;
-		}
-	}
-	if (!dst || sport == 0 || dport == 0) {
-		answer_message(channel, "ERR", "no client port or proxy address");
-		return;
-	}
 	/* A %SRC that cannot be the flow's src (no IP, "-", another family
 	 * than the proxy address) is left out: the lookup is made as before. */
-	opts.src = src && same_family(src, dst) ? src : NULL;
-	r = connpid_submit(h, IPPROTO_TCP, dst, sport, dport, &opts, &id);
+	opts.src = k->src && same_family(k->src, k->dst) ? k->src : NULL;
+	r = connpid_submit(h, IPPROTO_TCP, k->dst, k->sport, k->dport, &opts, &id);
 	if (r == -EINVAL) {
 		answer_message(channel, "ERR", "not an address");
 		return;
 	}
 	if (r >= 0) {
-		struct pending lookup = { .has_src = opts.src, .sport = sport, .dport = dport };
+		struct pending lookup = { .has_src = opts.src, .sport = k->sport, .dport = k->dport };
 
-		snprintf(lookup.dst, sizeof(lookup.dst), "%s", dst); /* fits: libconnpid took it */
+		snprintf(lookup.dst, sizeof(lookup.dst), "%s", k->dst); /* fits: libconnpid took it */
 		r = remember(id, channel, &lookup);
 	}
 	if (r < 0)
 		answer_message(channel, "BH", strerror(-r));
+}
+
+/* One request line: submit its lookup, or answer at once when it cannot
+ * be one. */
+static void handle_line(connpid *h, char *line)
+{
+	char *tok[MAX_FIELDS + 1], *save = NULL;
+	struct line_key k = { .dst = arg_proxy_addr, .dport = arg_proxy_port };
+	const char *channel;
+	size_t n = 0;
+
+	for (char *t = strtok_r(line, " \t", &save); t && n < ARRAY_SIZE(tok); t = strtok_r(NULL, " \t", &save))
+		tok[n++] = t;
+	if (n == 0 || !(channel = line_channel(tok)))
+		return;
+	if (n - arg_concurrency < arg_n_fields) {
+		answer_message(channel, "BH", "fewer fields than --format names");
+		return;
+	}
+	line_fields(tok + arg_concurrency, &k);
+	if (!k.dst || k.sport == 0 || k.dport == 0) {
+		answer_message(channel, "ERR", "no client port or proxy address");
+		return;
+	}
+	submit_lookup(h, channel, &k);
 }
 
 /* Errors of reaching the daemon, after which libconnpid's fallback would
@@ -370,7 +366,7 @@ static bool retry_direct(connpid *h, const struct connpid_result *r, const struc
 	struct connpid_lookup_options opts = { .size = sizeof(opts), .flags = CONNPID_LOOKUP_DIRECT };
 	uint64_t id;
 
-	if (!arg.direct_fallback || !p->has_src || !unreachable(r->error))
+	if (!arg_direct_fallback || !p->has_src || !unreachable(r->error))
 		return false;
 	if (connpid_submit(h, IPPROTO_TCP, p->dst, p->sport, p->dport, &opts, &id) < 0)
 		return false;
@@ -454,14 +450,14 @@ static int run(connpid *h)
 	}
 }
 
-static int parse_format(const char *s)
+static int parse_format(char *s, void *target)
 {
-	char *copy = strdup(s), *save = NULL;
-	bool myaddr = false, myport = false;
+	_cleanup_free_ char *copy = strdup(s);
+	char *save = NULL;
 
 	if (!copy)
 		return -ENOMEM;
-	arg.n_fields = 0;
+	arg_n_fields = 0;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		static const struct { const char *name; enum field f; } names[] = {
 			{ "src", F_SRC }, { "srcport", F_SRCPORT }, { "myaddr", F_MYADDR },
@@ -471,19 +467,15 @@ static int parse_format(const char *s)
 
 		for (i = 0; i < ARRAY_SIZE(names) && !streq(names[i].name, t); i++)
 			;
-		if (i == ARRAY_SIZE(names) || arg.n_fields == MAX_FIELDS) {
-			free(copy);
+		if (i == ARRAY_SIZE(names) || arg_n_fields == MAX_FIELDS)
 			return -EINVAL;
-		}
-		myaddr |= names[i].f == F_MYADDR;
-		myport |= names[i].f == F_MYPORT;
-		arg.fields[arg.n_fields++] = names[i].f;
+		arg_fields[arg_n_fields++] = names[i].f;
 	}
-	free(copy);
-	return arg.n_fields > 0 ? 0 : -EINVAL;
+	return arg_n_fields > 0 ? 0 : -EINVAL;
 }
 
-static int parse_proxy(char *s)
+/* ADDR:PORT or [IPV6]:PORT */
+static int parse_proxy(char *s, void *target)
 {
 	char *colon = strrchr(s, ':');
 
@@ -494,95 +486,86 @@ static int parse_proxy(char *s)
 		colon[-1] = '\0';
 		s++;
 	}
-	arg.proxy_addr = s;
-	if (parse_port_number(colon + 1, &(uint16_t){0}) < 0)
-		return -EINVAL;
-	arg.proxy_port = (unsigned)atoi(colon + 1);
+	arg_proxy_addr = s;
+	return parse_port_number(colon + 1, &arg_proxy_port);
+}
+
+static int parse_timeout(char *s, void *target)
+{
+	unsigned long long ms;
+	int r;
+
+	r = parse_unsigned(s, NULL, 1, 60000, &ms);
+	if (r < 0)
+		return r;
+	arg_timeout_usec = ms * 1000;
 	return 0;
 }
 
+static int set_string(char *s, void *target)
+{
+	*(const char **)target = s;
+	return 0;
+}
+
+static int set_true(char *s, void *target)
+{
+	*(bool *)target = true;
+	return 0;
+}
+
+static int set_false(char *s, void *target)
+{
+	*(bool *)target = false;
+	return 0;
+}
+
+static int show_help(char *s, void *target)
+{
+	help();
+	return 1;
+}
+
+static int show_version(char *s, void *target)
+{
+	printf("connpid-squid-helper %s\n", CONNPID_VERSION);
+	return 1;
+}
+
+/* Each option, with what takes its value (1 from it: done); getopt's val is the index. */
+static const struct helper_option {
+	const char *name;
+	int has_arg;
+	int (*parse)(char *value, void *target);
+	void *target;
+} helper_options[] = {
+	{ "format", required_argument, parse_format, NULL },
+	{ "proxy", required_argument, parse_proxy, NULL },
+	{ "no-concurrency", no_argument, set_false, &arg_concurrency },
+	{ "timeout", required_argument, parse_timeout, NULL },
+	{ "allow-exe", required_argument, list_add, &arg_allow_exe },
+	{ "allow-unit", required_argument, list_add, &arg_allow_unit },
+	{ "allow-container", required_argument, list_add, &arg_allow_container },
+	{ "direct-fallback", no_argument, set_true, &arg_direct_fallback },
+	{ "socket", required_argument, set_string, &arg_socket_path },
+	{ "pin-dir", required_argument, set_string, &arg_pin_dir },
+	{ "version", no_argument, show_version, NULL },
+	{ "help", no_argument, show_help, NULL },
+};
+#define OPTION_VAL 0x100 /* + the index in helper_options */
+
 static bool format_has(enum field f)
 {
-	for (size_t i = 0; i < arg.n_fields; i++)
-		if (arg.fields[i] == f)
+	for (size_t i = 0; i < arg_n_fields; i++)
+		if (arg_fields[i] == f)
 			return true;
 	return false;
 }
 
-static int parse_argv(int argc, char **argv)
+/* What is wrong once all options are read; logged. */
+static int check_argv(int argc, char **argv)
 {
-	enum { ARG_FORMAT = 0x100, ARG_PROXY, ARG_NO_CONCURRENCY, ARG_TIMEOUT, ARG_ALLOW_EXE, ARG_ALLOW_UNIT,
-	       ARG_ALLOW_CONTAINER, ARG_DIRECT_FALLBACK, ARG_SOCKET, ARG_PIN_DIR, ARG_VERSION };
-	static const struct option options[] = {
-		{ "format", required_argument, NULL, ARG_FORMAT },
-		{ "proxy", required_argument, NULL, ARG_PROXY },
-		{ "no-concurrency", no_argument, NULL, ARG_NO_CONCURRENCY },
-		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
-		{ "allow-exe", required_argument, NULL, ARG_ALLOW_EXE },
-		{ "allow-unit", required_argument, NULL, ARG_ALLOW_UNIT },
-		{ "allow-container", required_argument, NULL, ARG_ALLOW_CONTAINER },
-		{ "direct-fallback", no_argument, NULL, ARG_DIRECT_FALLBACK },
-		{ "socket", required_argument, NULL, ARG_SOCKET },
-		{ "pin-dir", required_argument, NULL, ARG_PIN_DIR },
-		{ "version", no_argument, NULL, ARG_VERSION },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	int opt, r = 0;
-	char *end;
-	long ms;
-
-	while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-		switch (opt) {
-		case ARG_FORMAT:
-			r = parse_format(optarg);
-			break;
-		case ARG_PROXY:
-			r = parse_proxy(optarg);
-			break;
-		case ARG_NO_CONCURRENCY:
-			arg.concurrency = false;
-			break;
-		case ARG_TIMEOUT:
-			errno = 0;
-			ms = strtol(optarg, &end, 10);
-			r = errno || *end || ms < 1 || ms > 60000 ? -EINVAL : 0;
-			arg.timeout_usec = (uint64_t)ms * 1000;
-			break;
-		case ARG_ALLOW_EXE:
-			r = list_add(&arg.allow_exe, optarg);
-			break;
-		case ARG_ALLOW_UNIT:
-			r = list_add(&arg.allow_unit, optarg);
-			break;
-		case ARG_ALLOW_CONTAINER:
-			r = list_add(&arg.allow_container, optarg);
-			break;
-		case ARG_DIRECT_FALLBACK:
-			arg.direct_fallback = true;
-			break;
-		case ARG_SOCKET:
-			arg.socket_path = optarg;
-			break;
-		case ARG_PIN_DIR:
-			arg.pin_dir = optarg;
-			break;
-		case ARG_VERSION:
-			printf("connpid-squid-helper %s\n", CONNPID_VERSION);
-			return 0;
-		case 'h':
-			help();
-			return 0;
-		default:
-			return -EINVAL;
-		}
-		if (r < 0) {
-			fprintf(stderr, "connpid-squid-helper: invalid --%s '%s'\n",
-				options[opt - ARG_FORMAT].name, optarg);
-			return r;
-		}
-	}
-	if ((!format_has(F_MYADDR) || !format_has(F_MYPORT)) && !arg.proxy_addr) {
+	if ((!format_has(F_MYADDR) || !format_has(F_MYPORT)) && !arg_proxy_addr) {
 		fprintf(stderr, "connpid-squid-helper: --format without myaddr,myport needs --proxy ADDR:PORT\n");
 		return -EINVAL;
 	}
@@ -590,7 +573,40 @@ static int parse_argv(int argc, char **argv)
 		fprintf(stderr, "connpid-squid-helper: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
-	return 1;
+	return 0;
+}
+
+/* 0: taken; 1: done (--help, --version); < 0: bad, logged. */
+static int parse_option(int c, char *arg)
+{
+	const struct helper_option *o;
+	int r;
+
+	if (c == 'h')
+		return show_help(NULL, NULL);
+	if (c < OPTION_VAL || c >= OPTION_VAL + (int)ARRAY_SIZE(helper_options))
+		return -ENOENT;
+	o = &helper_options[c - OPTION_VAL];
+	r = o->parse(arg, o->target);
+	if (r < 0)
+		fprintf(stderr, "connpid-squid-helper: invalid --%s '%s'\n", o->name, arg);
+	return r;
+}
+
+/* 1: run; 0: done (--help, --version); < 0: bad arguments, logged. */
+static int parse_argv(int argc, char **argv)
+{
+	struct option options[ARRAY_SIZE(helper_options) + 1] = {};
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(helper_options); i++)
+		options[i] = (struct option) { helper_options[i].name, helper_options[i].has_arg, NULL,
+					       OPTION_VAL + (int)i };
+	r = parse_options(argc, argv, "h", options, parse_option);
+	if (r <= 0)
+		return r;
+	r = check_argv(argc, argv);
+	return r < 0 ? r : 1;
 }
 
 int main(int argc, char **argv)
@@ -601,11 +617,11 @@ int main(int argc, char **argv)
 	r = parse_argv(argc, argv);
 	if (r <= 0)
 		return r < 0 ? 2 : 0;
-	r = connpid_open(&h, arg.socket_path, arg.direct_fallback ? CONNPID_OPEN_DIRECT_FALLBACK : 0);
+	r = connpid_open(&h, arg_socket_path, arg_direct_fallback ? CONNPID_OPEN_DIRECT_FALLBACK : 0);
 	if (r >= 0)
-		r = connpid_set_timeout(h, arg.timeout_usec);
-	if (r >= 0 && arg.pin_dir)
-		r = connpid_set_pin_dir(h, arg.pin_dir);
+		r = connpid_set_timeout(h, arg_timeout_usec);
+	if (r >= 0 && arg_pin_dir)
+		r = connpid_set_pin_dir(h, arg_pin_dir);
 	if (r < 0) {
 		fprintf(stderr, "connpid-squid-helper: %s\n", strerror(-r));
 		return 2;
@@ -614,8 +630,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	connpid_close(h);
 	free(pending);
-	free(arg.allow_exe.v);
-	free(arg.allow_unit.v);
-	free(arg.allow_container.v);
+	free(arg_allow_exe.v);
+	free(arg_allow_unit.v);
+	free(arg_allow_container.v);
 	return r < 0 ? 1 : 0;
 }

@@ -16,26 +16,17 @@ import os
 import select
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "contrib", "python", "tests"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "contrib", "python"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib-c"))
 from test_client import FLOW, MockQueryd  # noqa: E402
+from mockcheck import check, run  # noqa: E402
 
 HELPER = os.environ.get("CONNPID_SQUID_HELPER", "")
 SPORT = FLOW["sport"]
-failures = 0
-
-
-def check(cond, what, detail=""):
-    global failures
-    if cond:
-        print("ok: %s" % what)
-    else:
-        failures += 1
-        print("FAIL: %s %s" % (what, detail))
 
 
 def run_helper(args, lines, timeout=10):
@@ -64,50 +55,48 @@ def run_helper(args, lines, timeout=10):
         p.stderr.close()
 
 
-def main():
-    if not HELPER or not os.path.exists(HELPER):
-        print("SKIP: CONNPID_SQUID_HELPER is not built")
-        return 77
-    with tempfile.TemporaryDirectory(prefix="connpid-squid-src-") as tmp:
-        sock = os.path.join(tmp, "q.sock")
-        mock = MockQueryd(sock)
-        try:
-            lines = ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT,
-                     "1 ::ffff:10.0.0.9 %d 10.0.0.1 3128" % SPORT,
-                     "2 - %d 127.0.0.1 3128" % SPORT,
-                     "3 2001:db8::2 %d 127.0.0.1 3128" % SPORT]
-            out = run_helper(["--socket", sock], lines)
-            check(len(out) == 4, "four answers", out)
-            for ln in out:
-                check(" OK " in ln and "pid=%d" % FLOW["pid"] in ln, "found: " + ln)
-            reqs = {r["dst"] + "/" + str(r.get("src")): r for r in mock.requests
-                    if r.get("op") == "lookup"}
-            check(len(reqs) == 3 and len([r for r in mock.requests if r.get("op") == "lookup"]) == 4,
-                  "four lookups", mock.requests)
-            check("127.0.0.1/127.0.0.2" in reqs, "%SRC sent as src", reqs)
-            check("10.0.0.1/10.0.0.9" in reqs, "v4-mapped %SRC folded", reqs)
-            check("127.0.0.1/None" in reqs, "'-' and another family: no src", reqs)
-            for r in mock.requests:
-                check("direction" not in r and "netns" not in r,
-                      "no direction or netns sent: %s" % json.dumps(r))
-        finally:
-            mock.stop()
+def scenarios(tmp):
+    sock = os.path.join(tmp, "q.sock")
+    mock = MockQueryd(sock)
+    try:
+        lines = ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT,
+                 "1 ::ffff:10.0.0.9 %d 10.0.0.1 3128" % SPORT,
+                 "2 - %d 127.0.0.1 3128" % SPORT,
+                 "3 2001:db8::2 %d 127.0.0.1 3128" % SPORT]
+        out = run_helper(["--socket", sock], lines)
+        check(len(out) == 4, "four answers", out)
+        for ln in out:
+            check(" OK " in ln and "pid=%d" % FLOW["pid"] in ln, "found: " + ln)
+        reqs = {r["dst"] + "/" + str(r.get("src")): r for r in mock.requests
+                if r.get("op") == "lookup"}
+        check(len(reqs) == 3 and len([r for r in mock.requests if r.get("op") == "lookup"]) == 4,
+              "four lookups", mock.requests)
+        check("127.0.0.1/127.0.0.2" in reqs, "%SRC sent as src", reqs)
+        check("10.0.0.1/10.0.0.9" in reqs, "v4-mapped %SRC folded", reqs)
+        check("127.0.0.1/None" in reqs, "'-' and another family: no src", reqs)
+        for r in mock.requests:
+            check("direction" not in r and "netns" not in r,
+                  "no direction or netns sent: %s" % json.dumps(r))
+    finally:
+        mock.stop()
 
-        # daemon down, --direct-fallback: asked of the maps without src,
-        # so the answer is the maps' error (the pin dir is empty), not the
-        # socket's ("Connection refused").
-        notsock = os.path.join(tmp, "not-a-socket")
-        open(notsock, "w").close()
-        out = run_helper(["--socket", notsock, "--direct-fallback", "--pin-dir", tmp],
-                         ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT])
-        check(len(out) == 1 and out[0].startswith("0 BH") and "refused" not in out[0].lower(),
-              "fallback: the maps were asked", out)
-        out = run_helper(["--socket", notsock, "--pin-dir", tmp],
-                         ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT])
-        check(len(out) == 1 and out[0].startswith("0 BH") and "refused" in out[0].lower(),
-              "no fallback: the socket's error", out)
-    print("FAIL: %d" % failures if failures else "PASS")
-    return 1 if failures else 0
+    # daemon down, --direct-fallback: asked of the maps without src,
+    # so the answer is the maps' error (the pin dir is empty), not the
+    # socket's ("Connection refused").
+    notsock = os.path.join(tmp, "not-a-socket")
+    open(notsock, "w").close()
+    out = run_helper(["--socket", notsock, "--direct-fallback", "--pin-dir", tmp],
+                     ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT])
+    check(len(out) == 1 and out[0].startswith("0 BH") and "refused" not in out[0].lower(),
+          "fallback: the maps were asked", out)
+    out = run_helper(["--socket", notsock, "--pin-dir", tmp],
+                     ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT])
+    check(len(out) == 1 and out[0].startswith("0 BH") and "refused" in out[0].lower(),
+          "no fallback: the socket's error", out)
+
+
+def main():
+    return run("CONNPID_SQUID_HELPER", "connpid-squid-src-", scenarios)
 
 
 if __name__ == "__main__":
