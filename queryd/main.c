@@ -104,28 +104,18 @@ static const struct numeric_option {
 	{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX, CFG(ndjson_keep) },
 };
 
-/* Options naming a path or a group (value NULL: the option's argument),
- * or turning one off (clear: set to NULL). */
-static const struct {
-	int c;
-	size_t offset, size;
-	bool clear;
-} string_options[] = {
-	{ ARG_PIN_DIR, CFG(pin_dir), false },
-	{ ARG_SOCKET, CFG(socket_path), false },
-	{ ARG_DOCKER_SOCKET, CFG(docker_socket), false },
-	{ ARG_DB, CFG(db_path), false },
-	{ ARG_ALLOW_GROUP, CFG(allow_group), false },
-	{ ARG_NO_DOCKER, CFG(docker_socket), true },
-	{ ARG_NO_STORE, CFG(db_path), true },
+static const struct string_option string_options[] = {
+	{ ARG_PIN_DIR, &arg_cfg.pin_dir },
+	{ ARG_SOCKET, &arg_cfg.socket_path },
+	{ ARG_DOCKER_SOCKET, &arg_cfg.docker_socket },
+	{ ARG_DB, &arg_cfg.db_path },
+	{ ARG_ALLOW_GROUP, &arg_cfg.allow_group },
 };
 
-static const struct {
-	int c;
-	size_t offset, size;
-} flag_options[] = {
-	{ ARG_NO_TCP, CFG(no_tcp) },
-	{ ARG_NO_DNS, CFG(no_dns) },
+static const struct flag_option flag_options[] = {
+	{ ARG_NO_TCP, &arg_cfg.no_tcp },
+	{ ARG_NO_DNS, &arg_cfg.no_dns },
+	{ 'v', &arg_verbose },
 };
 
 /* v fits: parse_unsigned() checked it against the option's max. */
@@ -159,23 +149,6 @@ static int parse_numeric(int c, const char *arg)
 	return 0;
 }
 
-/* 1: c was a string or flag option, taken; 0: not one. */
-static int parse_plain(int c, const char *arg)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(string_options); i++)
-		if (string_options[i].c == c) {
-			*(const char **)((char *)&arg_cfg + string_options[i].offset) =
-				string_options[i].clear ? NULL : arg;
-			return 1;
-		}
-	for (size_t i = 0; i < ARRAY_SIZE(flag_options); i++)
-		if (flag_options[i].c == c) {
-			*(bool *)((char *)&arg_cfg + flag_options[i].offset) = true;
-			return 1;
-		}
-	return 0;
-}
-
 static int parse_retain_days(const char *arg)
 {
 	char *end;
@@ -198,24 +171,35 @@ static int parse_export(const char *arg)
 	return 0;
 }
 
-/* 0: taken; < 0: bad (logged), -ENOENT: not an option getopt knows. */
-static int parse_option(int c, const char *arg)
+/* 0: taken; 1: done (--help, --version printed); < 0: bad (logged),
+ * -ENOENT: not an option getopt knows. */
+static int parse_option(int c, char *arg)
 {
 	int r;
 
 	r = parse_numeric(c, arg);
 	if (r == 0)
-		r = parse_plain(c, arg);
+		r = parse_plain_option(c, arg, string_options, ARRAY_SIZE(string_options), flag_options,
+				       ARRAY_SIZE(flag_options));
 	if (r != 0)
 		return r < 0 ? r : 0;
 	switch (c) {
+	case ARG_NO_DOCKER:
+		arg_cfg.docker_socket = NULL;
+		return 0;
+	case ARG_NO_STORE:
+		arg_cfg.db_path = NULL;
+		return 0;
 	case ARG_RETAIN_DAYS:
 		return parse_retain_days(arg);
 	case ARG_EXPORT:
 		return parse_export(arg);
-	case 'v':
-		arg_verbose = true;
-		return 0;
+	case 'h':
+		help();
+		return 1;
+	case ARG_VERSION:
+		printf("connpid-queryd %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
+		return 1;
 	}
 	return -ENOENT;
 }
@@ -249,23 +233,11 @@ static int parse_argv(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
-		if (c == 'h') {
-			help();
-			return 0;
-		}
-		if (c == ARG_VERSION) {
-			printf("connpid-queryd %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
-			return 0;
-		}
-		r = parse_option(c, optarg);
-		if (r == -ENOENT)
-			return -EINVAL; /* getopt_long() said what was wrong */
-		if (r < 0)
-			return r;
-	}
+	r = parse_options(argc, argv, "vh", options, parse_option);
+	if (r <= 0)
+		return r;
 	if (optind < argc)
 		return log_error_errno(-EINVAL, "Unexpected argument '%s' (see --help)", argv[optind]);
 	return 1;
