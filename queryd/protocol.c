@@ -887,6 +887,273 @@ static json_object *op_test_defer(struct manager *m, struct client *c)
 	return NULL;
 }
 
+/*
+ * The common lines, {"op":"lookup","proto":"tcp","dst":"10.0.0.5",
+ * "sport":40000,"dport":3128} with an optional "id" and "fields", and
+ * {"op":"ping"}, read without json-c: its parse, tree and walks were a
+ * fifth of a lookup's time on the loop (tests/bench/RESULTS.md, issue 15).
+ * Only a strict subset of JSON: strings of printable ASCII without
+ * escapes, non-negative integers without leading zeros, fraction or
+ * exponent, each known member at most once, nothing after the object.
+ * Anything else, and any value the lookup would refuse, takes the full
+ * path below, which answers it (errors included) as it always has.
+ */
+#define FAST_STR_MAX 256
+#define FAST_FIELDS_MAX 1024
+
+enum fast_kind { FK_NONE, FK_STR, FK_INT, FK_ARR };
+
+struct fast_val {
+	enum fast_kind kind;
+	const char *p;   /* a string's bytes between its quotes; an array's text */
+	size_t n;
+	int64_t i;
+};
+
+enum { FM_OP, FM_PROTO, FM_DST, FM_SPORT, FM_DPORT, FM_ID, FM_FIELDS, _FM_MAX };
+
+static const char *const fast_members[_FM_MAX] = {
+	[FM_OP] = "op", [FM_PROTO] = "proto", [FM_DST] = "dst", [FM_SPORT] = "sport",
+	[FM_DPORT] = "dport", [FM_ID] = "id", [FM_FIELDS] = "fields",
+};
+
+static const char *fast_ws(const char *s, const char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	return s;
+}
+
+/* "..." of printable ASCII, no escapes. The position after it, or NULL. */
+static const char *fast_string(const char *s, const char *end, struct fast_val *v)
+{
+	if (s >= end || *s != '"')
+		return NULL;
+	for (const char *q = ++s; q < end && q - s <= FAST_STR_MAX; q++) {
+		unsigned char ch = (unsigned char)*q;
+
+		if (ch == '"') {
+			*v = (struct fast_val) { .kind = FK_STR, .p = s, .n = (size_t)(q - s) };
+			return q + 1;
+		}
+		if (ch < 0x20 || ch >= 0x7f || ch == '\\')
+			return NULL;
+	}
+	return NULL;
+}
+
+/* An integer as json-c reads it into an int64, at most 18 digits. */
+static const char *fast_int(const char *s, const char *end, struct fast_val *v)
+{
+	const char *p = s;
+	int64_t x = 0;
+
+	if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
+		return NULL;
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (p - s >= 18)
+			return NULL;
+		x = x * 10 + (*p - '0');
+	}
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	*v = (struct fast_val) { .kind = FK_INT, .p = s, .n = (size_t)(p - s), .i = x };
+	return p;
+}
+
+/* [ "..." , ... ]: its whole text, for "fields". */
+static const char *fast_array(const char *s, const char *end, struct fast_val *v)
+{
+	const char *start = s;
+	struct fast_val e;
+
+	s = fast_ws(s + 1, end);
+	for (int i = 0; i < 64; i++) {
+		s = fast_string(s, end, &e);
+		if (!s)
+			return NULL;
+		s = fast_ws(s, end);
+		if (s < end && *s == ']') {
+			*v = (struct fast_val) { .kind = FK_ARR, .p = start, .n = (size_t)(s + 1 - start) };
+			return s + 1;
+		}
+		if (s >= end || *s != ',')
+			return NULL;
+		s = fast_ws(s + 1, end);
+	}
+	return NULL;
+}
+
+static int fast_member(const struct fast_val *key)
+{
+	for (int i = 0; i < _FM_MAX; i++)
+		if (strlen(fast_members[i]) == key->n && memcmp(fast_members[i], key->p, key->n) == 0)
+			return i;
+	return -1;
+}
+
+static const char *fast_value(const char *s, const char *end, struct fast_val *v)
+{
+	if (s >= end)
+		return NULL;
+	if (*s == '"')
+		return fast_string(s, end, v);
+	if (*s == '[')
+		return fast_array(s, end, v);
+	return fast_int(s, end, v);
+}
+
+/* The members of a line in the subset into v. false: not in the subset. */
+static bool fast_parse(const char *s, size_t len, struct fast_val v[_FM_MAX])
+{
+	const char *end = s + len;
+
+	s = fast_ws(s, end);
+	if (s >= end || *s != '{')
+		return false;
+	s = fast_ws(s + 1, end);
+	for (int i = 0; i < _FM_MAX; i++) {
+		struct fast_val key;
+		int k;
+
+		s = fast_string(s, end, &key);
+		if (!s || (k = fast_member(&key)) < 0 || v[k].kind != FK_NONE)
+			return false;
+		s = fast_ws(s, end);
+		if (s >= end || *s != ':')
+			return false;
+		s = fast_value(fast_ws(s + 1, end), end, &v[k]);
+		if (!s)
+			return false;
+		s = fast_ws(s, end);
+		if (s < end && *s == '}')
+			return fast_ws(s + 1, end) == end;
+		if (s >= end || *s != ',')
+			return false;
+		s = fast_ws(s + 1, end);
+	}
+	return false;
+}
+
+static bool fast_is(const struct fast_val *v, const char *s)
+{
+	return v->kind == FK_STR && strlen(s) == v->n && memcmp(s, v->p, v->n) == 0;
+}
+
+/* A string member copied out as the full path copies it (no cut: too long
+ * a value takes the full path). */
+static bool fast_copy(const struct fast_val *v, char *buf, size_t size)
+{
+	if (v->n >= size)
+		return false;
+	memcpy(buf, v->p, v->n);
+	buf[v->n] = '\0';
+	return true;
+}
+
+/* A port as get_port() passes it on: an integer 1-65535, or a string. */
+static bool fast_port(const struct fast_val *v, char *buf, size_t size)
+{
+	if (v->kind == FK_INT) {
+		/* the digits as written: no leading zero, so as "%d" writes them */
+		if (v->i < 1 || v->i > 65535)
+			return false;
+		return fast_copy(v, buf, size);
+	}
+	return v->kind == FK_STR && fast_copy(v, buf, size);
+}
+
+/* "fields" as a mask. A client sends the same list with each lookup: the
+ * last list's text and mask are kept, a new one goes through
+ * flow_fields_parse(). <0: not a valid list (the full path says why). */
+static int fast_fields(const struct fast_val *v, uint64_t *ret)
+{
+	static char last[FAST_FIELDS_MAX];
+	static size_t last_n;
+	static uint64_t last_mask;
+	char buf[FAST_FIELDS_MAX + 16], err[256];
+	_cleanup_json_ json_object *o = NULL;
+
+	if (v->n >= FAST_FIELDS_MAX)
+		return -E2BIG;
+	if (last_n == v->n && memcmp(last, v->p, v->n) == 0) {
+		*ret = last_mask;
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "{\"fields\":%.*s}", (int)v->n, v->p);
+	o = json_tokener_parse(buf);
+	if (!o || flow_fields_parse(o, ret, err, sizeof(err)) < 0)
+		return -EINVAL;
+	memcpy(last, v->p, v->n);
+	last_n = v->n;
+	last_mask = *ret;
+	return 0;
+}
+
+/* The id as json-c would have read it: the same value, the same text back. */
+static bool fast_id(const struct fast_val *v, json_object **ret)
+{
+	if (v->kind == FK_NONE)
+		return true;
+	if (v->kind == FK_INT)
+		*ret = json_object_new_int64(v->i);
+	else if (v->kind == FK_STR)
+		*ret = json_object_new_string_len(v->p, (int)v->n);
+	return *ret != NULL;
+}
+
+/* dst, sport, dport and proto into q, when parse_tuple() would accept them. */
+static bool fast_tuple(const struct fast_val v[_FM_MAX], struct flow_query *q)
+{
+	char dst[FAST_STR_MAX + 1], sport[32], dport[32], proto[16] = "tcp";
+
+	if (v[FM_DST].kind != FK_STR || !fast_copy(&v[FM_DST], dst, sizeof(dst)) ||
+	    !fast_port(&v[FM_SPORT], sport, sizeof(sport)) || !fast_port(&v[FM_DPORT], dport, sizeof(dport)))
+		return false;
+	if (v[FM_PROTO].kind == FK_INT) {
+		if (v[FM_PROTO].i > 255)
+			return false;
+		snprintf(proto, sizeof(proto), "%d", (int)v[FM_PROTO].i);
+	} else if (v[FM_PROTO].kind == FK_STR && !fast_copy(&v[FM_PROTO], proto, sizeof(proto)))
+		return false;
+	else if (v[FM_PROTO].kind == FK_ARR)
+		return false;
+	return flow_query_parse(dst, sport, dport, proto, q) >= 0;
+}
+
+static void answer_or_defer(struct client *c, json_object *ans, json_object *vid);
+static void answer_ping(struct client *c, json_object *vid);
+
+/* true: the line was answered (or deferred) here. */
+static bool fast_request(struct manager *m, struct client *c, const char *line, size_t len)
+{
+	static const struct lookup_scope outbound = { .direction = FLOW_OUTBOUND };
+	struct fast_val v[_FM_MAX] = {};
+	_cleanup_json_ json_object *vid = NULL;
+	uint64_t fields = FLOW_FIELDS_ALL;
+	struct flow_query q;
+	json_object *ans;
+
+	if (!fast_parse(line, len, v) || !fast_id(&v[FM_ID], &vid))
+		return false;
+	if (fast_is(&v[FM_OP], "ping")) {
+		for (int i = FM_PROTO; i < _FM_MAX; i++)
+			if (i != FM_ID && v[i].kind != FK_NONE)
+				return false;
+		answer_ping(c, vid);
+		return true;
+	}
+	if (!fast_is(&v[FM_OP], "lookup") || !c->may_query || !m->maps_open || !fast_tuple(v, &q) ||
+	    (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP) ||
+	    (v[FM_FIELDS].kind != FK_NONE && (v[FM_FIELDS].kind != FK_ARR || fast_fields(&v[FM_FIELDS], &fields) < 0)))
+		return false;
+	c->answer_fields = fields;
+	ans = lookup_outbound(m, c, &q, &outbound, vid);
+	if (ans || c->deferred)
+		answer_or_defer(c, ans, vid);
+	return true;
+}
+
 /* One tokener for every request of the process (the loop thread parses
  * them all): a new one per line cost a 1 KiB calloc, and with it a
  * malloc_consolidate() pass, each time (tests/bench/lookup-bench). */
@@ -921,6 +1188,32 @@ static json_object *parse_request(const char *line, enum json_tokener_error *ret
 	return o;
 }
 
+/* Written in place, as a found lookup is. */
+static void answer_ping(struct client *c, json_object *vid)
+{
+	struct jsonw *w = client_answer_begin(c);
+
+	if (w) {
+		jw_kbool(w, "ok", true);
+		jw_kbool(w, "pong", true);
+		jw_kstr(w, "version", CONNPID_VERSION);
+		client_answer_end(c, vid);
+	}
+}
+
+/* ans (taken) to the client; none and deferred: the answer comes later. */
+static void answer_or_defer(struct client *c, json_object *ans, json_object *vid)
+{
+	if (!ans && c->deferred) {
+		/* answered by manager_client_complete(), with this id */
+		c->deferred_id = vid ? json_object_get(vid) : NULL;
+		return;
+	}
+	if (!ans)
+		ans = protocol_error("internal", "out of memory");
+	client_answer(c, ans, vid);
+}
+
 void protocol_handle_line(struct manager *m, struct client *c, char *line, size_t len)
 {
 	_cleanup_json_ json_object *req = NULL, *ans = NULL;
@@ -935,6 +1228,8 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		return;
 	m->requests++;
 	c->answer_fields = FLOW_FIELDS_ALL;
+	if (fast_request(m, c, line, len))
+		return;
 
 	/* JSON is UTF-8 (RFC 8259), and json-c does not check: bytes that
 	 * are not would come back in errors and echoed ids. */
@@ -977,15 +1272,7 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		goto out;
 	}
 	if (streq(op, "ping")) {
-		struct jsonw *w = client_answer_begin(c);
-
-		/* written in place, as a found lookup is */
-		if (w) {
-			jw_kbool(w, "ok", true);
-			jw_kbool(w, "pong", true);
-			jw_kstr(w, "version", CONNPID_VERSION);
-			client_answer_end(c, vid);
-		}
+		answer_ping(c, vid);
 		return;
 	} else if (streq(op, "lookup")) {
 		ans = op_lookup(m, c, req, vid);
@@ -1008,12 +1295,5 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 		ans = protocol_error("unknown_op", "unknown op \"%.*s\" (lookup, recent, history, watch, stats, status, ping)",
 				     quote_len(op), op);
 out:
-	if (!ans && c->deferred) {
-		/* answered by manager_client_complete(), with this id */
-		c->deferred_id = vid ? json_object_get(vid) : NULL;
-		return;
-	}
-	if (!ans)
-		ans = protocol_error("internal", "out of memory");
-	client_answer(c, TAKE_PTR(ans), vid);
+	answer_or_defer(c, TAKE_PTR(ans), vid);
 }
