@@ -74,8 +74,8 @@ static __always_inline bool ip6_dst_blocked(const __u32 a[4])
 #define CONNPID_ETH_P_IP 0x0800
 #define CONNPID_ETH_P_IPV6 0x86DD
 
-/* The first test of both packet programs, which run on every packet of
- * the cgroup, TCP's included: is this surely not UDP? Direct packet
+/* The first test of the DNS ingress program, which runs on every packet
+ * of the cgroup, TCP's included: is this surely not UDP? Direct packet
  * loads, no helper call. A header we cannot see linearly, or an IPv6
  * extension header chain, answers "maybe" and the caller looks closer. */
 static __always_inline bool skb_surely_not_udp(const struct __sk_buff *skb)

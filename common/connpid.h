@@ -48,7 +48,7 @@ struct conn_key_v6 {
 enum connpid_source {
 	CONNPID_SRC_SOCKOPS_CONNECT = 1, /* TCP, BPF_SOCK_OPS_TCP_CONNECT_CB */
 	CONNPID_SRC_SENDMSG = 2,         /* unconnected UDP, cgroup/sendmsg4|6 */
-	CONNPID_SRC_SKB_EGRESS = 3,      /* connected UDP, cgroup_skb/egress */
+	CONNPID_SRC_SKB_EGRESS = 3,      /* connected UDP, tp_btf/sock_send_length (name kept) */
 	CONNPID_SRC_SEEDED = 4,          /* existed before loading: iter/task_file */
 	CONNPID_SRC_ACCEPT = 5,          /* inbound TCP, accept()/accept4() exit */
 };

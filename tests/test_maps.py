@@ -198,6 +198,54 @@ def udp4_mapped_connected(env):
     one_flow(env, "udp4mappedc", repeat=True)
 
 
+@contextlib.contextmanager
+def spawned_in(env, cgroup, action, host, port, comm):
+    """A workload in another cgroup (env.spawn writes env.cgroup's procs):
+    made here, emptied and removed on the way out, before env's own."""
+    os.mkdir(cgroup, 0o755)
+    sub = T.TestEnv.__new__(T.TestEnv)
+    sub.cgroup, sub.workloads = cgroup, []
+    try:
+        yield T.TestEnv.spawn(sub, action, host, port, comm=comm)
+    finally:
+        for w in sub.workloads:
+            w.close()
+        T.TestEnv._kill_cgroup(sub)
+        T.TestEnv._rmdir_cgroup(sub)
+
+
+def connected_udp_in(env, cgroup, comm):
+    """One connected UDP flow from a workload in `cgroup`: (pid in the map
+    or None, events of its pid, the workload's cgroup id)."""
+    env.ringdump(timeout_ms=100)
+    with T.listener("udp", "127.0.0.1") as dport:
+        with spawned_in(env, cgroup, "udp4c", "127.0.0.1", dport, comm) as w:
+            key = flow_key("udp4c", w.info["sport"], dport)
+            with env.maps() as m:
+                pid = m.lookup_pid(key)
+            events = [e for e in env.ringdump(timeout_ms=400) if e["pid"] == w.pid]
+            return pid, w.pid, events, os.stat(cgroup).st_ino
+
+
+@case
+def udp4_connected_below_scope(env):
+    """Connected UDP goes through a host-wide tracepoint that scopes itself
+    by the socket's cgroup: a cgroup below the attach point is in scope."""
+    pid, wpid, events, cg_id = connected_udp_in(env, os.path.join(env.cgroup, "cpt-sub"), "cpt-below")
+    check_eq(pid, wpid, "connected UDP from a child cgroup: pid in the map")
+    check_eq(len(events), 1, "connected UDP from a child cgroup: events (%s)" % events)
+    check_eq(events[0]["source"], T.SRC_SKB_EGRESS, "event source")
+    check_eq(events[0]["cgroup_id"], cg_id, "event cgroup_id (the child's)")
+
+
+@case
+def udp4_connected_outside_scope(env):
+    """... and a sibling of the attach point is not: no key, no event."""
+    pid, _, events, _ = connected_udp_in(env, env.cgroup + "-out", "cpt-outside")
+    check_eq(pid, None, "connected UDP from outside the scope: pid in the map")
+    check_eq(events, [], "connected UDP from outside the scope: events")
+
+
 @case
 def ringdump_count_leaves_the_rest(env):
     """The helper itself: --count N stops after N and leaves later events."""

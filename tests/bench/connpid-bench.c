@@ -149,18 +149,19 @@ static double median_of(const double *src, size_t n)
 struct bench {
 	/* options */
 	const char *loader, *queryd, *ctl, *json_path, *log_path;
+	const char *base_loader; /* --baseline-loader: a second tracker, section 1 only */
 	bool quick, connect_only;
 	const char *loader_args[4]; /* extra loader flags, e.g. --no-dns */
 	unsigned n_loader_args, rounds_opt;
 	unsigned tcp_n, udp_n, rounds, lookup_n, pipe_n, burst_n;
 	/* environment */
 	char cg_mount[1024], cg_orig[3072], cg_root[1100];
-	char cg_on[1200], cg_off[1200];
-	bool cg_root_made, cg_on_made, cg_off_made;
-	char pin_dir[PATH_MAX], sock_path[PATH_MAX];
+	char cg_on[1200], cg_off[1200], cg_base[1200];
+	bool cg_root_made, cg_on_made, cg_off_made, cg_base_made;
+	char pin_dir[PATH_MAX], base_pin_dir[PATH_MAX], sock_path[PATH_MAX], base_sock_path[PATH_MAX];
 	char tmp_dir[PATH_MAX], db_path[PATH_MAX + 32]; /* db_path[0]: queryd runs with --db */
-	bool loaded;
-	pid_t queryd_pid;
+	bool loaded, base_loaded;
+	pid_t queryd_pid, base_queryd_pid;
 	int log_fd;
 	int sink_fd;
 	uint16_t sink_port;
@@ -340,6 +341,14 @@ static int setup_cgroups(struct bench *b)
 		return -errno;
 	}
 	b->cg_off_made = true;
+	if (!b->base_loader)
+		return 0;
+	snprintf(b->cg_base, sizeof(b->cg_base), "%s/base", b->cg_root);
+	if (mkdir(b->cg_base, 0755) < 0) {
+		warn_errno(errno, "mkdir %s", b->cg_base);
+		return -errno;
+	}
+	b->cg_base_made = true;
 	return 0;
 }
 
@@ -424,17 +433,17 @@ out:
 	return r;
 }
 
-static int loader_load(struct bench *b, unsigned ringbuf, unsigned v4)
+static int loader_load_at(struct bench *b, bool base, unsigned ringbuf, unsigned v4)
 {
 	char rb[32], e4[32];
 	char *argv[16];
 	int n = 0, r;
 
-	argv[n++] = (char *)b->loader;
+	argv[n++] = (char *)(base ? b->base_loader : b->loader);
 	argv[n++] = "--pin-dir";
-	argv[n++] = b->pin_dir;
+	argv[n++] = base ? b->base_pin_dir : b->pin_dir;
 	argv[n++] = "--cgroup";
-	argv[n++] = b->cg_on;
+	argv[n++] = base ? b->cg_base : b->cg_on;
 	argv[n++] = "--no-ipv6-blocker";
 	if (ringbuf) {
 		snprintf(rb, sizeof(rb), "%u", ringbuf);
@@ -449,29 +458,47 @@ static int loader_load(struct bench *b, unsigned ringbuf, unsigned v4)
 	for (unsigned i = 0; i < b->n_loader_args; i++)
 		argv[n++] = (char *)b->loader_args[i];
 	argv[n] = NULL;
-	b->loaded = true; /* a failed load may still leave pins: unload anyway */
+	/* a failed load may still leave pins: unload anyway */
+	if (base)
+		b->base_loaded = true;
+	else
+		b->loaded = true;
 	r = run_cmd(b, argv, NULL, 0, NULL);
 	if (r != 0) {
-		warn_errno(r < 0 ? r : 0, "connpid-loader failed (status %d); see %s", r, b->log_path);
+		warn_errno(r < 0 ? r : 0, "%s failed (status %d); see %s", argv[0], r, b->log_path);
 		return r < 0 ? r : -EIO;
 	}
 	return 0;
 }
 
-static int loader_unload(struct bench *b)
+static int loader_load(struct bench *b, unsigned ringbuf, unsigned v4)
 {
-	char *argv[] = { (char *)b->loader, "--unload", "--pin-dir", b->pin_dir, NULL };
+	return loader_load_at(b, false, ringbuf, v4);
+}
+
+static int loader_unload_at(struct bench *b, bool base)
+{
+	char *argv[] = { (char *)(base ? b->base_loader : b->loader), "--unload", "--pin-dir",
+			 base ? b->base_pin_dir : b->pin_dir, NULL };
 	int r;
 
-	if (!b->loaded)
+	if (!(base ? b->base_loaded : b->loaded))
 		return 0;
 	r = run_cmd(b, argv, NULL, 0, NULL);
 	if (r != 0) {
 		warn_errno(r < 0 ? r : 0, "connpid-loader --unload failed (status %d)", r);
 		return r < 0 ? r : -EIO;
 	}
-	b->loaded = false;
+	if (base)
+		b->base_loaded = false;
+	else
+		b->loaded = false;
 	return 0;
+}
+
+static int loader_unload(struct bench *b)
+{
+	return loader_unload_at(b, false);
 }
 
 /* ---------- queryd client ---------------------------------------------- */
@@ -614,42 +641,57 @@ out:
 	return r;
 }
 
-static int queryd_stop(struct bench *b)
+static int queryd_stop_at(struct bench *b, pid_t *pid, const char *sock_path)
 {
 	int st = 0;
 
-	if (b->queryd_pid <= 0)
+	if (*pid <= 0)
 		return 0;
-	if (kill(b->queryd_pid, SIGTERM) < 0 && errno != ESRCH)
+	if (kill(*pid, SIGTERM) < 0 && errno != ESRCH)
 		warn_errno(errno, "kill queryd");
 	for (int i = 0; i < 100; i++) {
-		pid_t w = waitpid(b->queryd_pid, &st, WNOHANG);
+		pid_t w = waitpid(*pid, &st, WNOHANG);
 
-		if (w == b->queryd_pid || (w < 0 && errno == ECHILD))
+		if (w == *pid || (w < 0 && errno == ECHILD))
 			goto done;
 		sleep_ms(50);
 	}
-	if (kill(b->queryd_pid, SIGKILL) < 0 && errno != ESRCH)
+	if (kill(*pid, SIGKILL) < 0 && errno != ESRCH)
 		warn_errno(errno, "kill -9 queryd");
-	if (wait_child(b->queryd_pid, &st) < 0)
+	if (wait_child(*pid, &st) < 0)
 		warn_errno(errno, "waitpid queryd");
 done:
-	b->queryd_pid = 0;
-	if (unlink(b->sock_path) < 0 && errno != ENOENT)
-		warn_errno(errno, "unlink %s", b->sock_path);
+	*pid = 0;
+	if (unlink(sock_path) < 0 && errno != ENOENT)
+		warn_errno(errno, "unlink %s", sock_path);
 	return 0;
 }
 
+static int queryd_stop(struct bench *b)
+{
+	return queryd_stop_at(b, &b->queryd_pid, b->sock_path);
+}
+
+/* queryd on the baseline's pins: its ring drained as the tested one is
+ * (an undrained ring fills and every later event takes the cheap drop
+ * path, which would flatter the baseline). */
+static int queryd_start_at(struct bench *b, const char *pin_dir, const char *sock_path, pid_t *pid);
+
 static int queryd_start(struct bench *b)
 {
-	char *argv[] = { (char *)b->queryd, "--pin-dir", b->pin_dir, "--socket", b->sock_path,
+	return queryd_start_at(b, b->pin_dir, b->sock_path, &b->queryd_pid);
+}
+
+static int queryd_start_at(struct bench *b, const char *pin_dir, const char *sock_path, pid_t *pid)
+{
+	char *argv[] = { (char *)b->queryd, "--pin-dir", (char *)pin_dir, "--socket", (char *)sock_path,
 			 b->db_path[0] ? "--db" : "--no-store", b->db_path[0] ? b->db_path : NULL, NULL };
 	struct qconn *c;
 	int r;
 
-	if (unlink(b->sock_path) < 0 && errno != ENOENT)
+	if (unlink(sock_path) < 0 && errno != ENOENT)
 		return -errno;
-	r = spawn(b, argv, -1, &b->queryd_pid);
+	r = spawn(b, argv, -1, pid);
 	if (r < 0)
 		return r;
 	c = malloc(sizeof(*c));
@@ -660,12 +702,12 @@ static int queryd_start(struct bench *b)
 		json_object *o = NULL;
 		int st;
 
-		if (waitpid(b->queryd_pid, &st, WNOHANG) == b->queryd_pid) {
-			b->queryd_pid = 0;
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = 0;
 			r = -ECHILD;
 			break;
 		}
-		if (q_connect(b->sock_path, c) == 0) {
+		if (q_connect(sock_path, c) == 0) {
 			int k = q_call(c, "{\"op\":\"ping\"}\n", &o);
 
 			json_object_put(o);
@@ -968,8 +1010,17 @@ out:
 struct conn_res {
 	unsigned n, rounds;
 	double on[MAX_ROUNDS], off[MAX_ROUNDS], ratio[MAX_ROUNDS];
-	double med_on, med_off, med_ratio;
+	double base[MAX_ROUNDS]; /* --baseline-loader's cgroup */
+	double med_on, med_off, med_ratio, med_base;
 };
+
+/* Where one timed round of section 1 runs. */
+enum cvar { CV_ON, CV_OFF, CV_BASE };
+
+static const char *cvar_cgroup(const struct bench *b, enum cvar v)
+{
+	return v == CV_ON ? b->cg_on : v == CV_OFF ? b->cg_off : b->cg_base;
+}
 
 static struct conn_res g_conn[M_MAX];
 
@@ -988,15 +1039,19 @@ static int bench_connect(struct bench *b, json_object *out)
 		json_object_object_add(o, "off_ns", aoff);
 		cr->n = n;
 		cr->rounds = b->rounds;
-		/* round 0 warms up both sides and is not recorded; order alternates */
+		/* round 0 warms up every side and is not recorded; the order
+		 * rotates (with a baseline: on, off, base, then off, base, on...) */
+		unsigned nv = b->base_loader ? 3 : 2;
+
 		for (unsigned rd = 0; rd <= b->rounds && r == 0; rd++)
-			for (int k = 0; k < 2 && r == 0; k++) {
-				bool on = ((rd + (unsigned)k) % 2) == 0;
+			for (unsigned k = 0; k < nv && r == 0; k++) {
+				enum cvar v = (enum cvar)((rd + k) % nv);
+				bool on = v == CV_ON;
 				double ns = 0;
 
-				r = cg_move_self(on ? b->cg_on : b->cg_off);
+				r = cg_move_self(cvar_cgroup(b, v));
 				if (r < 0) {
-					warn_errno(r, "moving into %s", on ? b->cg_on : b->cg_off);
+					warn_errno(r, "moving into %s", cvar_cgroup(b, v));
 					break;
 				}
 				r = m == M_TCP ? round_tcp(n, &ns) : round_udp(b, m, n, &ns);
@@ -1008,8 +1063,10 @@ static int bench_connect(struct bench *b, json_object *out)
 					continue;
 				if (on)
 					cr->on[rd - 1] = ns;
-				else
+				else if (v == CV_OFF)
 					cr->off[rd - 1] = ns;
+				else
+					cr->base[rd - 1] = ns;
 			}
 		if (cg_move_self(b->cg_orig) < 0 && r == 0)
 			r = -errno;
@@ -1023,6 +1080,15 @@ static int bench_connect(struct bench *b, json_object *out)
 		cr->med_on = median_of(cr->on, cr->rounds);
 		cr->med_off = median_of(cr->off, cr->rounds);
 		cr->med_ratio = median_of(cr->ratio, cr->rounds);
+		if (b->base_loader) {
+			json_object *ab = json_object_new_array();
+
+			for (unsigned i = 0; i < cr->rounds; i++)
+				json_object_array_add(ab, json_object_new_double(cr->base[i]));
+			json_object_object_add(o, "baseline_ns", ab);
+			cr->med_base = median_of(cr->base, cr->rounds);
+			json_object_object_add(o, "baseline_added_ns", json_object_new_double(cr->med_base - cr->med_off));
+		}
 		json_object_object_add(o, "ops_per_round", json_object_new_int64(n));
 		json_object_object_add(o, "rounds", json_object_new_int64(cr->rounds));
 		json_object_object_add(o, "median_on_ns", json_object_new_double(cr->med_on));
@@ -1268,17 +1334,18 @@ static int prog_snap(struct bench *b, struct prog_snap *s)
 }
 
 #define C_EXEC M_MAX
+#define C_CONN_OFF (M_MAX + 1) /* connected UDP outside the scope: host-wide hooks */
 struct cost_res {
 	unsigned ops, n;
 	char name[MAX_PROGS][64];
 	double runs_per_op[MAX_PROGS], ns_per_run[MAX_PROGS], ns_per_op[MAX_PROGS];
 	double total_ns_per_op;
 };
-static struct cost_res g_cost[M_MAX + 1];
+static struct cost_res g_cost[M_MAX + 2];
 static bool g_cost_ok;
 static const char *cost_label(unsigned m)
 {
-	return m == C_EXEC ? "fork+exec /bin/true" : mode_label[m];
+	return m == C_EXEC ? "fork+exec /bin/true" : m == C_CONN_OFF ? "UDP connected, out of scope" : mode_label[m];
 }
 
 /* One "on" round per mode with run-time stats enabled: what each program
@@ -1292,18 +1359,19 @@ static int bench_bpf_cost(struct bench *b, json_object *out)
 		warn_errno(errno, "BPF_ENABLE_STATS (per-program cost not measured)");
 		return 0;
 	}
-	for (unsigned m = 0; m <= C_EXEC && r == 0; m++) {
+	for (unsigned m = 0; m <= C_CONN_OFF && r == 0; m++) {
 		struct prog_snap s0, s1;
 		struct cost_res *c = &g_cost[m];
 		unsigned n = m == C_EXEC ? EXEC_COST_CALLS : m == M_TCP ? b->tcp_n : b->udp_n;
 		json_object *o = json_object_new_object();
 		double ns = 0;
 
-		json_object_object_add(out, m == C_EXEC ? "fork_exec" : mode_name[m], o);
+		json_object_object_add(out, m == C_EXEC ? "fork_exec" : m == C_CONN_OFF ? "udp_connected_out_of_scope" :
+				       mode_name[m], o);
 		c->ops = n;
 		r = prog_snap(b, &s0);
 		if (r >= 0)
-			r = cg_move_self(b->cg_on);
+			r = cg_move_self(m == C_CONN_OFF ? b->cg_off : b->cg_on);
 		if (r < 0)
 			break;
 		if (m == C_EXEC) {
@@ -1312,7 +1380,8 @@ static int bench_bpf_cost(struct bench *b, json_object *out)
 			for (unsigned i = 0; i < n && r >= 0; i++)
 				r = run_cmd(b, argv, NULL, 0, NULL);
 		} else {
-			r = m == M_TCP ? round_tcp(n, &ns) : round_udp(b, (enum cmode)m, n, &ns);
+			r = m == M_TCP ? round_tcp(n, &ns) :
+			    round_udp(b, m == C_CONN_OFF ? M_UDP_CONN : (enum cmode)m, n, &ns);
 		}
 		if (cg_move_self(b->cg_orig) < 0 && r >= 0)
 			r = -errno;
@@ -2269,6 +2338,21 @@ static void print_connect(const struct bench *b)
 		       c->med_on, c->med_ratio, c->med_on - c->med_off, c->rounds ? d[c->rounds / 4] : 0,
 		       c->rounds ? d[(c->rounds * 3) / 4 - (c->rounds >= 4 ? 1 : 0)] : 0, c->rounds, c->n);
 	}
+	if (!b->base_loader)
+		return;
+	printf("   baseline (%s), same rounds, its own cgroup:\n", b->base_loader);
+	for (enum cmode m = 0; m < M_MAX; m++) {
+		const struct conn_res *c = &g_conn[m];
+		double d[MAX_ROUNDS];
+
+		for (unsigned i = 0; i < c->rounds; i++)
+			d[i] = c->base[i] - c->off[i];
+		qsort(d, c->rounds, sizeof(d[0]), cmp_dbl);
+		printf("   %-28s %10.0f %10.0f %8.3f %9.0f %8.0f-%-8.0f\n", mode_label[m], c->med_off, c->med_base,
+		       c->med_off > 0 ? c->med_base / c->med_off : 0, c->med_base - c->med_off,
+		       c->rounds ? d[c->rounds / 4] : 0,
+		       c->rounds ? d[(c->rounds * 3) / 4 - (c->rounds >= 4 ? 1 : 0)] : 0);
+	}
 }
 
 /* Section 1c: each variant's median, and the median and middle half of
@@ -2299,7 +2383,7 @@ static void print_bpf_cost(void)
 	if (!g_cost_ok)
 		return;
 	printf("\n6. BPF programs per operation (one \"on\" round each, BPF_ENABLE_STATS)\n");
-	for (unsigned m = 0; m <= C_EXEC; m++) {
+	for (unsigned m = 0; m <= C_CONN_OFF; m++) {
 		printf("   %-28s %5.0f ns BPF/op:", cost_label(m), g_cost[m].total_ns_per_op);
 		for (unsigned i = 0; i < g_cost[m].n; i++)
 			printf(" %s %.0f ns x %.2f;", g_cost[m].name[i] + (strncmp(g_cost[m].name[i], "connpid_", 8) ? 0 : 8),
@@ -2421,6 +2505,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		{ "connect-only", no_argument, NULL, 'C' },
 		{ "rounds", required_argument, NULL, 'R' },
 		{ "loader-arg", required_argument, NULL, 'A' },
+		{ "baseline-loader", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -2435,6 +2520,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		case 'L': b->log_path = optarg; break;
 		case 'Q': b->quick = true; break;
 		case 'C': b->connect_only = true; break;
+		case 'B': b->base_loader = optarg; break;
 		case 'R':
 			b->rounds_opt = (unsigned)strtoul(optarg, NULL, 10);
 			if (b->rounds_opt < 1 || b->rounds_opt > MAX_ROUNDS) {
@@ -2454,6 +2540,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			       "                     [--json FILE] [--log FILE] [--quick]\n"
 			       "                     [--connect-only] [--rounds N] [--loader-arg ARG]...\n"
 			       "  --connect-only  sections 1 and 6 only (connect overhead, BPF cost)\n"
+			       "  --baseline-loader PATH  also time section 1 under another connpid-loader\n"
+			       "                  (same flags) in a third cgroup, rounds interleaved\n"
 			       "  --loader-arg    passed to connpid-loader, e.g. --no-dns (up to 4);\n"
 			       "                  --inbound adds section 1c (accept tracepoint off/on)\n");
 			return 1;
@@ -2512,7 +2600,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	snprintf(b.pin_dir, sizeof(b.pin_dir), "/sys/fs/bpf/connpid-bench-%d", (int)getpid());
+	snprintf(b.base_pin_dir, sizeof(b.base_pin_dir), "/sys/fs/bpf/connpid-bench-%d-base", (int)getpid());
 	snprintf(b.sock_path, sizeof(b.sock_path), "/tmp/connpid-bench-%d.sock", (int)getpid());
+	snprintf(b.base_sock_path, sizeof(b.base_sock_path), "/tmp/connpid-bench-%d-base.sock", (int)getpid());
 	r = setup_cgroups(&b);
 	if (r < 0)
 		goto out;
@@ -2528,8 +2618,12 @@ int main(int argc, char **argv)
 
 	/* default sizes for connect overhead and lookups: what a host runs */
 	r = loader_load(&b, 0, 0);
+	if (r >= 0 && b.base_loader)
+		r = loader_load_at(&b, true, 0, 0);
 	if (r >= 0)
 		r = queryd_start(&b);
+	if (r >= 0 && b.base_loader)
+		r = queryd_start_at(&b, b.base_pin_dir, b.base_sock_path, &b.base_queryd_pid);
 	if (r < 0)
 		goto out;
 	sleep_ms(300);
@@ -2550,6 +2644,10 @@ int main(int argc, char **argv)
 	conn = json_object_new_object();
 	json_object_object_add(b.res, "connect", conn);
 	r = bench_connect(&b, conn);
+	if (r >= 0)
+		r = queryd_stop_at(&b, &b.base_queryd_pid, b.base_sock_path);
+	if (r >= 0)
+		r = loader_unload_at(&b, true); /* section 1 only: nothing else to share the host with */
 	if (r < 0)
 		goto out;
 
@@ -2621,11 +2719,15 @@ int main(int argc, char **argv)
 	exit_code = EXIT_SUCCESS;
 out:
 	/* single exit: stop queryd, detach, leave and remove the cgroups */
-	if (queryd_stop(&b) < 0)
+	if (queryd_stop(&b) < 0 || queryd_stop_at(&b, &b.base_queryd_pid, b.base_sock_path) < 0)
 		exit_code = EXIT_FAILURE;
 	db_cleanup(&b);
-	if (loader_unload(&b) < 0)
+	if (loader_unload(&b) < 0 || loader_unload_at(&b, true) < 0)
 		exit_code = EXIT_FAILURE;
+	if (rmdir(b.base_pin_dir) < 0 && errno != ENOENT) {
+		warn_errno(errno, "rmdir %s", b.base_pin_dir);
+		exit_code = EXIT_FAILURE;
+	}
 	if (rmdir(b.pin_dir) < 0 && errno != ENOENT) {
 		warn_errno(errno, "rmdir %s", b.pin_dir);
 		exit_code = EXIT_FAILURE;
@@ -2640,6 +2742,10 @@ out:
 	}
 	if (b.cg_off_made && rmdir(b.cg_off) < 0) {
 		warn_errno(errno, "rmdir %s", b.cg_off);
+		exit_code = EXIT_FAILURE;
+	}
+	if (b.cg_base_made && rmdir(b.cg_base) < 0) {
+		warn_errno(errno, "rmdir %s", b.cg_base);
 		exit_code = EXIT_FAILURE;
 	}
 	if (b.cg_root_made && rmdir(b.cg_root) < 0) {

@@ -2,8 +2,12 @@
 # Run connpid's benchmarks: prints a table, writes BUILD_DIR/bench-results.json.
 #   tests/bench/run-benchmarks.sh [BUILD_DIR] [--quick] [--connect-only] [--rounds N]
 #                                 [--loader-arg ARG]...   (e.g. --loader-arg --no-dns)
+#                                 [--baseline-loader PATH]
 #   --loader-arg --inbound adds section 1c: the TCP cycle with the accept
 #   tracepoint off and on (and its cost to every syscall), against the floor.
+#   --baseline-loader PATH (e.g. a connpid-loader built from an older tree)
+#   loads that one too, with the same flags, in a third cgroup: section 1
+#   then times off / this build / the baseline in the same rotated rounds.
 # Needs root, a cgroup2 mount and bpffs. Everything runs in a private child
 # cgroup and pin dir that are removed afterwards. Takes a few minutes.
 set -eu

@@ -78,10 +78,13 @@ MAP_PINS = ("conn_to_pid_v4", "conn_to_pid_v6", "config", "stats", "events",
             "meta", "sock_creators", "exec_info", "scope_cgroup", "dns_events",
             "gai_calls", "listen_owners")
 TRACKER_CGROUP_PROGS = ("connpid_sockops", "connpid_sendmsg4", "connpid_sendmsg6",
-                        "connpid_udp_egress", "connpid_sock_create")
+                        "connpid_sock_create")
 DNS_CGROUP_PROGS = ("connpid_dns_ingress",)
 # attached globally (tp_btf, uprobes), scoped to the cgroup inside the program
-TRACKER_GLOBAL_PROGS = ("connpid_exec", "connpid_fork", "connpid_gai_enter", "connpid_gai_exit")
+# (connpid_udp_send: tp_btf/sock_send_length, connected UDP; scoped by the
+# socket's cgroup)
+TRACKER_GLOBAL_PROGS = ("connpid_udp_send", "connpid_exec", "connpid_fork", "connpid_gai_enter",
+                        "connpid_gai_exit")
 TRACKER_PROGS = TRACKER_CGROUP_PROGS + DNS_CGROUP_PROGS + TRACKER_GLOBAL_PROGS
 BLOCKER_PROGS = ("connpid_block_connect6", "connpid_block_sendmsg6")
 ALL_PROGS = TRACKER_PROGS + BLOCKER_PROGS
@@ -95,7 +98,6 @@ PROG_ATTACH_TYPE = {
     "connpid_sockops": "cgroup_sock_ops",
     "connpid_sendmsg4": "cgroup_udp4_sendmsg",
     "connpid_sendmsg6": "cgroup_udp6_sendmsg",
-    "connpid_udp_egress": "cgroup_inet_egress",
     "connpid_block_connect6": "cgroup_inet6_connect",
     "connpid_block_sendmsg6": "cgroup_udp6_sendmsg",
     "connpid_sock_create": "cgroup_inet_sock_create",
