@@ -139,8 +139,8 @@ static void set_id(json_object *rec, const char *dotted, json_object *flow, cons
 	set(rec, dotted, json_object_new_string(buf));
 }
 
-/* A FLOW and a HISTORY ROW say "direction"; one without it comes from a
- * connpid before accept() tracking, which saw outbound flows only. */
+/* A FLOW says "direction"; one without it comes from a connpid before
+ * accept() tracking, which saw outbound flows only. */
 static bool inbound(json_object *flow)
 {
 	const char *d = jstr(flow, "direction");
@@ -216,14 +216,11 @@ static void set_network(json_object *rec, json_object *flow)
 	set_str(rec, key, flow, "dst");
 	snprintf(key, sizeof(key), "%s.port", remote);
 	set_int(rec, key, flow, "dport");
-	/* the domain names the peer; a FLOW has an object, a HISTORY ROW the
-	 * name alone */
+	/* the domain names the peer */
 	snprintf(key, sizeof(key), "%s.domain", remote);
 	if (json_object_object_get_ex(flow, "domain", &dom) && json_object_is_type(dom, json_type_object)) {
 		set_str(rec, key, dom, "name");
 		set(rec, "connpid.domain", json_object_get(dom));
-	} else {
-		set_str(rec, key, flow, "domain");
 	}
 }
 
@@ -264,8 +261,8 @@ static void set_cmdline(json_object *rec, json_object *flow)
 	set(rec, "process.args_count", json_object_new_int64((int64_t)n));
 }
 
-/* Which boot the flow's start_time counts from: the FLOW says; a HISTORY
- * ROW does not, and is of this boot only if first seen after it. */
+/* Which boot the flow's start_time counts from: a live FLOW says; a
+ * history row does not, and is of this boot only if first seen after it. */
 static const char *boot_of(json_object *flow, const struct ecs_host *h)
 {
 	const char *b = jstr(flow, "boot_id");
@@ -305,18 +302,13 @@ static void set_container(json_object *rec, json_object *flow)
 {
 	json_object *c;
 
-	/* a FLOW nests it, a HISTORY ROW has flat columns */
-	if (json_object_object_get_ex(flow, "container", &c) && json_object_is_type(c, json_type_object)) {
-		set_str(rec, "container.id", c, "id");
-		set_str(rec, "container.name", c, "name");
-		set_str(rec, "container.image.name", c, "image");
-		set_str(rec, "container.runtime", c, "runtime");
-		set(rec, "connpid.container", json_object_get(c));
+	if (!json_object_object_get_ex(flow, "container", &c) || !json_object_is_type(c, json_type_object))
 		return;
-	}
-	set_str(rec, "container.id", flow, "container_id");
-	set_str(rec, "container.name", flow, "container_name");
-	set_str(rec, "container.image.name", flow, "container_image");
+	set_str(rec, "container.id", c, "id");
+	set_str(rec, "container.name", c, "name");
+	set_str(rec, "container.image.name", c, "image");
+	set_str(rec, "container.runtime", c, "runtime");
+	set(rec, "connpid.container", json_object_get(c));
 }
 
 static void set_host(json_object *rec, json_object *flow, const struct ecs_host *h)
@@ -334,8 +326,7 @@ static bool mapped(const char *k)
 	static const char *const keys[] = {
 		"proto", "family", "src", "sport", "dst", "dport", "community_id", "domain",
 		"pid", "comm", "exe", "cmdline", "ppid", "tid", "uid", "gid", "user", "container",
-		"container_id", "container_name", "container_image", "boot_id", "first_seen",
-		"direction",
+		"boot_id", "first_seen", "direction",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)

@@ -20,9 +20,9 @@ struct ecs_host {
  * what cannot be read stays empty (never an error). */
 void ecs_host_read(struct ecs_host *h);
 
-/* The ECS record of a FLOW object or a HISTORY ROW (connpid(7)): a new
- * object, nested ("source":{"ip":..}) as Elasticsearch stores it. NULL
- * only when out of memory. */
+/* The ECS record of a FLOW (connpid(7): live or a history row, one
+ * shape): a new object, nested ("source":{"ip":..}) as Elasticsearch
+ * stores it. NULL only when out of memory. */
 json_object *ecs_from_flow(json_object *flow, const struct ecs_host *h);
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" for unix time t. */

@@ -159,9 +159,8 @@ static void add_message(struct fields *f, json_object *flow)
 	json_object *d;
 	const char *domain = NULL;
 
-	if (json_object_object_get_ex(flow, "domain", &d) && d)
-		domain = json_object_is_type(d, json_type_object) ? member(d, "name", NULL)
-								   : json_object_get_string(d);
+	if (json_object_object_get_ex(flow, "domain", &d) && json_object_is_type(d, json_type_object))
+		domain = member(d, "name", NULL);
 	const char *unit = member(flow, "unit", NULL);
 	/* src is always this host's end: an accepted flow came the other way */
 	bool in = streq(member(flow, "direction", "outbound"), "inbound");

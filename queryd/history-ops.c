@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "filter.h"
 #include "flow-json.h"
 #include "flowkey.h"
 #include "history-ops.h"
@@ -117,7 +118,7 @@ static struct store_job *lookup_at_job(struct manager *m, enum store_job_kind ki
 				       json_object **ret_err)
 {
 	struct store_job *j = NULL;
-	double at;
+	double at = 0;
 
 	*ret_err = NULL;
 	if (get_time(vat, &at) < 0)
@@ -179,8 +180,22 @@ json_object *history_lookup_community_id(struct manager *m, struct client *c, co
 
 /* --- the history fallback of a plain lookup --- */
 
-/* The history's row for the map's owner, marked live or not; /proc and
- * the map when the history has nothing for that pid. */
+/* Moves row's member k to the end, where json-c adds: FLOW order for
+ * the members added after the reader wrote the row. */
+static void move_last(json_object *row, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(row, k, &v))
+		return;
+	json_object_get(v);
+	json_object_object_del(row, k);
+	json_object_object_add(row, k, v);
+}
+
+/* The history's row for the map's owner, marked live or not (alive,
+ * pid_reused, in_map in their FLOW places); /proc and the map when the
+ * history has nothing for that pid. */
 static json_object *map_hit_flow(const struct flow_query *q, __u32 pid, json_object *row)
 {
 	json_object *vpid, *vstart;
@@ -197,7 +212,12 @@ static json_object *map_hit_flow(const struct flow_query *q, __u32 pid, json_obj
 		same = (__u64)json_object_get_int64(vstart) == now_ticks;
 	json_object_object_add(row, "alive", json_object_new_boolean(same));
 	json_object_object_add(row, "pid_reused", json_object_new_boolean(r == 0 && !same));
+	/* what a row has after last_seen: listener, domain, seen, row_id */
+	move_last(row, "listener");
+	move_last(row, "domain");
+	move_last(row, "seen");
 	json_object_object_add(row, "in_map", json_object_new_boolean(true));
+	move_last(row, "row_id");
 	return row;
 }
 
@@ -304,120 +324,29 @@ static int parse_cursor(const char *s, double *ts, __s64 *id)
 	return 0;
 }
 
-static int dup_into(char **slot, const char *v)
+/* limit, order and cursor of a history request into q: NULL, or the
+ * error answer. */
+static json_object *parse_page(json_object *req, struct history_query *q)
 {
-	*slot = strdup(v);
-	return *slot ? 0 : -ENOMEM;
-}
-
-/* One member of a history filter each: 0, -EINVAL (bad value), -ENOMEM. */
-static int hf_number(json_object *val, const char *key, struct history_query *q)
-{
+	const char *order = NULL, *cursor = NULL;
 	int64_t num;
+	int r;
 
-	if (streq(key, "pid")) {
-		if (int_in_range(val, 0, UINT32_MAX, &num) < 0)
-			return -EINVAL;
-		q->has_pid = true;
-		q->pid = (__u32)num;
-	} else if (streq(key, "dport")) {
-		if (int_in_range(val, 1, 65535, &num) < 0)
-			return -EINVAL;
-		q->has_dport = true;
-		q->dport = (__u16)num;
-	} else {
-		if (int_in_range(val, 1, UINT32_MAX, &num) < 0)
-			return -EINVAL;
-		q->netns = (__u64)num;
-	}
-	return 0;
-}
-
-static int hf_word(json_object *val, const char *key, struct history_query *q)
-{
-	const char *v = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : NULL;
-
-	if (streq(key, "proto")) {
-		if (!v || parse_protocol(v, &q->proto) < 0)
-			return -EINVAL;
-		q->has_proto = true;
-		return 0;
-	}
-	/* the words of lookup's "direction" (flow-json.c) */
-	if (!v || flow_direction_parse(v, &q->direction) < 0)
-		return -EINVAL;
-	q->has_direction = true;
-	return 0;
-}
-
-static int hf_time(json_object *val, const char *key, struct history_query *q)
-{
-	bool since = streq(key, "since");
-	double t;
-
-	if (get_time(val, &t) < 0)
-		return -EINVAL;
-	*(since ? &q->has_since : &q->has_until) = true;
-	*(since ? &q->since : &q->until) = t;
-	return 0;
-}
-
-/* the rows' words: v4-mapped folded, one spelling */
-static int hf_address(json_object *val, const char *key, struct history_query *q)
-{
-	char canon[64], **slot = streq(key, "dst") ? &q->dst : &q->src;
-	int fam;
-	__u32 a[4];
-
-	if (!json_object_is_type(val, json_type_string) || parse_ip(json_object_get_string(val), &fam, a) < 0)
-		return -EINVAL;
-	free(*slot);
-	return dup_into(slot, format_ip(fam, a, canon, sizeof(canon)));
-}
-
-static int hf_string(json_object *val, const char *key, struct history_query *q)
-{
-	char **slot = streq(key, "comm") ? &q->comm : streq(key, "exe") ? &q->exe :
-		      streq(key, "domain") ? &q->domain : streq(key, "container") ? &q->container : &q->unit;
-
-	if (!json_object_is_type(val, json_type_string))
-		return -EINVAL;
-	free(*slot);
-	return dup_into(slot, json_object_get_string(val));
-}
-
-static const struct {
-	const char *key;
-	int (*parse)(json_object *val, const char *key, struct history_query *q);
-} history_filter_members[] = {
-	{ "pid", hf_number }, { "dport", hf_number }, { "netns", hf_number },
-	{ "proto", hf_word }, { "direction", hf_word },
-	{ "since", hf_time }, { "until", hf_time },
-	{ "src", hf_address }, { "dst", hf_address },
-	{ "comm", hf_string }, { "exe", hf_string }, { "domain", hf_string },
-	{ "container", hf_string }, { "unit", hf_string },
-};
-
-static json_object *parse_filter(json_object *f, struct history_query *q)
-{
-	json_object_object_foreach(f, key, val) {
-		size_t i;
-		int r;
-
-		for (i = 0; i < ARRAY_SIZE(history_filter_members); i++)
-			if (streq(key, history_filter_members[i].key))
-				break;
-		if (i == ARRAY_SIZE(history_filter_members))
-			return protocol_error("invalid_argument", "unknown history filter \"%.*s\" (pid, comm, "
-					      "exe, src, dst, dport, proto, direction, netns, domain, container, "
-					      "unit, since, until)", quote_len(key), key);
-		r = history_filter_members[i].parse(val, key, q);
-		if (r == -ENOMEM)
-			return protocol_error("internal", "out of memory");
-		if (r < 0)
-			return protocol_error("invalid_argument", "invalid value for history filter \"%.*s\"",
-					      quote_len(key), key);
-	}
+	q->limit = RECENT_DEFAULT;
+	r = get_int_member(req, "limit", 1, RECENT_MAX, &num);
+	if (r < 0 && r != -ENOENT)
+		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
+	if (r == 0)
+		q->limit = (int)num;
+	if (get_opt_str(req, "order", &order) < 0 ||
+	    (order && !streq(order, "asc") && !streq(order, "desc")))
+		return protocol_error("invalid_argument", "\"order\" must be \"asc\" or \"desc\"");
+	q->ascending = order && streq(order, "asc");
+	if (get_opt_str(req, "cursor", &cursor) < 0 ||
+	    (cursor && parse_cursor(cursor, &q->cursor_ts, &q->cursor_id) < 0))
+		return protocol_error("invalid_argument", "\"cursor\" must be the \"cursor\" of an earlier "
+				      "history answer, with the same order");
+	q->has_cursor = cursor != NULL;
 	return NULL;
 }
 
@@ -425,8 +354,7 @@ static json_object *prepare_history(struct manager *m, json_object *req, struct 
 {
 	_cleanup_(store_job_freep) struct store_job *j = NULL;
 	json_object *f = NULL, *err;
-	const char *order = NULL, *cursor = NULL;
-	int64_t num;
+	char err_text[512];
 	int r;
 
 	if (!m->store)
@@ -436,29 +364,19 @@ static json_object *prepare_history(struct manager *m, json_object *req, struct 
 	j = store_job_new(STORE_JOB_HISTORY);
 	if (!j)
 		return protocol_error("internal", "out of memory");
-	j->q.limit = RECENT_DEFAULT;
-	r = get_int_member(req, "limit", 1, RECENT_MAX, &num);
-	if (r < 0 && r != -ENOENT)
-		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
-	if (r == 0)
-		j->q.limit = (int)num;
-	if (get_opt_str(req, "order", &order) < 0 ||
-	    (order && !streq(order, "asc") && !streq(order, "desc")))
-		return protocol_error("invalid_argument", "\"order\" must be \"asc\" or \"desc\"");
-	j->q.ascending = order && streq(order, "asc");
-	if (get_opt_str(req, "cursor", &cursor) < 0 ||
-	    (cursor && parse_cursor(cursor, &j->q.cursor_ts, &j->q.cursor_id) < 0))
-		return protocol_error("invalid_argument", "\"cursor\" must be the \"cursor\" of an earlier "
-				      "history answer, with the same order");
-	j->q.has_cursor = cursor != NULL;
+	err = parse_page(req, &j->q);
+	if (err)
+		return err;
 	/* json-c hands a JSON null over as NULL: present but not an object. */
 	if (json_object_object_get_ex(req, "filter", &f) && !json_object_is_type(f, json_type_object))
 		return protocol_error("invalid_argument", "\"filter\" must be an object");
-	if (f) {
-		err = parse_filter(f, &j->q);
-		if (err)
-			return err;
-	}
+	r = f ? history_filter_parse(f, &j->q, err_text, sizeof(err_text)) : 0;
+	if (r == -ENOMEM)
+		return protocol_error("internal", "out of memory");
+	if (r < 0)
+		return protocol_error("invalid_argument", "%s", err_text);
+	if (flow_fields_parse(req, &j->fields, err_text, sizeof(err_text)) < 0)
+		return protocol_error("invalid_argument", "%s", err_text);
 	j->max_bytes = answer_rows_budget(req);
 	j->seed = m->cfg.community_id_seed;
 	j->done = history_done;

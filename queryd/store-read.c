@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "flowkey.h"
+#include "flow-view.h"
+#include "jsonutil.h"
 #include "jsonw.h"
 #include "log.h"
 #include "macro.h"
@@ -22,15 +24,15 @@
 /* How long a question waits for rows queued before it was asked: a
  * writer that keeps up commits within its 50 ms linger. */
 #define READ_YOUR_WRITES_MS 1000
-/* An answer's size is estimated per row: names and quotes on top. */
-#define ROW_OVERHEAD 16
 
 struct store_job *store_job_new(enum store_job_kind kind)
 {
 	struct store_job *j = calloc(1, sizeof(*j));
 
-	if (j)
+	if (j) {
 		j->kind = kind;
+		j->fields = FLOW_FIELDS_ALL;
+	}
 	return j;
 }
 
@@ -196,86 +198,185 @@ static int reader_connect(struct store *s)
 	return 0;
 }
 
-static void add_community_id(json_object *o, __u16 seed, size_t *size)
+/* The connection_details columns a row is read from, found by name once
+ * per statement: a database of an older schema lacks some (NULL then). */
+enum row_col {
+	RC_ID, RC_TS, RC_LAST_SEEN, RC_PROTO, RC_DIRECTION, RC_FAMILY, RC_SRC, RC_SPORT, RC_DST, RC_DPORT,
+	RC_PID, RC_TID, RC_UID, RC_GID, RC_COMM, RC_EXE, RC_CMDLINE, RC_START_TIME, RC_CGROUP_ID,
+	RC_CGROUP_PATH, RC_UNIT, RC_CONTAINER_ID, RC_CONTAINER_NAME, RC_CONTAINER_IMAGE, RC_DOMAIN,
+	RC_SOCKET_COOKIE, RC_NETNS, RC_LISTENER_PID, RC_LISTENER_COMM, RC_LISTENER_START_TIME,
+	_RC_MAX,
+};
+
+static const char *const row_col_names[_RC_MAX] = {
+	"id", "ts", "last_seen", "proto", "direction", "family", "src", "sport", "dst", "dport",
+	"pid", "tid", "uid", "gid", "comm", "exe", "cmdline", "start_time", "cgroup_id",
+	"cgroup_path", "unit", "container_id", "container_name", "container_image", "domain",
+	"socket_cookie", "netns", "listener_pid", "listener_comm", "listener_start_time",
+};
+
+/* Reads a statement's rows as FLOW views (flow-view.h). */
+struct row_reader {
+	sqlite3_stmt *st;
+	int col[_RC_MAX];          /* -1: no such column */
+	__u16 seed;
+	uint64_t fields;
+	char community_id[COMMUNITY_ID_LEN];
+	char *cmdline;             /* the row's arguments, NUL-separated */
+	size_t cmdline_cap;
+	struct jsonw row;          /* one row's JSON, reused */
+};
+
+static void row_reader_init(struct row_reader *r, sqlite3_stmt *st, __u16 seed, uint64_t fields)
 {
-	json_object *v[5] = {};
-	static const char *const names[] = { "src", "dst", "sport", "dport", "proto" };
-	char id[COMMUNITY_ID_LEN];
-	bool ok = true;
-
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		ok = ok && json_object_object_get_ex(o, names[i], &v[i]) && v[i];
-	ok = ok && row_community_id(json_object_get_string(v[0]), json_object_get_string(v[1]),
-				    json_object_get_int(v[2]), json_object_get_int(v[3]),
-				    json_object_get_string(v[4]), 0, seed, id) >= 0;
-	json_object_object_add(o, "community_id", ok ? json_object_new_string(id) : NULL);
-	*size += 16 + COMMUNITY_ID_LEN + ROW_OVERHEAD;
-}
-
-/* listener_pid, listener_comm, listener_start_time: "listener": {pid,
- * comm, start_time} as in a FLOW, only when the row knows the listener. */
-static bool listener_member(json_object *o, const char *name, json_object *v)
-{
-	json_object *l;
-
-	if (!startswith(name, "listener_"))
-		return false;
-	if (!v)
-		return true;
-	if (!json_object_object_get_ex(o, "listener", &l)) {
-		l = json_object_new_object();
-		json_object_object_add(o, "listener", l);
-	}
-	json_object_object_add(l, name + strlen("listener_"), v);
-	return true;
-}
-
-static json_object *row_to_json(sqlite3_stmt *st, __u16 seed, size_t *size)
-{
-	json_object *o = json_object_new_object();
 	int n = sqlite3_column_count(st);
 
-	*size = 32;
-	for (int i = 0; i < n; i++) {
-		const char *name = sqlite3_column_name(st, i);
-		json_object *v = NULL;
-
-		/* the view's references are for joins, not for clients */
-		if (streq(name, "proc_ref") || streq(name, "cgroup_ref") || streq(name, "domain_ref"))
-			continue;
-		switch (sqlite3_column_type(st, i)) {
-		case SQLITE_INTEGER:
-			v = json_object_new_int64(sqlite3_column_int64(st, i));
-			*size += 20;
-			break;
-		case SQLITE_FLOAT:
-			v = json_object_new_double(sqlite3_column_double(st, i));
-			*size += 24;
-			break;
-		case SQLITE_TEXT:
-			if (streq(name, "cmdline"))
-				v = json_tokener_parse((const char *)sqlite3_column_text(st, i));
-			else
-				v = json_object_new_string((const char *)sqlite3_column_text(st, i));
-			/* escapes may double it: count it twice */
-			*size += 2 * (size_t)sqlite3_column_bytes(st, i);
-			break;
-		default:
-			*size += 4;
-			break;
-		}
-		/* The protocol's names: ts is when the flow was first seen. */
-		if (streq(name, "ts"))
-			name = "first_seen";
-		else if (streq(name, "id"))
-			name = "row_id";
-		*size += strlen(name) + ROW_OVERHEAD;
-		if (!listener_member(o, name, v))
-			json_object_object_add(o, name, v);
+	*r = (struct row_reader) { .st = st, .seed = seed, .fields = fields };
+	jw_init(&r->row);
+	for (size_t c = 0; c < _RC_MAX; c++) {
+		r->col[c] = -1;
+		for (int i = 0; i < n; i++)
+			if (streq(sqlite3_column_name(st, i), row_col_names[c]))
+				r->col[c] = i;
 	}
-	add_community_id(o, seed, size);
-	json_object_object_add(o, "seen", json_object_new_string("history"));
-	return o;
+}
+
+static void row_reader_done(struct row_reader *r)
+{
+	free(r->cmdline);
+	jw_free(&r->row);
+}
+
+static const char *col_text(const struct row_reader *r, enum row_col c)
+{
+	if (r->col[c] < 0 || sqlite3_column_type(r->st, r->col[c]) == SQLITE_NULL)
+		return NULL;
+	return (const char *)sqlite3_column_text(r->st, r->col[c]);
+}
+
+/* An integer member: its value, or its bit in v->null when the row has
+ * none. */
+static int64_t col_int(const struct row_reader *r, enum row_col c, struct flow_view *v, enum flow_field b)
+{
+	if (r->col[c] < 0 || sqlite3_column_type(r->st, r->col[c]) == SQLITE_NULL) {
+		v->null |= FF_BIT(b);
+		return 0;
+	}
+	return sqlite3_column_int64(r->st, r->col[c]);
+}
+
+/* The cmdline column holds the JSON array the writer rendered: back to
+ * NUL-separated arguments (a value that is no array of strings: none). */
+static void row_cmdline(struct row_reader *r, struct flow_view *v)
+{
+	const char *text = col_text(r, RC_CMDLINE);
+	_cleanup_json_ json_object *a = text ? json_tokener_parse(text) : NULL;
+	size_t n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0, len = 0;
+	size_t need = text ? strlen(text) + 1 : 0;
+	char *p;
+
+	if (n == 0)
+		return;
+	if (need > r->cmdline_cap) {
+		p = realloc(r->cmdline, need);
+		if (!p)
+			return;
+		r->cmdline = p;
+		r->cmdline_cap = need;
+	}
+	/* each argument is shorter unescaped than quoted: it fits */
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+		size_t l = json_object_is_type(e, json_type_string) ? (size_t)json_object_get_string_len(e) : 0;
+
+		memcpy(r->cmdline + len, l ? json_object_get_string(e) : "", l);
+		r->cmdline[len + l] = '\0';
+		len += l + 1;
+	}
+	v->cmdline = r->cmdline;
+	v->cmdline_len = len;
+}
+
+/* A history row knows what the writer stored; the rest of a FLOW (the
+ * user's name, slice, ancestry, liveness...) it cannot know: absent. */
+#define ROW_ABSENT (FF_BIT(FF_USER) | FF_BIT(FF_PPID) | FF_BIT(FF_SLICE) | FF_BIT(FF_USER_UNIT) | \
+		    FF_BIT(FF_POD_UID) | FF_BIT(FF_BOOT_ID) | FF_BIT(FF_ALIVE) | FF_BIT(FF_PID_REUSED) | \
+		    FF_BIT(FF_PREVIOUS_PID) | FF_BIT(FF_EXE_SOURCE) | FF_BIT(FF_ANCESTORS) | \
+		    FF_BIT(FF_CREATOR) | FF_BIT(FF_IN_MAP))
+
+/* Who listened, for an inbound row: null when unknown; an outbound row
+ * has no such member. */
+static void row_listener(struct row_reader *r, struct flow_view *v)
+{
+	struct flow_view *scratch = &(struct flow_view) {};
+
+	if (!v->direction || !streq(v->direction, "inbound")) {
+		v->absent |= FF_BIT(FF_LISTENER);
+		return;
+	}
+	v->listener.pid = col_int(r, RC_LISTENER_PID, scratch, FF_PID);
+	v->listener.comm = col_text(r, RC_LISTENER_COMM);
+	v->listener.comm_len = v->listener.comm ? strlen(v->listener.comm) : 0;
+	v->listener.start_time = col_int(r, RC_LISTENER_START_TIME, scratch, FF_START_TIME);
+	v->listener.has_start_time = !(scratch->null & FF_BIT(FF_START_TIME));
+}
+
+static void row_addresses(struct row_reader *r, struct flow_view *v)
+{
+	v->proto = col_text(r, RC_PROTO);
+	v->direction = col_text(r, RC_DIRECTION);
+	v->family = col_text(r, RC_FAMILY);
+	v->src = col_text(r, RC_SRC);
+	v->sport = col_int(r, RC_SPORT, v, FF_SPORT);
+	v->dst = col_text(r, RC_DST);
+	v->dport = col_int(r, RC_DPORT, v, FF_DPORT);
+	if (row_community_id(v->src, v->dst, (int)v->sport, (int)v->dport, v->proto, 0, r->seed,
+			     r->community_id) >= 0)
+		v->community_id = r->community_id;
+}
+
+static void row_view(struct row_reader *r, struct flow_view *v)
+{
+	*v = (struct flow_view) { .absent = ROW_ABSENT, .seen = "history", .has_row_id = true };
+	v->row_id = sqlite3_column_int64(r->st, r->col[RC_ID]);
+	row_addresses(r, v);
+	v->pid = col_int(r, RC_PID, v, FF_PID);
+	v->tid = col_int(r, RC_TID, v, FF_TID);
+	v->uid = col_int(r, RC_UID, v, FF_UID);
+	v->gid = col_int(r, RC_GID, v, FF_GID);
+	v->comm = col_text(r, RC_COMM);
+	v->comm_len = v->comm ? strlen(v->comm) : 0;
+	v->exe = col_text(r, RC_EXE);
+	if (r->fields & FF_BIT(FF_CMDLINE))
+		row_cmdline(r, v);
+	v->cgroup_id = col_int(r, RC_CGROUP_ID, v, FF_CGROUP_ID);
+	v->cgroup = col_text(r, RC_CGROUP_PATH);
+	v->unit = col_text(r, RC_UNIT);
+	v->container.id = col_text(r, RC_CONTAINER_ID);
+	v->container.name = col_text(r, RC_CONTAINER_NAME);
+	v->container.image = col_text(r, RC_CONTAINER_IMAGE);
+	v->netns = col_int(r, RC_NETNS, v, FF_NETNS);
+	v->socket_cookie = col_int(r, RC_SOCKET_COOKIE, v, FF_SOCKET_COOKIE);
+	v->start_time = col_int(r, RC_START_TIME, v, FF_START_TIME);
+	/* the protocol's names: ts is when the flow was first seen */
+	v->first_seen = r->col[RC_TS] >= 0 ? sqlite3_column_double(r->st, r->col[RC_TS]) : 0;
+	v->last_seen = r->col[RC_LAST_SEEN] >= 0 ? sqlite3_column_double(r->st, r->col[RC_LAST_SEEN]) : v->first_seen;
+	row_listener(r, v);
+	v->domain.name = col_text(r, RC_DOMAIN);
+	v->domain.name_only = true;
+}
+
+/* The current row as FLOW text in r->row (valid UTF-8: jsonw's). */
+static const char *row_render(struct row_reader *r, size_t *len)
+{
+	struct flow_view v;
+
+	/* the same buffer again, emptied */
+	jw_attach(&r->row, r->row.buf, 0, r->row.cap);
+	row_view(r, &v);
+	flow_view_write(&r->row, &v, r->fields);
+	*len = r->row.oom ? 0 : r->row.len;
+	return r->row.oom ? NULL : r->row.buf;
 }
 
 #define DETAILS "SELECT * FROM connection_details "
@@ -351,29 +452,8 @@ static int name_exists(sqlite3 *db, const char *sql, const char *v)
 	return rc == SQLITE_DONE ? 0 : store_sqlite_to_errno(rc);
 }
 
-static int run_history(struct store *s, struct store_job *j)
+static void history_bind(sqlite3_stmt *st, const struct history_query *q)
 {
-	const struct history_query *q = &j->q;
-	sqlite3_stmt *st = NULL;
-	size_t total = 64, cap = j->max_bytes;
-	const char *checks[][2] = {
-		{ "SELECT 1 FROM processes WHERE exe = ?1 LIMIT 1", q->exe },
-		{ "SELECT 1 FROM domains WHERE name = ?1 LIMIT 1", q->domain },
-		{ "SELECT 1 FROM cgroups WHERE unit = ?1 LIMIT 1", q->unit },
-		{ "SELECT 1 FROM cgroups WHERE container_id = ?1 OR container_name = ?1 LIMIT 1", q->container },
-	};
-	int rc, r;
-
-	j->rows = json_object_new_array();
-	for (size_t i = 0; i < ARRAY_SIZE(checks); i++) {
-		r = name_exists(s->rdb, checks[i][0], checks[i][1]);
-		if (r <= 0)
-			return r;
-	}
-	rc = sqlite3_prepare_v2(s->rdb, q->ascending ? HISTORY_SQL("ASC", ">") : HISTORY_SQL("DESC", "<"),
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return store_sqlite_to_errno(rc);
 	bind_name_double(st, ":since", q->has_since, q->since);
 	bind_name_double(st, ":until", q->has_until, q->until);
 	bind_name_double(st, ":cts", q->has_cursor, q->cursor_ts);
@@ -391,28 +471,92 @@ static int run_history(struct store *s, struct store_job *j)
 	bind_name_text(st, ":unit", q->unit);
 	bind_name_text(st, ":container", q->container);
 	bind_name_int(st, ":limit", true, q->limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t size;
-		json_object *row = row_to_json(st, j->seed, &size);
+}
 
-		if (cap && total + size > cap && json_object_array_length(j->rows) > 0) {
-			/* stop before the cap; the cursor names the last row sent */
-			json_object_put(row);
+/* The rows of st as one JSON array in j->rows, rendered here, not on the
+ * loop. It stops before j->max_bytes, counted exactly as written (the
+ * cursor then names the last row sent), but holds at least one row. The
+ * number of rows, or a negative errno. */
+static int collect_rows(struct store_job *j, sqlite3_stmt *st)
+{
+	struct row_reader r;
+	struct jsonw all;
+	size_t cap = j->max_bytes, len;
+	const char *text;
+	int rc, n = 0;
+
+	row_reader_init(&r, st, j->seed, j->fields);
+	jw_init(&all);
+	jw_arr_begin(&all);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		text = row_render(&r, &len);
+		if (!text) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		/* with its comma and the closing bracket */
+		if (cap && all.len + 1 + len + 1 > cap && n > 0) {
 			j->truncated = true;
 			break;
 		}
-		total += size;
-		j->next_ts = sqlite3_column_double(st, 1);
-		j->next_id = sqlite3_column_int64(st, 0);
-		json_object_array_add(j->rows, row);
+		jw_raw(&all, text, len);
+		j->next_ts = sqlite3_column_double(st, r.col[RC_TS]);
+		j->next_id = sqlite3_column_int64(st, r.col[RC_ID]);
+		n++;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	jw_arr_end(&all);
+	row_reader_done(&r);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		jw_free(&all);
 		return store_sqlite_to_errno(rc);
-	r = (int)json_object_array_length(j->rows);
-	/* up to 1 MiB of rows: checked and rendered here, not on the loop */
-	j->rows = json_prerender(j->rows);
+	}
+	j->rows = jw_to_object(&all);
+	return j->rows ? n : -ENOMEM;
+}
+
+static int run_history(struct store *s, struct store_job *j)
+{
+	const struct history_query *q = &j->q;
+	sqlite3_stmt *st = NULL;
+	const char *checks[][2] = {
+		{ "SELECT 1 FROM processes WHERE exe = ?1 LIMIT 1", q->exe },
+		{ "SELECT 1 FROM domains WHERE name = ?1 LIMIT 1", q->domain },
+		{ "SELECT 1 FROM cgroups WHERE unit = ?1 LIMIT 1", q->unit },
+		{ "SELECT 1 FROM cgroups WHERE container_id = ?1 OR container_name = ?1 LIMIT 1", q->container },
+	};
+	int rc, r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(checks); i++) {
+		r = name_exists(s->rdb, checks[i][0], checks[i][1]);
+		if (r <= 0) {
+			j->rows = json_object_new_array();
+			return r;
+		}
+	}
+	rc = sqlite3_prepare_v2(s->rdb, q->ascending ? HISTORY_SQL("ASC", ">") : HISTORY_SQL("DESC", "<"),
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_sqlite_to_errno(rc);
+	history_bind(st, q);
+	r = collect_rows(j, st);
+	sqlite3_finalize(st);
 	return r;
+}
+
+/* The current row of st, whole, as a json-c tree: the loop adds to a
+ * lookup's row (history-ops.c) and keeps the members "fields" names. */
+static json_object *row_to_tree(sqlite3_stmt *st, __u16 seed)
+{
+	struct row_reader r;
+	const char *text;
+	size_t len;
+	json_object *o;
+
+	row_reader_init(&r, st, seed, FLOW_FIELDS_ALL);
+	text = row_render(&r, &len);
+	o = text ? json_tokener_parse(text) : NULL;
+	row_reader_done(&r);
+	return o;
 }
 
 /* Who owned a flow at `at`: the newest row at or before it, walking the
@@ -426,7 +570,6 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 {
 	bool by_cid = j->kind == STORE_JOB_LOOKUP_CID;
 	sqlite3_stmt *st = NULL;
-	size_t size;
 	int rc;
 
 	rc = sqlite3_prepare_v2(s->rdb, by_cid ?
@@ -453,10 +596,12 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		j->rows = row_to_json(st, j->seed, &size);
+		j->rows = row_to_tree(st, j->seed);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_sqlite_to_errno(rc);
+	if (rc == SQLITE_ROW && !j->rows)
+		return -ENOMEM;
 	return rc == SQLITE_ROW;
 }
 

@@ -20,6 +20,7 @@
 
 #include "community-id.h"
 #include "flow-index.h"
+#include "flow-view.h"
 #include "flowkey.h"
 #include "lookup-scope.h"
 
@@ -124,9 +125,10 @@ struct store_job {
 	char community_id[COMMUNITY_ID_LEN]; /* LOOKUP_CID */
 	__u64 want_rows;        /* rows queued when asked: wait (a little) for them */
 	size_t max_bytes;       /* HISTORY: stop before this much JSON, "truncated" */
+	uint64_t fields;        /* HISTORY: the FLOW members each row has (flow-view.h) */
 	/* answer (reader) */
 	int r;                  /* <0 errno; -ETIME: over budget */
-	json_object *rows;      /* HISTORY: array; LOOKUP_AT: the row or NULL */
+	json_object *rows;      /* HISTORY: array (rendered); LOOKUP_AT: the row or NULL */
 	bool truncated;
 	double next_ts;         /* the cursor, when truncated */
 	__s64 next_id;

@@ -129,6 +129,17 @@ def _first(flow, *names):
     return None
 
 
+def _labels(info):
+    """container=, unit=, domain= of a FLOW (connpid(7): live and history
+    rows have one shape), for those it has."""
+    out = []
+    for name in ("container", "unit", "domain"):
+        v = _first(info, name)
+        if v is not None:
+            out.append(f"{name}={v}")
+    return out
+
+
 def describe(info):
     """One-line human summary of a connpid record (used for comment/log),
     control characters escaped."""
@@ -146,12 +157,7 @@ def _describe(info):
         user = str(info["uid"])
     if user is not None:
         parts.append(f"user={user}")
-    for label, names in (("container", ("container", "container_name", "container_id")),
-                         ("unit", ("unit", "systemd_unit", "service")),
-                         ("domain", ("domain", "dns_name", "domains", "dns"))):
-        v = _first(info, *names)
-        if v is not None:
-            parts.append(f"{label}={v}")
+    parts += _labels(info)
     return " ".join(parts)
 
 
@@ -429,12 +435,7 @@ class Connpid:
             fields = [f"pid={info.get('pid')}", f"comm={info.get('comm') or '-'}",
                       f"exe={info.get('exe') or '-'}",
                       f"user={user if user is not None else info.get('uid', '-')}"]
-            for label, names in (("container", ("container", "container_name", "container_id")),
-                                 ("unit", ("unit", "systemd_unit", "service")),
-                                 ("domain", ("domain", "dns_name", "domains", "dns"))):
-                v = _first(info, *names)
-                if v is not None:
-                    fields.append(f"{label}={v}")
+            fields += _labels(info)
             line = f"connpid: {where} " + " ".join(fields)
         else:
             line = f"connpid: {where} unknown ({info.get('reason')})"

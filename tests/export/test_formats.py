@@ -4,9 +4,10 @@ daemon socket (no kernel needed):
 
   ecs_live      a FLOW (as `watch`/`recent` give it) -> every documented
                 ECS field, with its value
-  ecs_history   a HISTORY ROW -> the same names from the flat columns
+  ecs_history   a history row (the FLOW shape, what the history knows) ->
+                the same names as a live FLOW
   ecs_utf8      invalid UTF-8 in a row comes out as U+FFFD, valid JSON
-  ecs_inbound   issue 14: an accepted flow (FLOW and HISTORY ROW) is
+  ecs_inbound   issue 14: an accepted flow (live and history FLOW) is
                 network.direction "ingress", event.action "accept", the
                 peer is source.*, this host's end destination.*, the
                 listener is connpid.listener; outbound is "egress"/"connect";
@@ -45,15 +46,18 @@ LIVE = {
                "cname_chain": [], "asked_by": "same-process", "ttl": 60, "age_seconds": 0.1},
     "seen": "event", "community_id": "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
 }
+# A history row: the FLOW shape (schema 2) with what the history stores,
+# plus row_id and "seen":"history".
 HIST = {
-    "row_id": 7, "first_seen": 1700000000.25, "last_seen": 1700000000.25, "proto": "udp", "direction": "outbound",
-    "family": "ipv6", "src": "::", "sport": 5353, "dst": "2001:db8::1", "dport": 53, "pid": 17,
+    "proto": "udp", "direction": "outbound", "family": "ipv6", "src": "::", "sport": 5353,
+    "dst": "2001:db8::1", "dport": 53, "community_id": "1:abc=", "pid": 17,
     "tid": 17, "uid": 0, "gid": 0, "comm": "resolved", "exe": "/usr/lib/systemd/systemd-resolved",
-    "cmdline": ["/usr/lib/systemd/systemd-resolved"], "start_time": 55, "cgroup_id": 5,
-    "cgroup_path": "/system.slice/systemd-resolved.service", "unit": "systemd-resolved.service",
-    "container_id": "b" * 64, "container_name": "dns", "container_image": "resolver:2",
-    "domain": "db8.example", "socket_cookie": 1, "netns": 2, "seen": "history",
-    "community_id": "1:abc=",
+    "cmdline": ["/usr/lib/systemd/systemd-resolved"], "cgroup_id": 5,
+    "cgroup": "/system.slice/systemd-resolved.service", "unit": "systemd-resolved.service",
+    "container": {"id": "b" * 64, "name": "dns", "image": "resolver:2"},
+    "netns": 2, "socket_cookie": 1, "start_time": 55,
+    "first_seen": 1700000000.25, "last_seen": 1700000000.25,
+    "domain": {"name": "db8.example"}, "seen": "history", "row_id": 7,
 }
 
 
@@ -154,7 +158,8 @@ def case_ecs_history(tmp):
         "destination.domain": "db8.example", "process.pid": 17, "process.name": "resolved",
         "process.executable": "/usr/lib/systemd/systemd-resolved", "user.id": "0",
         "container.id": "b" * 64, "container.name": "dns", "container.image.name": "resolver:2",
-        "connpid.cgroup_path": "/system.slice/systemd-resolved.service",
+        "connpid.cgroup": "/system.slice/systemd-resolved.service", "connpid.cgroup_path": KeyError,
+        "connpid.container": HIST["container"], "connpid.domain": {"name": "db8.example"},
         "connpid.unit": "systemd-resolved.service", "connpid.row_id": 7, "connpid.seen": "history",
         # a row of 2023 predates this boot: its start_time counts from another
         "process.entity_id": KeyError, "process.start": KeyError,
@@ -190,7 +195,7 @@ def case_ecs_inbound(tmp):
         "connpid.listener": HIST_IN["listener"], "connpid.seen": "history",
     }))
     # a remote peer's domain names the source
-    [rec] = ecs_records(tmp, [dict(HIST_IN, domain="client.example")])
+    [rec] = ecs_records(tmp, [dict(HIST_IN, domain={"name": "client.example"})])
     expect("ecs_inbound", rec, {"source.domain": "client.example", "destination.domain": KeyError})
     # older daemons knew outbound flows only; an unknown word is "unknown"
     old = {k: v for k, v in HIST.items() if k != "direction"}

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * libFuzzer target (b): the "filter" of a request, i.e. the history
- * filter parser in protocol.c (op_history) and its SQL in store.c
- * (store_history), and the live filter parser (watch_filter_parse) of
- * recent and watch. The input is pasted as the filter's text into
+ * libFuzzer target (b): the "filter" of a request, i.e. the one filter
+ * module (filter.c) for history (and its SQL in store-read.c, rows
+ * written with and without "fields") and for recent and watch. The input is pasted as the filter's text into
  * requests that otherwise are valid, so nearly every input reaches the
  * parsers rather than stopping at bad_json; the answers are checked like
  * any answer (fuzz-queryd-ctx.c).
@@ -20,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const templates[][2] = {
 	{ "{\"op\":\"history\",\"filter\":", "}\n" },
 	{ "{\"op\":\"history\",\"order\":\"asc\",\"limit\":3,\"filter\":", ",\"id\":1}\n" },
+	{ "{\"op\":\"history\",\"fields\":[\"pid\",\"container\",\"domain\"],\"filter\":", "}\n" },
 	{ "{\"op\":\"recent\",\"limit\":5,\"filter\":", "}\n" },
 	{ "{\"op\":\"watch\",\"filter\":", "}\n" },
 };

@@ -78,12 +78,19 @@ def test(env):
     cid = cl.request({"op": "lookup", "community_id": full["community_id"], "fields": ["pid", "sport"]})
     check_eq(cid.get("flow"), {"pid": w.pid, "sport": t["sport"]}, "lookup by community_id with fields")
 
-    # a HISTORY ROW (with "at") is flat: container_* count as container
+    # a history row (with "at") is a FLOW too: the same names, in FLOW
+    # order, and its row_id
     hist = cl.request(dict(q, at=time.time() + 5, fields=["pid", "container", "cgroup"]))
     check_eq((hist.get("ok"), hist.get("found")), (True, True), "history lookup with fields (%r)" % hist)
-    check_eq(sorted(hist["flow"]), ["cgroup_path", "container_id", "container_image", "container_name",
-                                    "pid", "row_id"], "history row members with fields")
+    check_eq(list(hist["flow"]), ["pid", "cgroup", "container", "row_id"], "history row members with fields")
     check_eq(hist["flow"]["pid"], w.pid, "history row pid")
+    check_eq(hist["flow"]["cgroup"], full["cgroup"], "history row cgroup as the live one")
+    # and on the history op: each row has those members only
+    rows = cl.request({"op": "history", "filter": {"pid": w.pid}, "fields": ["dport", "comm"]})
+    check_eq([list(r) for r in rows.get("flows", [])], [["dport", "comm", "row_id"]],
+             "history rows with fields (%r)" % rows)
+    bad = cl.request({"op": "history", "fields": ["cgroup_path"]})
+    check_eq(bad.get("error", {}).get("code"), "invalid_argument", "history: cgroup_path is no FLOW member")
 
     for f, what in ((["pid", "nope"], "unknown name"), ([], "empty list"), ("pid", "a string"),
                     ([1], "a number in the list"), ({"pid": 1}, "an object"), (None, "null")):

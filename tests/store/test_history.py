@@ -154,6 +154,18 @@ def test(env):
         ans = history(env, bad, ok=False)
         check(not ans.get("ok") and ans["error"]["code"] == "invalid_argument",
               "history filter %r must be invalid_argument" % bad, ans)
+    # -- one filter module (issue 18): a member shared with recent/watch is
+    # refused with the same words; a history-only member is no live one
+    for bad in ({"pid": "x"}, {"dport": 0}, {"proto": "icmp"}, {"dst": "not-an-ip"}, {"netns": 0},
+                {"direction": "up"}, {"src": 5}, {"comm": 1}):
+        with env.client() as c:
+            live = c.request({"op": "recent", "filter": bad})
+        check_eq(history(env, bad, ok=False).get("error"), live.get("error"),
+                 "history and recent refuse %r alike" % bad)
+    with env.client() as c:
+        live = c.request({"op": "recent", "filter": {"exe": "/bin/true"}})
+    check(live.get("error", {}).get("code") == "invalid_argument" and
+          "unknown filter" in live["error"].get("message", ""), "recent has no exe filter", live)
     ans = history(env, mine, order="sideways", ok=False)
     check(not ans.get("ok") and ans["error"]["code"] == "invalid_argument", "bad order refused", ans)
 
