@@ -705,6 +705,10 @@ static __always_inline bool accepted_flow(struct sock *sk, struct flow *f)
 	f->protocol = CONNPID_PROTO_TCP;
 	f->source = CONNPID_SRC_ACCEPT;
 	f->src_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* Reset by the peer while in the accept queue: closing gave the port
+	 * back, so the flow can no longer be named; nothing to attribute. */
+	if (!f->src_port)
+		return false;
 	f->dst_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	/* Only set when someone asked for it already; never made here. */
 	f->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);

@@ -142,9 +142,9 @@ class Flows:
                 except (BlockingIOError, InterruptedError):
                     break
 
-    def one(self, target, connected_udp):
+    def one(self, target, connected_udp, before_close=None):
         """One flow to target; its source port. TCP closes with RST (no
-        TIME_WAIT, so ports do not run out)."""
+        TIME_WAIT, so ports do not run out), after before_close(sport)."""
         s = socket.socket(self.fam, self.stype)
         try:
             if self.proto == "tcp":
@@ -155,18 +155,27 @@ class Flows:
                 s.send(b"x")
             else:
                 s.sendto(b"x", target)
+            if before_close:
+                before_close(s.getsockname()[1])
             return s.getsockname()[1]
         finally:
             s.close()
 
 
-def sample_child(fl, target, connected_udp, wfd):
-    """In a forked child: one flow, then report it and exit."""
+def sample_child(fl, target, connected_udp, wfd, gofd):
+    """In a forked child: one flow, then report it and exit. A TCP one is
+    reported while open and closed once the parent accepted it (it makes
+    the inbound sample: accepted by the worker, who called listen())."""
     try:
         t0 = time.time()
-        sport = fl.one(target, connected_udp)
-        t1 = time.time()
-        os.write(wfd, (json.dumps({"pid": os.getpid(), "sport": sport, "t0": t0, "t1": t1}) + "\n").encode())
+        rec = {"pid": os.getpid(), "t0": t0}
+
+        def report(sport):
+            rec.update({"sport": sport, "t1": time.time()})
+            os.write(wfd, (json.dumps(rec) + "\n").encode())
+            if fl.proto == "tcp":
+                os.read(gofd, 1)
+        fl.one(target, connected_udp, before_close=report)
         os._exit(0)
     except BaseException:
         os._exit(3)
@@ -184,13 +193,21 @@ def run_flows(family, proto, seconds, rate, sample_every, out_path):
         try:
             if n % sample_every == 0:
                 r, w = os.pipe()
+                gr, gw = os.pipe()
                 pid = os.fork()
                 if pid == 0:
                     os.close(r)
-                    sample_child(fl, fl.sample_target[1], connected_udp, w)
+                    os.close(gw)
+                    sample_child(fl, fl.sample_target[1], connected_udp, w, gr)
                 os.close(w)
+                os.close(gr)
                 with os.fdopen(r) as rf:
                     line = rf.readline()
+                if line and proto == "tcp":
+                    fl.drain()   # accepts the sample while it is open
+                if line and proto == "tcp":
+                    os.write(gw, b"x")   # the child waits for it to close
+                os.close(gw)
                 _, status = os.waitpid(pid, 0)
                 if line:
                     rec = json.loads(line)

@@ -316,9 +316,11 @@ def flow_matches(f, filt):
             return False
         if k == "dport" and f.get("dport") != v:
             return False
-        if k in ("exe", "domain", "unit") and f.get(k) != v:
+        if k in ("exe", "unit") and f.get(k) != v:
             return False
-        if k == "container" and v not in (f.get("container_id"), f.get("container_name")):
+        if k == "domain" and (f.get("domain") or {}).get("name") != v:
+            return False
+        if k == "container" and v not in ((f.get("container") or {}).get("id"), (f.get("container") or {}).get("name")):
             return False
         if k == "since" and f.get("first_seen", 0) < v - 0.001:
             return False
@@ -584,7 +586,8 @@ class HostTest:
             log("NOTE: CONNPID_HOST_SECONDS=%.0f is below the 60 s the suite is meant for" % SECONDS)
 
         t = time.monotonic()
-        r = self.loader("--cgroup", self.root)
+        # --inbound: accept() tracking runs at the root under the churn too
+        r = self.loader("--cgroup", self.root, "--inbound")
         self.loaded = True
         if r.returncode != 0:
             raise AssertionError("connpid-loader at the cgroup root failed (rc %d): %s"
@@ -838,6 +841,8 @@ class HostTest:
 
     def loader_rerun(self):
         extra = ["--no-seed"] if self.counts["loader re-runs"] % 2 else []
+        # every other re-run says --inbound again, the others leave it as loaded
+        extra += ["--inbound"] if self.counts["loader re-runs"] % 2 == 0 else []
         r = self.loader("--cgroup", self.root, *extra)
         self.counts["loader re-runs"] += 1
         CK.expect(r.returncode == 0, "loader re-run at the root succeeds",
@@ -858,6 +863,7 @@ class HostTest:
 
     def check_status_obj(self, st, what):
         CK.expect(st.get("loaded") is True, "status says loaded (%s)" % what, json.dumps(st)[:600])
+        CK.expect(st.get("inbound") is True, "status says inbound is on (%s)" % what, json.dumps(st)[:600])
         for m in st.get("maps", []):
             if "error" in m:
                 CK.fail("status: every map opens (%s)" % what, json.dumps(m))
@@ -1523,6 +1529,8 @@ class HostTest:
             samples = [x for x in lines if x.get("kind") == "sample"]
             if not samples:
                 continue
+            # the worker listens and accepts its samples' connections
+            worker = next((x.get("pid") for x in lines if x.get("kind") == "count"), None)
             # one query per worker: its samples go to their own port
             s0 = samples[0]
             filt = {"dport": s0["dport"], "proto": s0["proto"], "dst": s0["dst"]}
@@ -1548,12 +1556,28 @@ class HostTest:
                     CK.expect(isinstance(a, dict) and a.get("found") and a["flow"].get("pid") == s["pid"],
                               "lookup at names the sample's pid (%s)" % name,
                               "sample %s: %s" % (s, json.dumps(a)[:500]))
+                if n % 4 == 1 and s["proto"] == "tcp" and worker:
+                    self.check_accepted(r, s, worker, name)
         log("samples: %d checked, %d attributed, %d skipped (near a kill -9); per kind %s"
             % (n, found, skipped, dict(per)))
         self.counts["samples checked"] += n
         for name in ("v4-tcp", "v4-udp", "v6-tcp", "v6-udp"):
             CK.expect(per[name] >= 100 or SECONDS < 60, "a few hundred samples per family/proto attributed",
                       "%s: %d" % (name, per[name]))
+
+    def check_accepted(self, r, s, worker, name):
+        """The server side of a sample: accepted by the worker (it drains
+        its listeners every 32 flows), who also called listen()."""
+        a = r.request({"op": "lookup", "direction": "inbound", "proto": "tcp", "src": s["dst"],
+                       "sport": s["dport"], "dst": s["dst"], "dport": s["sport"], "at": s["t1"] + 2.0},
+                      what="inbound lookup at")
+        f = a.get("flow") if isinstance(a, dict) else None
+        ok = CK.expect(isinstance(f, dict) and f.get("pid") == worker and f.get("direction") == "inbound"
+                       and (f.get("listener") or {}).get("pid") == worker,
+                       "an accepted sample names its acceptor and listener (%s)" % name,
+                       "sample %s, worker %s: %s" % (s, worker, json.dumps(a)[:500]))
+        if ok:
+            self.counts["accepted samples attributed"] += 1
 
     def check_dns(self, r):
         recs = [x for x in self.recs.get("dns", []) if x.get("kind") == "dns"]
@@ -1573,7 +1597,7 @@ class HostTest:
             row = byk.get((s["dst"], s["sport"]))
             if CK.expect(row is not None, "flows after DNS are in the history with their pid",
                          "%s: %d rows of pid %d" % (s, len(rows), pid)):
-                CK.expect(row.get("domain") in names_of[s["dst"]], "flows after DNS carry the name asked (history)",
+                CK.expect((row.get("domain") or {}).get("name") in names_of[s["dst"]], "flows after DNS carry the name asked (history)",
                           "%s asked %s -> %s: domain %r (%.1f s after the nearest kill -9 restart)"
                           % (s["dst"], s["name"], sorted(names_of[s["dst"]]), row.get("domain"),
                              min((s["t1"] - tr for _, tr in self.kill_times), key=abs, default=float("nan"))),
