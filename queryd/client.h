@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* One connection on the query socket: line framing and bounded output. */
+/* One connection on the query socket: line framing and bounded output
+ * (functions in server.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 
 #include "flow-index.h"
 #include "jsonw.h"
+#include "protocol-args.h"
 
 #define CLIENT_MAX_LINE (64 * 1024)
 /* Unread output past which a client is dropped; checked before a line is
@@ -105,12 +107,7 @@ void client_close_after_flush(struct client *c);
 /* Drop it at the next safe point (never frees in place). */
 void client_mark_dead(struct client *c);
 
-bool watch_filter_match(const struct watch_filter *w, const struct flow *f);
+/* c watches from now on: the flows w passes, with the FLOW members fields. */
+void client_watch(struct client *c, const struct watch_filter *w, uint64_t fields);
 
-/* protocol.c: one request line in, one answer (or a watch start) out. */
-void protocol_handle_line(struct manager *m, struct client *c, char *line, size_t len);
-json_object *protocol_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Bytes a list answer to req may spend on its rows (each row counted with
- * its comma) so that the line, echoed id and envelope included, stays
- * under ANSWER_MAX_BYTES. */
-size_t answer_rows_budget(json_object *req);
+bool watch_filter_match(const struct watch_filter *w, const struct flow *f);

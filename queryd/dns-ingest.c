@@ -18,6 +18,7 @@
 #include "dns-ingest.h"
 #include "dns-parse.h"
 #include "flowkey.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -182,14 +183,14 @@ static void ingest_packet(struct manager *m, const struct connpid_dns_event *e, 
 	r = dns_parse_response(e->payload, e->payload_len, msg);
 	if (r == -EBADMSG) {
 		if (e->payload_len < e->msg_len)
-			m->dns_truncated++;
+			m->dns_in.truncated++;
 		else
-			m->dns_malformed++;
+			m->dns_in.malformed++;
 		goto out;
 	}
 	if (r < 0)
 		goto out;
-	m->dns_responses++;
+	m->dns_in.responses++;
 	who = packet_asker(m, e);
 	for (size_t i = 0; i < msg->n_records; i++) {
 		const struct dns_record *rec = &msg->records[i];
@@ -255,7 +256,7 @@ static void ingest_gai(struct manager *m, const struct connpid_dns_event *e, dou
 	}
 	memcpy(comm, e->comm, CONNPID_COMM_LEN);
 	comm[CONNPID_COMM_LEN] = '\0';
-	m->dns_getaddrinfo++;
+	m->dns_in.getaddrinfo++;
 	/* the probe gives pid and start time; uid and cgroup come from /proc */
 	if (e->pid && e->start_boottime_ns) {
 		who.pid = e->pid;
@@ -280,9 +281,8 @@ static void ingest_gai(struct manager *m, const struct connpid_dns_event *e, dou
 		store_add_dns(m->store, when, e->pid, comm, name, answers, "getaddrinfo", 0);
 }
 
-int manager_on_dns_event(void *ctx, void *data, size_t size)
+int dns_ingest_event(struct manager *m, const void *data, size_t size)
 {
-	struct manager *m = ctx;
 	const struct connpid_dns_event *e = data;
 
 	if (size < sizeof(*e) || !m->dns)
@@ -326,4 +326,12 @@ struct flow_domain *manager_domain_for_event(struct manager *m, const struct con
 	struct dns_asker who = asker_of_flow(e);
 
 	return domain_for(m, &who, e->family, e->dst_ip);
+}
+
+void dns_ingest_stats_to_json(const struct dns_ingest *d, json_object *s)
+{
+	json_add_u64(s, "dns_responses", d->responses);
+	json_add_u64(s, "dns_malformed", d->malformed);
+	json_add_u64(s, "dns_truncated", d->truncated);
+	json_add_u64(s, "dns_getaddrinfo", d->getaddrinfo);
 }

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
-#include <grp.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,8 +52,8 @@ int manager_new(const struct manager_config *cfg, struct manager **ret)
 	if (!m)
 		return -ENOMEM;
 	m->cfg = *cfg;
-	m->listen_fd = -EBADF;
-	connpid_maps_init(&m->maps);
+	server_init(&m->server);
+	pins_watch_init(&m->pins);
 	r = sd_event_default(&m->event);
 	if (r < 0)
 		goto fail;
@@ -91,18 +90,13 @@ struct manager *manager_free(struct manager *m)
 {
 	if (!m)
 		return NULL;
-	manager_close_clients(m);
-	manager_slow_queue_free(m);
-	m->reaper = sd_event_source_disable_unref(m->reaper);
-	m->listen_io = sd_event_source_disable_unref(m->listen_io);
-	m->accept_retry = sd_event_source_disable_unref(m->accept_retry);
-	m->pins_timer = sd_event_source_disable_unref(m->pins_timer);
+	server_close_clients(&m->server);
+	m->slow = slow_queue_free(m->slow);
 	m->status_timer = sd_event_source_disable_unref(m->status_timer);
-	manager_close_pins(m);
-	manager_store_stop(m);
-	/* An activated socket belongs to systemd; our own one we remove. */
-	manager_unlink_socket(m);
-	m->listen_fd = safe_close(m->listen_fd);
+	pins_watch_free(m);
+	store_io_stop(m);
+	/* last: the socket is not taken over while the store still writes */
+	server_free(m);
 	flow_index_free(m->flows);
 	cgroup_cache_free(m->cgroups);
 	m->exporters = exporters_free(m->exporters);
@@ -119,9 +113,9 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	struct manager *m = userdata;
 
 	(void)sd_notifyf(false, "STATUS=%s: %llu events, %zu flows indexed, %zu clients, %llu lookups",
-			 m->maps_open ? "Serving" : "Waiting for pins",
-			 (unsigned long long)m->events_received, flow_index_size(m->flows),
-			 m->n_clients, (unsigned long long)m->lookups);
+			 m->pins.open ? "Serving" : "Waiting for pins",
+			 (unsigned long long)m->ring.events_received, flow_index_size(m->flows),
+			 m->server.n_clients, (unsigned long long)m->lookups);
 	return sd_event_source_set_time(s, usec + STATUS_USEC);
 }
 
@@ -169,28 +163,11 @@ static void read_boot_id(struct manager *m)
 	m->boot_id[strcspn(m->boot_id, "\n")] = '\0';
 }
 
-static void resolve_allow_group(struct manager *m)
-{
-	struct group gr, *res = NULL;
-	char buf[4096];
-
-	if (!m->cfg.allow_group)
-		return;
-	if (getgrnam_r(m->cfg.allow_group, &gr, buf, sizeof(buf), &res) == 0 && res) {
-		m->allow_gid = res->gr_gid;
-		m->allow_gid_valid = true;
-	} else {
-		log_info("Group '%s' does not exist: only root may query", m->cfg.allow_group);
-	}
-}
-
-int manager_startup(struct manager *m)
+/* SIGTERM and SIGINT stop the loop; SIGPIPE is ignored (send() says EPIPE). */
+static int setup_signals(struct manager *m)
 {
 	sigset_t mask;
 	int r;
-
-	m->started_at = now_realtime();
-	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono_us);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -203,6 +180,17 @@ int manager_startup(struct manager *m)
 		r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
 	if (r < 0)
 		return log_error_errno(r, "Cannot watch signals: %m");
+	return 0;
+}
+
+int manager_startup(struct manager *m)
+{
+	int r;
+
+	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono_us);
+	r = setup_signals(m);
+	if (r < 0)
+		return r;
 	/* Sends WATCHDOG=1 at half of WATCHDOG_USEC when the unit asks for it. */
 	r = sd_event_set_watchdog(m->event, true);
 	if (r < 0)
@@ -210,18 +198,18 @@ int manager_startup(struct manager *m)
 	r = setup_test_watchdog_stop(m);
 	if (r < 0)
 		return r;
-	resolve_allow_group(m);
+	server_resolve_allow_group(&m->server, m->cfg.allow_group);
 	read_boot_id(m);
 
-	r = manager_store_start(m);
+	r = store_io_start(m);
 	if (r < 0)
 		return r;
-	r = manager_listen(m);
+	r = server_listen(m);
 	if (r < 0)
 		return r;
 	/* Not loaded yet is not fatal: we keep serving and say why. */
-	(void)manager_open_pins(m);
-	r = manager_watch_pins(m);
+	(void)pins_watch_open(m);
+	r = pins_watch_start(m);
 	if (r < 0)
 		return r;
 	r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 0, 0,

@@ -27,7 +27,6 @@
 #include "pin-describe.h"
 #include "procinfo.h"
 #include "protocol-args.h"
-#include "store.h"
 
 json_object *protocol_error(const char *code, const char *fmt, ...)
 {
@@ -153,12 +152,12 @@ static int flow_in_map(struct manager *m, const struct flow *f)
 	};
 	__u32 pid = 0;
 
-	if (!m->maps_open)
+	if (!m->pins.open)
 		return -1;
 	if (flow_direction(f) == FLOW_INBOUND)
 		return 0; /* the map holds outbound flows only */
 	memcpy(q.dst_ip, f->key.dst_ip, sizeof(q.dst_ip));
-	return flow_query_lookup(&q, m->maps.v4_fd, m->maps.v6_fd, &pid) > 0 && pid == f->ev.pid;
+	return flow_query_lookup(&q, m->pins.maps.v4_fd, m->pins.maps.v6_fd, &pid) > 0 && pid == f->ev.pid;
 }
 
 /* Past this many bytes of one answer no further candidate is written: 64
@@ -359,7 +358,7 @@ static json_object *lookup_inbound(struct manager *m, struct client *c, const st
 	struct flow_key k;
 	struct flow *f;
 
-	if (!(m->maps.meta.flags & CONNPID_META_F_INBOUND))
+	if (!(m->pins.maps.meta.flags & CONNPID_META_F_INBOUND))
 		return protocol_error("unavailable", "inbound tracking is off: load with connpid-loader --inbound");
 	m->lookups++;
 	key_of_query(q, FLOW_INBOUND, &k);
@@ -387,7 +386,7 @@ static json_object *lookup_outbound(struct manager *m, struct client *c, const s
 	int in_map;
 
 	m->lookups++;
-	in_map = flow_query_lookup(q, m->maps.v4_fd, m->maps.v6_fd, &pid);
+	in_map = flow_query_lookup(q, m->pins.maps.v4_fd, m->pins.maps.v6_fd, &pid);
 	if (in_map < 0)
 		return protocol_error("internal", "map lookup failed: %s", strerror(-in_map));
 	if (!in_map)
@@ -433,8 +432,8 @@ static json_object *op_lookup(struct manager *m, struct client *c, json_object *
 		return protocol_error("unavailable", "TCP reporting is off (--no-tcp)");
 	if (json_object_object_get_ex(req, "at", &vat))
 		return history_lookup_at(m, c, &q, &scope, vat);
-	if (!m->maps_open)
-		return protocol_error("unavailable", "%s", m->maps_problem[0] ? m->maps_problem : "connpid is not loaded");
+	if (!m->pins.open)
+		return protocol_error("unavailable", "%s", m->pins.problem[0] ? m->pins.problem : "connpid is not loaded");
 	if (scope.direction == FLOW_INBOUND)
 		return lookup_inbound(m, c, &q, &scope, vid);
 	return lookup_outbound(m, c, &q, &scope, vid);
@@ -508,27 +507,69 @@ static int recent_resume(struct manager *m, const char *cursor, struct flow **re
 	return 0;
 }
 
+/* What a `recent` request asks for. */
+struct recent_req {
+	struct watch_filter filter;
+	int64_t limit;
+	uint64_t fields;
+	size_t budget;   /* bytes of rows (answer_rows_budget) */
+};
+
+/* The page from *fp on into arr: the flows the filter passes, newest
+ * first, at most limit and budget bytes of rows; *fp is left where it
+ * stopped. Returns the last flow written (NULL: none); *truncated when the
+ * byte cap cut the page. */
+static struct flow *recent_page(struct manager *m, struct flow **fp, const struct recent_req *rq,
+				json_object *arr, bool *truncated)
+{
+	struct flow *f = *fp, *last = NULL;
+	size_t used = 0;
+	int64_t n = 0;
+
+	for (; f && n < rq->limit; f = flow_older(f)) {
+		json_object *o;
+		size_t len = 0;
+
+		if (!watch_filter_match(&rq->filter, f))
+			continue;
+		o = flow_to_json_fields(m, f, -1, rq->fields);
+		if (!o)
+			break;
+		(void)json_object_to_json_string_length(o, JSON_LINE_FLAGS, &len);
+		/* at least one flow a page, so paging always moves on */
+		if (n > 0 && used + len + 1 > rq->budget) {
+			json_object_put(o);
+			*truncated = true;
+			break;
+		}
+		used += len + 1;
+		json_object_array_add(arr, o);
+		last = f;
+		n++;
+	}
+	*fp = f;
+	return last;
+}
+
 /* Newest first, at most "limit" flows and ANSWER_MAX_BYTES: a cut page
  * says "truncated":true; "cursor" (given back in the request) goes on
  * where a page stopped, by the byte cap or by the limit. */
 static json_object *op_recent(struct manager *m, json_object *req)
 {
-	struct watch_filter w;
+	struct recent_req rq = { .limit = RECENT_DEFAULT, .budget = answer_rows_budget(req) };
 	json_object *v, *arr, *ans;
-	int64_t limit = RECENT_DEFAULT, n = 0;
-	size_t used = 0, budget = answer_rows_budget(req);
-	struct flow *f, *last = NULL;
+	struct flow *f, *last;
 	bool truncated = false;
 	char err[256], cursor[160];
-	uint64_t fields;
 	int r;
 
-	if (flow_fields_parse(req, &fields, err, sizeof(err)) < 0)
+	if (flow_fields_parse(req, &rq.fields, err, sizeof(err)) < 0)
 		return protocol_error("invalid_argument", "%s", err);
-	r = get_int_member(req, "limit", 1, RECENT_MAX, &limit);
+	r = get_int_member(req, "limit", 1, RECENT_MAX, &rq.limit);
 	if (r < 0 && r != -ENOENT)
 		return protocol_error("invalid_argument", "\"limit\" must be an integer 1-%d", RECENT_MAX);
-	if (watch_filter_parse(json_object_object_get_ex(req, "filter", &v) ? v : NULL, &w, err, sizeof(err)) < 0)
+	if (watch_filter_parse(json_object_object_get_ex(req, "filter", &v) ? v : NULL, &rq.filter, err,
+			       sizeof(err)) < 0)
 		return protocol_error("invalid_argument", "%s", err);
 	(void)manager_ringbuf_drain(m);
 	f = flow_index_newest(m->flows);
@@ -537,27 +578,7 @@ static json_object *op_recent(struct manager *m, json_object *req)
 		return protocol_error("invalid_argument", "\"cursor\" must be a cursor string from an earlier answer");
 	ans = ok_answer();
 	arr = json_object_new_array();
-	for (; f && n < limit; f = flow_older(f)) {
-		json_object *o;
-		size_t len = 0;
-
-		if (!watch_filter_match(&w, f))
-			continue;
-		o = flow_to_json_fields(m, f, -1, fields);
-		if (!o)
-			break;
-		(void)json_object_to_json_string_length(o, JSON_LINE_FLAGS, &len);
-		/* at least one flow a page, so paging always moves on */
-		if (n > 0 && used + len + 1 > budget) {
-			json_object_put(o);
-			truncated = true;
-			break;
-		}
-		used += len + 1;
-		json_object_array_add(arr, o);
-		last = f;
-		n++;
-	}
+	last = recent_page(m, &f, &rq, arr, &truncated);
 	json_object_object_add(ans, "flows", arr);
 	json_object_object_add(ans, "truncated", json_object_new_boolean(truncated));
 	if (f && last) {
@@ -578,105 +599,42 @@ static json_object *op_watch(struct manager *m, struct client *c, json_object *r
 		return protocol_error("invalid_argument", "%s", err);
 	if (flow_fields_parse(req, &fields, err, sizeof(err)) < 0)
 		return protocol_error("invalid_argument", "%s", err);
-	c->watch_fields = fields;
-	if (!c->watching)
-		m->n_watchers++;
-	c->watching = true;
-	c->filter = w;
+	client_watch(c, &w, fields);
 	ans = ok_answer();
 	json_object_object_add(ans, "watching", json_object_new_boolean(true));
 	return ans;
 }
 
-static json_object *op_stats(struct manager *m)
+void protocol_stats_to_json(const struct manager *m, json_object *s)
 {
-	json_object *ans = ok_answer(), *s = json_object_new_object(), *k = json_object_new_object();
-	static const char *const names[CONNPID_STAT_MAX] = {
-		[CONNPID_STAT_EVENTS] = "events",
-		[CONNPID_STAT_RINGBUF_DROPS] = "ringbuf_drops",
-		[CONNPID_STAT_MAP_UPDATE_ERRORS] = "map_update_errors",
-		[CONNPID_STAT_FLOWS_V4] = "flows_v4",
-		[CONNPID_STAT_FLOWS_V6] = "flows_v6",
-		[CONNPID_STAT_REPEATS] = "repeats",
-		[CONNPID_STAT_BLOCKED_V6] = "blocked_v6",
-		[CONNPID_STAT_DNS_PACKETS] = "dns_packets",
-		[CONNPID_STAT_DNS_DROPS] = "dns_drops",
-		[CONNPID_STAT_GAI_CALLS] = "getaddrinfo_calls",
-	};
-	uint64_t mono_now = 0;
-
-	(void)manager_ringbuf_drain(m);
-	json_add_u64(s, "events_received", m->events_received);
 	json_add_u64(s, "lookups", m->lookups);
 	json_add_u64(s, "lookups_found", m->lookups_found);
 	json_add_u64(s, "requests", m->requests);
 	json_add_u64(s, "request_errors", m->request_errors);
-	json_add_u64(s, "clients", m->n_clients);
-	json_add_u64(s, "clients_total", m->clients_total);
-	json_add_u64(s, "watchers", m->n_watchers);
-	json_add_u64(s, "clients_dropped_slow", m->clients_dropped_slow);
-	json_add_u64(s, "clients_dropped_output_cap", m->clients_dropped_output_cap);
-	json_add_u64(s, "output_queued_bytes", m->output_queued);
-	json_add_u64(s, "ring_budget_stops", m->ring_budget_stops);
-	json_add_u64(s, "accept_starved", m->accept_starved);
+}
+
+/* The members of `stats`, each module's from the module (man/connpid.7). */
+static json_object *op_stats(struct manager *m)
+{
+	json_object *ans = ok_answer(), *s = json_object_new_object(), *k = json_object_new_object();
+	uint64_t mono_now = 0;
+
+	(void)manager_ringbuf_drain(m);
+	ringbuf_stats_to_json(&m->ring, s);
+	protocol_stats_to_json(m, s);
+	server_stats_to_json(&m->server, s);
 	json_add_u64(s, "index_flows", flow_index_size(m->flows));
 	json_add_u64(s, "index_capacity", flow_index_capacity(m->flows));
 	json_add_u64(s, "index_evictions", flow_index_evictions(m->flows));
 	json_add_u64(s, "processes", proc_cache_size(m->procs));
 	json_add_u64(s, "proc_reads", proc_cache_reads(m->procs));
-	json_add_u64(s, "dns_responses", m->dns_responses);
-	json_add_u64(s, "dns_malformed", m->dns_malformed);
-	json_add_u64(s, "dns_truncated", m->dns_truncated);
-	json_add_u64(s, "dns_getaddrinfo", m->dns_getaddrinfo);
+	dns_ingest_stats_to_json(&m->dns_in, s);
 	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &mono_now);
 	json_object_object_add(s, "uptime_seconds",
 			       json_object_new_double((double)(mono_now - m->started_mono_us) / 1e6));
-	json_object_object_add(s, "loaded", json_object_new_boolean(m->maps_open));
-	if (m->maps_open) {
-		__u32 n4 = 0, n6 = 0;
-
-		for (__u32 i = 0; i < CONNPID_STAT_MAX; i++) {
-			__u64 v = 0;
-
-			if (connpid_stats_read(m->maps.stats_fd, i, &v) == 0)
-				json_add_u64(k, names[i], v);
-		}
-		if (connpid_map_count_entries(m->maps.v4_fd, &n4) == 0) {
-			json_add_u64(s, "map_v4_entries", n4);
-			json_object_object_add(s, "map_v4_fill_percent",
-					       m->maps.v4_max_entries ? json_object_new_double(100.0 * n4 / m->maps.v4_max_entries) : NULL);
-		}
-		if (connpid_map_count_entries(m->maps.v6_fd, &n6) == 0) {
-			json_add_u64(s, "map_v6_entries", n6);
-			json_object_object_add(s, "map_v6_fill_percent",
-					       m->maps.v6_max_entries ? json_object_new_double(100.0 * n6 / m->maps.v6_max_entries) : NULL);
-		}
-	}
+	pins_stats_to_json(&m->pins, s, k);
 	json_object_object_add(s, "kernel", k);
-	{
-		json_object *h = json_object_new_object();
-
-		json_object_object_add(h, "enabled", json_object_new_boolean(m->store != NULL));
-		if (m->store) {
-			struct store_stats ss;
-
-			store_get_stats(m->store, &ss);
-			json_add_u64(h, "rows_queued", ss.rows_queued);
-			json_add_u64(h, "rows_written", ss.rows_written);
-			json_add_u64(h, "rows_dropped", ss.rows_dropped);
-			json_add_u64(h, "rows_pruned", ss.rows_pruned);
-			json_add_u64(h, "write_errors", ss.write_errors);
-			json_add_u64(h, "transactions", ss.transactions);
-			json_add_u64(h, "queue", ss.queue_len);
-			json_object_object_add(h, "writable", json_object_new_boolean(ss.writable));
-			json_object_object_add(h, "open", json_object_new_boolean(store_is_open(m->store)));
-			if (ss.last_error)
-				json_object_object_add(h, "last_error", json_object_new_string(ss.last_error));
-		} else if (m->store_problem[0]) {
-			json_object_object_add(h, "problem", json_object_new_string(m->store_problem));
-		}
-		json_object_object_add(s, "store", h);
-	}
+	json_object_object_add(s, "store", store_io_stats_to_json(m));
 	json_object_object_add(s, "export", exporters_stats_json(m->exporters));
 	json_object_object_add(ans, "stats", s);
 	return ans;
@@ -696,16 +654,16 @@ static json_object *op_status(struct manager *m)
 	json_object_object_add(q, "version", json_object_new_string(CONNPID_VERSION));
 	json_object_object_add(q, "abi_version", json_object_new_int(CONNPID_ABI_VERSION));
 	json_object_object_add(q, "socket", json_object_new_string(m->cfg.socket_path));
-	json_object_object_add(q, "socket_activated", json_object_new_boolean(m->listen_fd_activated));
+	json_object_object_add(q, "socket_activated", json_object_new_boolean(m->server.listen_fd_activated));
 	json_object_object_add(q, "allow_group", m->cfg.allow_group ?
 			       json_object_new_string(m->cfg.allow_group) : NULL);
-	json_object_object_add(q, "allow_group_exists", json_object_new_boolean(m->allow_gid_valid));
-	json_object_object_add(q, "pins_in_use", json_object_new_boolean(m->maps_open));
+	json_object_object_add(q, "allow_group_exists", json_object_new_boolean(m->server.allow_gid_valid));
+	json_object_object_add(q, "pins_in_use", json_object_new_boolean(m->pins.open));
 	/* from the pins, as "blocker_loaded": also when queryd has not opened them */
 	json_object_object_add(st, "inbound", json_object_new_boolean(
 		connpid_meta_read(m->cfg.pin_dir, &meta, NULL) == 0 && (meta.flags & CONNPID_META_F_INBOUND)));
-	if (!m->maps_open)
-		json_object_object_add(q, "problem", json_object_new_string(m->maps_problem));
+	if (!m->pins.open)
+		json_object_object_add(q, "problem", json_object_new_string(m->pins.problem));
 	json_object_object_add(q, "docker", docker_status_json(m->docker));
 	json_object_object_add(st, "queryd", q);
 	json_object_object_add(ans, "status", st);
@@ -734,33 +692,40 @@ struct slow_job {
 	slow_fn run;
 };
 
-static void slow_schedule(struct manager *m)
+struct slow_queue {
+	struct slow_job *head, *tail;
+	sd_event_source *defer;
+	sd_event_source *timer;
+};
+
+static void slow_schedule(struct slow_queue *q)
 {
-	if (!m->slow_head) {
-		(void)sd_event_source_set_enabled(m->slow_defer, SD_EVENT_OFF);
-		(void)sd_event_source_set_enabled(m->slow_timer, SD_EVENT_OFF);
+	if (!q->head) {
+		(void)sd_event_source_set_enabled(q->defer, SD_EVENT_OFF);
+		(void)sd_event_source_set_enabled(q->timer, SD_EVENT_OFF);
 		return;
 	}
-	(void)sd_event_source_set_enabled(m->slow_defer, SD_EVENT_ONESHOT);
-	(void)sd_event_source_set_time(m->slow_timer, m->slow_head->queued_usec + SLOW_MAX_WAIT_USEC);
-	(void)sd_event_source_set_enabled(m->slow_timer, SD_EVENT_ONESHOT);
+	(void)sd_event_source_set_enabled(q->defer, SD_EVENT_ONESHOT);
+	(void)sd_event_source_set_time(q->timer, q->head->queued_usec + SLOW_MAX_WAIT_USEC);
+	(void)sd_event_source_set_enabled(q->timer, SD_EVENT_ONESHOT);
 }
 
 static void slow_run_one(struct manager *m)
 {
-	struct slow_job *j = m->slow_head;
+	struct slow_queue *q = m->slow;
+	struct slow_job *j = q->head;
 
 	if (!j)
 		return;
-	m->slow_head = j->next;
-	if (!m->slow_head)
-		m->slow_tail = NULL;
+	q->head = j->next;
+	if (!q->head)
+		q->tail = NULL;
 	/* nobody to answer: no work */
 	if (manager_client_waiting(m, j->client_id))
 		manager_client_complete(m, j->client_id, j->run(m, j->req));
 	json_object_put(j->req);
 	free(j);
-	slow_schedule(m);
+	slow_schedule(q);
 }
 
 static int on_slow_defer(sd_event_source *s, void *userdata)
@@ -775,56 +740,61 @@ static int on_slow_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static int slow_sources(struct manager *m)
+/* The queue and its sources, made on first use. */
+static struct slow_queue *slow_queue_get(struct manager *m)
 {
-	int r;
+	struct slow_queue *q;
 
-	if (m->slow_defer)
-		return 0;
-	r = sd_event_add_defer(m->event, &m->slow_defer, on_slow_defer, m);
-	if (r < 0)
-		return r;
-	(void)sd_event_source_set_priority(m->slow_defer, SLOW_PRIORITY);
-	r = sd_event_add_time(m->event, &m->slow_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_slow_timer, m);
-	if (r < 0) {
-		m->slow_defer = sd_event_source_disable_unref(m->slow_defer);
-		return r;
-	}
-	return 0;
+	if (m->slow)
+		return m->slow;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	if (sd_event_add_defer(m->event, &q->defer, on_slow_defer, m) < 0)
+		return slow_queue_free(q);
+	(void)sd_event_source_set_priority(q->defer, SLOW_PRIORITY);
+	if (sd_event_add_time(m->event, &q->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_slow_timer, m) < 0)
+		return slow_queue_free(q);
+	m->slow = q;
+	return q;
 }
 
 /* Queue req for run(); the client waits for the answer. NULL: deferred. */
 static json_object *slow_enqueue(struct manager *m, struct client *c, json_object *req, slow_fn run)
 {
+	struct slow_queue *q = slow_queue_get(m);
 	struct slow_job *j;
 
-	if (slow_sources(m) < 0 || !(j = calloc(1, sizeof(*j))))
+	if (!q || !(j = calloc(1, sizeof(*j))))
 		return run(m, req); /* answered at once, as before */
 	j->client_id = client_defer(c);
 	j->req = json_object_get(req);
 	j->run = run;
 	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &j->queued_usec);
-	if (m->slow_tail)
-		m->slow_tail->next = j;
+	if (q->tail)
+		q->tail->next = j;
 	else
-		m->slow_head = j;
-	m->slow_tail = j;
-	slow_schedule(m);
+		q->head = j;
+	q->tail = j;
+	slow_schedule(q);
 	return NULL;
 }
 
-void manager_slow_queue_free(struct manager *m)
+struct slow_queue *slow_queue_free(struct slow_queue *q)
 {
-	while (m->slow_head) {
-		struct slow_job *j = m->slow_head;
+	if (!q)
+		return NULL;
+	while (q->head) {
+		struct slow_job *j = q->head;
 
-		m->slow_head = j->next;
+		q->head = j->next;
 		json_object_put(j->req);
 		free(j);
 	}
-	m->slow_tail = NULL;
-	m->slow_defer = sd_event_source_disable_unref(m->slow_defer);
-	m->slow_timer = sd_event_source_disable_unref(m->slow_timer);
+	sd_event_source_disable_unref(q->defer);
+	sd_event_source_disable_unref(q->timer);
+	free(q);
+	return NULL;
 }
 
 static json_object *slow_stats(struct manager *m, json_object *req)
@@ -1143,7 +1113,7 @@ static bool fast_request(struct manager *m, struct client *c, const char *line, 
 		answer_ping(c, vid);
 		return true;
 	}
-	if (!fast_is(&v[FM_OP], "lookup") || !c->may_query || !m->maps_open || !fast_tuple(v, &q) ||
+	if (!fast_is(&v[FM_OP], "lookup") || !c->may_query || !m->pins.open || !fast_tuple(v, &q) ||
 	    (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP) ||
 	    (v[FM_FIELDS].kind != FK_NONE && (v[FM_FIELDS].kind != FK_ARR || fast_fields(&v[FM_FIELDS], &fields) < 0)))
 		return false;
@@ -1214,11 +1184,101 @@ static void answer_or_defer(struct client *c, json_object *ans, json_object *vid
 	client_answer(c, ans, vid);
 }
 
+/* A line the fast path did not take, as a request object: NULL with the
+ * error answer in *ret_err. */
+static json_object *request_parse(const char *line, size_t len, json_object **ret_err)
+{
+	enum json_tokener_error jerr;
+	json_object *req;
+
+	/* JSON is UTF-8 (RFC 8259), and json-c does not check: bytes that
+	 * are not would come back in errors and echoed ids. */
+	if (!utf8_is_valid(line, len)) {
+		*ret_err = protocol_error("bad_json", "request is not valid JSON: not UTF-8");
+		return NULL;
+	}
+	req = parse_request(line, &jerr);
+	if (!req) {
+		/* json-c parses the valid JSON `null` to NULL with success */
+		if (jerr == json_tokener_success)
+			*ret_err = protocol_error("bad_request", "request must be a JSON object");
+		else
+			*ret_err = protocol_error("bad_json", "request is not valid JSON: %s",
+						  json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	if (!json_object_is_type(req, json_type_object)) {
+		json_object_put(req);
+		*ret_err = protocol_error("bad_request", "request must be a JSON object");
+		return NULL;
+	}
+	return req;
+}
+
+/* The op of req, when c may ask it: NULL with the error answer in *ret_err. */
+static const char *request_op(struct manager *m, struct client *c, json_object *req, json_object *vid,
+			      json_object **ret_err)
+{
+	json_object *vop;
+	const char *op;
+
+	if (has_nonfinite(req)) {
+		*ret_err = protocol_error("invalid_argument", "numbers must be finite: NaN, Infinity and values "
+					  "beyond a double's range (1e999) are not JSON");
+		return NULL;
+	}
+	/* The id goes back as given, through every answer path (also the
+	 * ones written without a tree): numbers in our own rendering. */
+	json_sanitize(vid);
+	if (!json_object_object_get_ex(req, "op", &vop) || !json_object_is_type(vop, json_type_string)) {
+		*ret_err = protocol_error("bad_request", "request needs \"op\": a string");
+		return NULL;
+	}
+	op = json_object_get_string(vop);
+	if (!c->may_query && !streq(op, "ping")) {
+		*ret_err = protocol_error("permission_denied", "uid %u may not query connpid: only root and "
+					  "members of group '%s' may", (unsigned)c->uid,
+					  m->cfg.allow_group ? m->cfg.allow_group : "(none)");
+		return NULL;
+	}
+	return op;
+}
+
+/* Run op. true: answered in place (ping, a found lookup), nothing more to
+ * send; else its answer in *ret_ans (NULL: deferred). */
+static bool request_run(struct manager *m, struct client *c, json_object *req, const char *op, json_object *vid,
+			json_object **ret_ans)
+{
+	if (streq(op, "ping")) {
+		answer_ping(c, vid);
+		return true;
+	}
+	if (streq(op, "lookup")) {
+		*ret_ans = op_lookup(m, c, req, vid);
+		return !*ret_ans && !c->deferred;
+	}
+	if (streq(op, "recent"))
+		*ret_ans = slow_enqueue(m, c, req, op_recent);
+	else if (streq(op, "history"))
+		*ret_ans = history_op(m, c, req);
+	else if (streq(op, "watch"))
+		*ret_ans = op_watch(m, c, req);
+	else if (streq(op, "stats"))
+		*ret_ans = slow_enqueue(m, c, req, slow_stats);
+	else if (streq(op, "status"))
+		*ret_ans = slow_enqueue(m, c, req, slow_status);
+	else if (streq(op, "test_defer") && test_defer_usec(m) > 0)
+		*ret_ans = op_test_defer(m, c);
+	else
+		*ret_ans = protocol_error("unknown_op", "unknown op \"%.*s\" (lookup, recent, history, watch, "
+					  "stats, status, ping)", quote_len(op), op);
+	return false;
+}
+
 void protocol_handle_line(struct manager *m, struct client *c, char *line, size_t len)
 {
 	_cleanup_json_ json_object *req = NULL, *ans = NULL;
-	json_object *vop, *vid = NULL;
-	enum json_tokener_error jerr;
+	json_object *vid = NULL;
 	const char *op;
 
 	/* Tolerate CRLF and blank keep-alive lines. */
@@ -1231,69 +1291,12 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 	if (fast_request(m, c, line, len))
 		return;
 
-	/* JSON is UTF-8 (RFC 8259), and json-c does not check: bytes that
-	 * are not would come back in errors and echoed ids. */
-	if (!utf8_is_valid(line, len)) {
-		ans = protocol_error("bad_json", "request is not valid JSON: not UTF-8");
-		goto out;
+	req = request_parse(line, len, &ans);
+	if (req) {
+		json_object_object_get_ex(req, "id", &vid);
+		op = request_op(m, c, req, vid, &ans);
+		if (op && request_run(m, c, req, op, vid, &ans))
+			return;
 	}
-	req = parse_request(line, &jerr);
-	if (!req) {
-		/* json-c parses the valid JSON `null` to NULL with success */
-		if (jerr == json_tokener_success)
-			ans = protocol_error("bad_request", "request must be a JSON object");
-		else
-			ans = protocol_error("bad_json", "request is not valid JSON: %s",
-					     json_tokener_error_desc(jerr));
-		goto out;
-	}
-	if (!json_object_is_type(req, json_type_object)) {
-		ans = protocol_error("bad_request", "request must be a JSON object");
-		goto out;
-	}
-	json_object_object_get_ex(req, "id", &vid);
-	if (has_nonfinite(req)) {
-		ans = protocol_error("invalid_argument", "numbers must be finite: NaN, Infinity and values "
-				     "beyond a double's range (1e999) are not JSON");
-		goto out;
-	}
-	/* The id goes back as given, through every answer path (also the
-	 * ones written without a tree): numbers in our own rendering. */
-	json_sanitize(vid);
-	if (!json_object_object_get_ex(req, "op", &vop) || !json_object_is_type(vop, json_type_string)) {
-		ans = protocol_error("bad_request", "request needs \"op\": a string");
-		goto out;
-	}
-	op = json_object_get_string(vop);
-	if (!c->may_query && !streq(op, "ping")) {
-		ans = protocol_error("permission_denied", "uid %u may not query connpid: only root and members "
-				     "of group '%s' may", (unsigned)c->uid,
-				     m->cfg.allow_group ? m->cfg.allow_group : "(none)");
-		goto out;
-	}
-	if (streq(op, "ping")) {
-		answer_ping(c, vid);
-		return;
-	} else if (streq(op, "lookup")) {
-		ans = op_lookup(m, c, req, vid);
-		if (!ans && !c->deferred)
-			return; /* answered in place */
-	}
-	else if (streq(op, "recent"))
-		ans = slow_enqueue(m, c, req, op_recent);
-	else if (streq(op, "history"))
-		ans = history_op(m, c, req);
-	else if (streq(op, "watch"))
-		ans = op_watch(m, c, req);
-	else if (streq(op, "stats"))
-		ans = slow_enqueue(m, c, req, slow_stats);
-	else if (streq(op, "status"))
-		ans = slow_enqueue(m, c, req, slow_status);
-	else if (streq(op, "test_defer") && test_defer_usec(m) > 0)
-		ans = op_test_defer(m, c);
-	else
-		ans = protocol_error("unknown_op", "unknown op \"%.*s\" (lookup, recent, history, watch, stats, status, ping)",
-				     quote_len(op), op);
-out:
 	answer_or_defer(c, TAKE_PTR(ans), vid);
 }

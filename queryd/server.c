@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "server.h"
 
 #define ACCEPT_RETRY_USEC (1000 * 1000ULL)
 #define ACCEPT_BATCH 16
@@ -33,20 +35,22 @@
  * answer must not stay resident for the client's whole life. */
 #define CLIENT_OUT_KEEP (64 * 1024)
 
-static void accept_resume(struct manager *m)
+static void accept_resume(struct server *s)
 {
-	if (!m->accept_paused)
+	if (!s->accept_paused)
 		return;
-	m->accept_paused = false;
-	(void)sd_event_source_set_enabled(m->listen_io, SD_EVENT_ON);
-	(void)sd_event_source_set_enabled(m->accept_retry, SD_EVENT_OFF);
+	s->accept_paused = false;
+	(void)sd_event_source_set_enabled(s->listen_io, SD_EVENT_ON);
+	(void)sd_event_source_set_enabled(s->accept_retry, SD_EVENT_OFF);
 }
 
 /* Fds freed elsewhere (a process's pidfd, a pin) wake no client_free():
  * try again now and then. */
 static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	accept_resume(userdata);
+	struct manager *m = userdata;
+
+	accept_resume(&m->server);
 	return 0;
 }
 
@@ -55,22 +59,23 @@ static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
  * watching the socket until an fd frees. */
 static void accept_pause(struct manager *m, int error)
 {
+	struct server *s = &m->server;
 	uint64_t now = 0;
 
-	m->accept_starved++;
-	if (!m->accept_starved_logged) {
+	s->accept_starved++;
+	if (!s->accept_starved_logged) {
 		log_warning_errno(error, "Cannot accept clients: %m; waiting until a file descriptor frees");
-		m->accept_starved_logged = true;
+		s->accept_starved_logged = true;
 	}
-	m->accept_paused = true;
-	(void)sd_event_source_set_enabled(m->listen_io, SD_EVENT_OFF);
-	if (!m->accept_retry &&
-	    sd_event_add_time_relative(m->event, &m->accept_retry, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
+	s->accept_paused = true;
+	(void)sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
+	if (!s->accept_retry &&
+	    sd_event_add_time_relative(m->event, &s->accept_retry, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
 				       on_accept_retry, m) < 0)
 		return;
 	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-	(void)sd_event_source_set_time(m->accept_retry, now + ACCEPT_RETRY_USEC);
-	(void)sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
+	(void)sd_event_source_set_time(s->accept_retry, now + ACCEPT_RETRY_USEC);
+	(void)sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
 }
 
 static size_t client_pending(const struct client *c)
@@ -81,7 +86,7 @@ static size_t client_pending(const struct client *c)
 /* Forget the client's queued output, and its memory. */
 static void client_out_release(struct client *c)
 {
-	c->m->output_queued -= client_pending(c);
+	c->m->server.output_queued -= client_pending(c);
 	free(c->out);
 	c->out = NULL;
 	c->out_len = c->out_off = c->out_cap = 0;
@@ -89,17 +94,17 @@ static void client_out_release(struct client *c)
 
 static void client_free(struct client *c)
 {
-	struct manager *m = c->m;
+	struct server *s = &c->m->server;
 
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		m->clients = c->next;
+		s->clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	if (c->watching)
-		m->n_watchers--;
-	m->n_clients--;
+		s->n_watchers--;
+	s->n_clients--;
 	sd_event_source_disable_unref(c->io);
 	safe_close(c->fd);
 	client_out_release(c);
@@ -107,13 +112,13 @@ static void client_free(struct client *c)
 	free(c->in);
 	free(c);
 	/* an fd is free again: take the next waiting client */
-	accept_resume(m);
+	accept_resume(s);
 }
 
-void manager_close_clients(struct manager *m)
+void server_close_clients(struct server *s)
 {
-	while (m->clients)
-		client_free(m->clients);
+	while (s->clients)
+		client_free(s->clients);
 }
 
 /* Reading stops when the client is closing, and while a deferred
@@ -147,7 +152,7 @@ static int client_flush(struct client *c)
 			return negative_errno();
 		}
 		c->out_off += n;
-		c->m->output_queued -= n;
+		c->m->server.output_queued -= n;
 	}
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
@@ -158,11 +163,11 @@ static int client_flush(struct client *c)
 }
 
 /* The live client whose unread output is the largest, the oldest on a tie. */
-static struct client *slowest_reader(struct manager *m)
+static struct client *slowest_reader(struct server *s)
 {
 	struct client *best = NULL;
 
-	for (struct client *c = m->clients; c; c = c->next) {
+	for (struct client *c = s->clients; c; c = c->next) {
 		if (c->dead || client_pending(c) == 0)
 			continue;
 		if (!best || client_pending(c) > client_pending(best) ||
@@ -174,16 +179,16 @@ static struct client *slowest_reader(struct manager *m)
 
 /* All output together is past its cap: drop the slowest readers until it
  * is under, so memory stays bounded whatever the number of clients. */
-static void output_shed(struct manager *m)
+static void output_shed(struct server *s)
 {
-	while (m->output_queued > OUTPUT_MAX_TOTAL) {
-		struct client *c = slowest_reader(m);
+	while (s->output_queued > OUTPUT_MAX_TOTAL) {
+		struct client *c = slowest_reader(s);
 
 		if (!c)
 			break;
 		log_debug("Dropping client pid %d: %zu bytes unread, %zu queued for all clients",
-			  (int)c->pid, client_pending(c), m->output_queued);
-		m->clients_dropped_output_cap++;
+			  (int)c->pid, client_pending(c), s->output_queued);
+		s->clients_dropped_output_cap++;
 		client_mark_dead(c);
 	}
 }
@@ -201,7 +206,7 @@ static int client_out_reserve(struct client *c, size_t len)
 	if (pending > CLIENT_MAX_OUT) {
 		/* It stopped reading: drop it rather than grow without bound. */
 		log_debug("Dropping client pid %d: %zu bytes unread", (int)c->pid, pending);
-		c->m->clients_dropped_slow++;
+		c->m->server.clients_dropped_slow++;
 		client_mark_dead(c);
 		return -ENOBUFS;
 	}
@@ -237,10 +242,12 @@ static int client_out_reserve(struct client *c, size_t len)
 /* len bytes were appended to out: count them, shed if all is too much. */
 static int client_out_commit(struct client *c, size_t len)
 {
+	struct server *s = &c->m->server;
+
 	c->out_len += len;
-	c->m->output_queued += len;
-	if (c->m->output_queued > OUTPUT_MAX_TOTAL)
-		output_shed(c->m);
+	s->output_queued += len;
+	if (s->output_queued > OUTPUT_MAX_TOTAL)
+		output_shed(s);
 	return c->dead ? -ENOBUFS : 0;
 }
 
@@ -324,7 +331,7 @@ static int on_reap(sd_event_source *s, void *userdata)
 {
 	struct manager *m = userdata;
 
-	for (struct client *c = m->clients, *next; c; c = next) {
+	for (struct client *c = m->server.clients, *next; c; c = next) {
 		next = c->next;
 		if (c->dead)
 			client_free(c);
@@ -339,9 +346,9 @@ void client_mark_dead(struct client *c)
 	c->dead = true;
 	/* Its output will never be read: free it now, not at the reaper. */
 	client_out_release(c);
-	if (!m->reaper && sd_event_add_defer(m->event, &m->reaper, on_reap, m) < 0)
+	if (!m->server.reaper && sd_event_add_defer(m->event, &m->server.reaper, on_reap, m) < 0)
 		return; /* freed on its next I/O event instead */
-	(void)sd_event_source_set_enabled(m->reaper, SD_EVENT_ONESHOT);
+	(void)sd_event_source_set_enabled(m->server.reaper, SD_EVENT_ONESHOT);
 }
 
 void client_close_after_flush(struct client *c)
@@ -445,7 +452,7 @@ uint64_t client_defer(struct client *c)
 
 static struct client *client_by_id(struct manager *m, uint64_t id)
 {
-	for (struct client *c = m->clients; c; c = c->next)
+	for (struct client *c = m->server.clients; c; c = c->next)
 		if (c->id == id)
 			return c;
 	return NULL;
@@ -478,18 +485,16 @@ void manager_client_complete(struct manager *m, uint64_t client_id, json_object 
 		client_mark_dead(c);
 }
 
-void manager_broadcast_flow(struct manager *m, const struct flow *f);
-
-void manager_broadcast_flow(struct manager *m, const struct flow *f)
+void server_broadcast_flow(struct manager *m, const struct flow *f)
 {
 	struct jsonw w;
 	uint64_t fields = 0;
 	bool rendered = false;
 
-	if (m->n_watchers == 0)
+	if (m->server.n_watchers == 0)
 		return;
 	jw_init(&w);
-	for (struct client *c = m->clients, *next; c; c = next) {
+	for (struct client *c = m->server.clients, *next; c; c = next) {
 		next = c->next;
 		if (!c->watching || c->dead || !watch_filter_match(&c->filter, f))
 			continue;
@@ -509,7 +514,7 @@ void manager_broadcast_flow(struct manager *m, const struct flow *f)
 		if (w.oom || client_send_text(c, w.buf, w.len) < 0 || client_flush(c) < 0) {
 			/* Never freed here: the client may be the one whose request
 			 * caused this drain. The reaper frees it after dispatch. */
-			m->watch_events_dropped++;
+			m->server.watch_events_dropped++;
 			client_mark_dead(c);
 			continue;
 		}
@@ -545,7 +550,7 @@ static int peer_groups(int fd, gid_t **ret, size_t *ret_n)
 /* Root, or a member of the allowed group (primary or supplementary, as
  * the kernel saw it at connect()). The socket's mode is the first gate;
  * this is the second, and it gives a clear refusal instead of EACCES. */
-static bool peer_may_query(struct manager *m, int fd, const struct ucred *cred)
+static bool peer_may_query(const struct server *s, int fd, const struct ucred *cred)
 {
 	_cleanup_free_ gid_t *groups = NULL;
 	size_t n = 0;
@@ -553,9 +558,9 @@ static bool peer_may_query(struct manager *m, int fd, const struct ucred *cred)
 
 	if (cred->uid == 0)
 		return true;
-	if (!m->allow_gid_valid)
+	if (!s->allow_gid_valid)
 		return false;
-	if (cred->gid == m->allow_gid)
+	if (cred->gid == s->allow_gid)
 		return true;
 	r = peer_groups(fd, &groups, &n);
 	if (r < 0) {
@@ -563,18 +568,56 @@ static bool peer_may_query(struct manager *m, int fd, const struct ucred *cred)
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (groups[i] == m->allow_gid)
+		if (groups[i] == s->allow_gid)
 			return true;
 	return false;
+}
+
+/* A client for the connected fd cfd, watched and listed; it takes cfd.
+ * <0: refused (cfd closed). */
+static int client_new(struct manager *m, int cfd)
+{
+	struct server *s = &m->server;
+	struct ucred cred = {};
+	socklen_t len = sizeof(cred);
+	struct client *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return -ENOMEM;
+	}
+	c->m = m;
+	c->id = ++s->next_client_id;
+	c->answer_fields = c->watch_fields = FLOW_FIELDS_ALL;
+	c->fd = cfd;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->pid = cred.pid;
+		c->may_query = peer_may_query(s, cfd, &cred);
+	}
+	r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, on_client_io, c);
+	if (r < 0) {
+		log_warning_errno(r, "Cannot watch client fd: %m");
+		close(cfd);
+		free(c);
+		return r;
+	}
+	c->next = s->clients;
+	if (s->clients)
+		s->clients->prev = c;
+	s->clients = c;
+	s->n_clients++;
+	s->clients_total++;
+	return 0;
 }
 
 /* Take one waiting client. 1: taken (or refused), 0: none waiting,
  * <0: stop for now (out of fds: paused). */
 static int accept_one(struct manager *m, int fd)
 {
-	struct ucred cred = {};
-	socklen_t len = sizeof(cred);
-	struct client *c;
 	int cfd, r;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -587,47 +630,20 @@ static int accept_one(struct manager *m, int fd)
 		if (r == -EAGAIN) {
 			/* Caught up with every waiting client: a shortage after
 			 * this is a new episode, worth a new line. */
-			m->accept_starved_logged = false;
+			m->server.accept_starved_logged = false;
 			return 0;
 		}
 		if (r != -EINTR && r != -ECONNABORTED)
 			log_warning_errno(r, "accept() failed: %m");
 		return r == -EINTR || r == -ECONNABORTED ? 1 : r;
 	}
-	if (m->n_clients >= m->cfg.max_clients) {
-		log_warning("Refusing client: %zu clients connected already", m->n_clients);
+	if (m->server.n_clients >= m->cfg.max_clients) {
+		log_warning("Refusing client: %zu clients connected already", m->server.n_clients);
 		close(cfd);
 		return 1;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(cfd);
-		return -ENOMEM;
-	}
-	c->m = m;
-	c->id = ++m->next_client_id;
-	c->answer_fields = c->watch_fields = FLOW_FIELDS_ALL;
-	c->fd = cfd;
-	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-		c->uid = cred.uid;
-		c->gid = cred.gid;
-		c->pid = cred.pid;
-		c->may_query = peer_may_query(m, cfd, &cred);
-	}
-	r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, on_client_io, c);
-	if (r < 0) {
-		log_warning_errno(r, "Cannot watch client fd: %m");
-		close(cfd);
-		free(c);
-		return r;
-	}
-	c->next = m->clients;
-	if (m->clients)
-		m->clients->prev = c;
-	m->clients = c;
-	m->n_clients++;
-	m->clients_total++;
-	return 1;
+	r = client_new(m, cfd);
+	return r < 0 ? r : 1;
 }
 
 /* A few per wakeup: a burst of connects is taken in few loop passes, and
@@ -768,12 +784,12 @@ static int socket_set_group(struct manager *m, int dir_fd, const char *name, con
 	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
 		return log_error_errno(-EPERM, "%s changed under us (now %s, uid %u): refusing to use it",
 				       path, file_kind(st.st_mode), (unsigned)st.st_uid);
-	m->listen_dev = st.st_dev;
-	m->listen_ino = st.st_ino;
-	m->listen_inode_known = true;
-	if (!m->allow_gid_valid || st.st_gid == m->allow_gid)
+	m->server.listen_dev = st.st_dev;
+	m->server.listen_ino = st.st_ino;
+	m->server.listen_inode_known = true;
+	if (!m->server.allow_gid_valid || st.st_gid == m->server.allow_gid)
 		return 0;
-	if (fchownat(fd, "", (uid_t)-1, m->allow_gid, AT_EMPTY_PATH) < 0)
+	if (fchownat(fd, "", (uid_t)-1, m->server.allow_gid, AT_EMPTY_PATH) < 0)
 		/* Root still queries; members would get EACCES: say so. */
 		log_warning_errno(negative_errno(), "Cannot give %s to group '%s' (members of it cannot connect): %m",
 				  path, m->cfg.allow_group);
@@ -818,27 +834,29 @@ static int bind_own_socket(struct manager *m, const char *path)
 }
 
 /* On exit: remove our own socket, and only if the name still holds it. */
-void manager_unlink_socket(struct manager *m)
+static void unlink_socket(struct manager *m)
 {
+	const struct server *s = &m->server;
 	_cleanup_close_ int dir_fd = -EBADF;
 	const char *name;
 	struct stat st;
 
-	if (m->listen_fd < 0 || m->listen_fd_activated || !m->cfg.socket_path || !m->listen_inode_known)
+	if (s->listen_fd < 0 || s->listen_fd_activated || !m->cfg.socket_path || !s->listen_inode_known)
 		return;
 	dir_fd = open_parent(m->cfg.socket_path, &name);
 	if (dir_fd < 0)
 		return;
 	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode) ||
-	    st.st_dev != m->listen_dev || st.st_ino != m->listen_ino) {
+	    st.st_dev != s->listen_dev || st.st_ino != s->listen_ino) {
 		log_warning("%s is no longer our socket: leaving it", m->cfg.socket_path);
 		return;
 	}
 	(void)unlinkat(dir_fd, name, 0);
 }
 
-int manager_listen(struct manager *m)
+int server_listen(struct manager *m)
 {
+	struct server *s = &m->server;
 	int fd, r;
 
 	fd = take_activated_socket(m);
@@ -848,10 +866,10 @@ int manager_listen(struct manager *m)
 		struct sockaddr_un sa = {};
 		socklen_t salen = sizeof(sa);
 
-		m->listen_fd_activated = true;
+		s->listen_fd_activated = true;
 		if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 && sa.sun_path[0]) {
-			snprintf(m->activated_path, sizeof(m->activated_path), "%s", sa.sun_path);
-			m->cfg.socket_path = m->activated_path;
+			snprintf(s->activated_path, sizeof(s->activated_path), "%s", sa.sun_path);
+			m->cfg.socket_path = s->activated_path;
 		}
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
 			return log_error_errno(negative_errno(), "Cannot make the activated socket non-blocking: %m");
@@ -862,11 +880,64 @@ int manager_listen(struct manager *m)
 			return fd;
 		log_info("Serving on %s", m->cfg.socket_path);
 	}
-	if (m->allow_gid_valid)
+	if (s->allow_gid_valid)
 		log_info("Root and members of group '%s' may query", m->cfg.allow_group);
-	m->listen_fd = fd;
-	r = sd_event_add_io(m->event, &m->listen_io, fd, EPOLLIN, on_accept, m);
+	s->listen_fd = fd;
+	r = sd_event_add_io(m->event, &s->listen_io, fd, EPOLLIN, on_accept, m);
 	if (r < 0)
 		return log_error_errno(r, "Cannot watch the listening socket: %m");
 	return 0;
+}
+
+void server_init(struct server *s)
+{
+	*s = (struct server) { .listen_fd = -EBADF };
+}
+
+void server_resolve_allow_group(struct server *s, const char *group)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	if (!group)
+		return;
+	if (getgrnam_r(group, &gr, buf, sizeof(buf), &res) == 0 && res) {
+		s->allow_gid = res->gr_gid;
+		s->allow_gid_valid = true;
+	} else {
+		log_info("Group '%s' does not exist: only root may query", group);
+	}
+}
+
+void server_free(struct manager *m)
+{
+	struct server *s = &m->server;
+
+	server_close_clients(s);
+	s->reaper = sd_event_source_disable_unref(s->reaper);
+	s->listen_io = sd_event_source_disable_unref(s->listen_io);
+	s->accept_retry = sd_event_source_disable_unref(s->accept_retry);
+	/* An activated socket belongs to systemd; our own one we remove. */
+	unlink_socket(m);
+	s->listen_fd = safe_close(s->listen_fd);
+}
+
+void client_watch(struct client *c, const struct watch_filter *w, uint64_t fields)
+{
+	c->watch_fields = fields;
+	if (!c->watching)
+		c->m->server.n_watchers++;
+	c->watching = true;
+	c->filter = *w;
+}
+
+void server_stats_to_json(const struct server *s, json_object *o)
+{
+	json_add_u64(o, "clients", s->n_clients);
+	json_add_u64(o, "clients_total", s->clients_total);
+	json_add_u64(o, "watchers", s->n_watchers);
+	json_add_u64(o, "clients_dropped_slow", s->clients_dropped_slow);
+	json_add_u64(o, "clients_dropped_output_cap", s->clients_dropped_output_cap);
+	json_add_u64(o, "output_queued_bytes", s->output_queued);
+	json_add_u64(o, "accept_starved", s->accept_starved);
 }

@@ -10,9 +10,11 @@
 #include <string.h>
 
 #include "cgroup-cache.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "store-io.h"
 #include "store.h"
 
 /* The path turned out to be one others control: no more retries, one
@@ -24,7 +26,7 @@ static void store_give_up(struct manager *m)
 	store_get_stats(m->store, &ss);
 	snprintf(m->store_problem, sizeof(m->store_problem), "%s", ss.last_error ? ss.last_error : "refused");
 	log_error("History store disabled: %s", m->store_problem);
-	m->store_flush_timer = sd_event_source_disable_unref(m->store_flush_timer);
+	m->sio.done_io = sd_event_source_disable_unref(m->sio.done_io);
 	m->store = store_close(m->store);
 }
 
@@ -38,13 +40,13 @@ static int on_store_done(sd_event_source *s, int fd, uint32_t revents, void *use
 	return 0;
 }
 
-void manager_store_flow(struct manager *m, const struct flow *f)
+void store_io_flow(struct manager *m, const struct flow *f)
 {
 	if (m->store)
 		store_queue_flow(m->store, f, cgroup_cache_get(m->cgroups, f->ev.cgroup_id));
 }
 
-int manager_store_start(struct manager *m)
+int store_io_start(struct manager *m)
 {
 	struct store_options o = {
 		.path = m->cfg.db_path,
@@ -62,19 +64,46 @@ int manager_store_start(struct manager *m)
 		log_error("History store disabled: %s", m->store_problem);
 		return 0;
 	}
-	/* store_flush_timer holds the completion source (the field predates
-	 * the threads) */
-	r = sd_event_add_io(m->event, &m->store_flush_timer, store_done_fd(m->store), EPOLLIN, on_store_done, m);
+	r = sd_event_add_io(m->event, &m->sio.done_io, store_done_fd(m->store), EPOLLIN, on_store_done, m);
 	if (r < 0)
 		return log_error_errno(r, "Cannot watch the history store: %m");
 	log_info("History store: %s (schema %d)", m->cfg.db_path, STORE_SCHEMA_VERSION);
 	return 0;
 }
 
-void manager_store_stop(struct manager *m)
+void store_io_stop(struct manager *m)
 {
-	m->store_flush_timer = sd_event_source_disable_unref(m->store_flush_timer);
-	m->store_prune_timer = sd_event_source_disable_unref(m->store_prune_timer);
+	m->sio.done_io = sd_event_source_disable_unref(m->sio.done_io);
 	/* the writer writes what is queued before it exits, if the disk lets it */
 	m->store = store_close(m->store);
+}
+
+static void store_stats_members(const struct store *st, json_object *h)
+{
+	struct store_stats ss;
+
+	store_get_stats(st, &ss);
+	json_add_u64(h, "rows_queued", ss.rows_queued);
+	json_add_u64(h, "rows_written", ss.rows_written);
+	json_add_u64(h, "rows_dropped", ss.rows_dropped);
+	json_add_u64(h, "rows_pruned", ss.rows_pruned);
+	json_add_u64(h, "write_errors", ss.write_errors);
+	json_add_u64(h, "transactions", ss.transactions);
+	json_add_u64(h, "queue", ss.queue_len);
+	json_object_object_add(h, "writable", json_object_new_boolean(ss.writable));
+	json_object_object_add(h, "open", json_object_new_boolean(store_is_open(st)));
+	if (ss.last_error)
+		json_object_object_add(h, "last_error", json_object_new_string(ss.last_error));
+}
+
+json_object *store_io_stats_to_json(const struct manager *m)
+{
+	json_object *h = json_object_new_object();
+
+	json_object_object_add(h, "enabled", json_object_new_boolean(m->store != NULL));
+	if (m->store)
+		store_stats_members(m->store, h);
+	else if (m->store_problem[0])
+		json_object_object_add(h, "problem", json_object_new_string(m->store_problem));
+	return h;
 }

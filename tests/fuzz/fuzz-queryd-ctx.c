@@ -136,7 +136,7 @@ static void dns_answer(struct manager *m, const struct connpid_event *e, const c
 		d.gai.n_addrs = 1;
 		d.gai.addrs[0].family = AF_INET;
 		d.gai.addrs[0].addr[0] = e->dst_ip[0];
-		(void)manager_on_dns_event(m, &d, sizeof(d));
+		(void)dns_ingest_event(m, &d, sizeof(d));
 		return;
 	}
 	d.source = CONNPID_DNS_SRC_PACKET;
@@ -149,7 +149,7 @@ static void dns_answer(struct manager *m, const struct connpid_event *e, const c
 		o += put_rr(p + o, cname, 5, target, put_name(target, name));
 	o += put_rr(p + o, name, type, e->dst_ip, e->family == AF_INET ? 4 : 16);
 	d.payload_len = d.msg_len = (__u32)o;
-	(void)manager_on_dns_event(m, &d, sizeof(d));
+	(void)dns_ingest_event(m, &d, sizeof(d));
 }
 
 static void make_maps(struct fuzz_queryd *q)
@@ -157,23 +157,23 @@ static void make_maps(struct fuzz_queryd *q)
 	struct manager *m = q->m;
 	LIBBPF_OPTS(bpf_map_create_opts, o);
 
-	m->maps.v4_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "fz_v4", sizeof(struct conn_key_v4), sizeof(__u32),
+	m->pins.maps.v4_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "fz_v4", sizeof(struct conn_key_v4), sizeof(__u32),
 				       1024, &o);
-	m->maps.v6_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "fz_v6", sizeof(struct conn_key_v6), sizeof(__u32),
+	m->pins.maps.v6_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "fz_v6", sizeof(struct conn_key_v6), sizeof(__u32),
 				       1024, &o);
-	m->maps.stats_fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fz_stats", sizeof(__u32), sizeof(__u64),
+	m->pins.maps.stats_fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "fz_stats", sizeof(__u32), sizeof(__u64),
 					  CONNPID_STAT_MAX, &o);
-	if (m->maps.v4_fd < 0 || m->maps.v6_fd < 0 || m->maps.stats_fd < 0) {
+	if (m->pins.maps.v4_fd < 0 || m->pins.maps.v6_fd < 0 || m->pins.maps.stats_fd < 0) {
 		fprintf(stderr, "fuzz: cannot create BPF maps (%s): lookup answers only \"unavailable\" "
 			"or from history\n", strerror(errno));
-		connpid_maps_close(&m->maps);
-		connpid_maps_init(&m->maps);
-		snprintf(m->maps_problem, sizeof(m->maps_problem), "fuzz: no BPF maps");
+		connpid_maps_close(&m->pins.maps);
+		connpid_maps_init(&m->pins.maps);
+		snprintf(m->pins.problem, sizeof(m->pins.problem), "fuzz: no BPF maps");
 		return;
 	}
-	m->maps.v4_max_entries = m->maps.v6_max_entries = 1024;
-	m->maps.meta.flags = CONNPID_META_F_INBOUND; /* as with connpid-loader --inbound */
-	m->maps_open = true;
+	m->pins.maps.v4_max_entries = m->pins.maps.v6_max_entries = 1024;
+	m->pins.maps.meta.flags = CONNPID_META_F_INBOUND; /* as with connpid-loader --inbound */
+	m->pins.open = true;
 	q->have_maps = true;
 }
 
@@ -227,7 +227,7 @@ static void add_seed(struct fuzz_queryd *q, const struct seed_flow *s, __u64 cgr
 	f = flow_index_add(m->flows, &e, now_realtime() - 2);
 	if (!f)
 		abort();
-	manager_store_flow(m, f);
+	store_io_flow(m, f);
 	if (s->in_map && q->have_maps) {
 		__u32 owner = s->in_map == 1 ? e.pid : (__u32)getppid();
 		struct conn_key_v4 k4;
@@ -236,10 +236,10 @@ static void add_seed(struct fuzz_queryd *q, const struct seed_flow *s, __u64 cgr
 
 		if (fq.family == AF_INET) {
 			flow_query_key_v4(&fq, &k4);
-			r = bpf_map_update_elem(m->maps.v4_fd, &k4, &owner, BPF_ANY);
+			r = bpf_map_update_elem(m->pins.maps.v4_fd, &k4, &owner, BPF_ANY);
 		} else {
 			flow_query_key_v6(&fq, &k6);
-			r = bpf_map_update_elem(m->maps.v6_fd, &k6, &owner, BPF_ANY);
+			r = bpf_map_update_elem(m->pins.maps.v6_fd, &k6, &owner, BPF_ANY);
 		}
 		if (r < 0)
 			abort();
@@ -263,13 +263,12 @@ static struct fuzz_queryd *build(void)
 	long hz = sysconf(_SC_CLK_TCK);
 
 	log_set_max_level(LOG_LVL_ERR);
-	if (manager_new(&cfg, &q.m) < 0 || manager_store_start(q.m) < 0 || !q.m->store ||
+	if (manager_new(&cfg, &q.m) < 0 || store_io_start(q.m) < 0 || !q.m->store ||
 	    !store_is_open(q.m->store)) {
 		fprintf(stderr, "fuzz: cannot build the queryd context: %s\n",
 			q.m ? q.m->store_problem : "manager_new() failed");
 		abort();
 	}
-	q.m->started_at = now_realtime();
 	(void)sd_event_now(q.m->event, CLOCK_MONOTONIC, &q.m->started_mono_us);
 	snprintf(q.m->boot_id, sizeof(q.m->boot_id), "00000000-fuzz-0000-0000-000000000000");
 	make_maps(&q);
@@ -319,10 +318,10 @@ static size_t check_answers(const char *out, size_t len)
 }
 
 /* History questions are answered later, from the store's reader thread
- * through the loop, to a client found in m->clients. This harness calls
+ * through the loop, to a client found in m->server.clients. This harness calls
  * protocol_handle_line() directly and cannot follow that yet: the answer
  * is let go (dropped on completion, our client is not listed) and not
- * checked. TODO: drive a real socket through manager_listen() instead. */
+ * checked. TODO: drive a real socket through server_listen() instead. */
 static int undefer(struct client *c)
 {
 	if (!c->deferred)
@@ -379,7 +378,7 @@ size_t fuzz_queryd_feed(struct fuzz_queryd *q, const char *text, size_t len)
 	}
 	c->out_len = c->out_off = 0;
 	if (c->watching)
-		q->m->n_watchers--;
+		q->m->server.n_watchers--;
 	c->watching = false;
 	c->dead = false;
 	c->close_after_flush = false;
