@@ -748,6 +748,8 @@ static __always_inline void accept_exit(long ret)
 	if (o)
 		__builtin_memcpy(&owner, o, sizeof(owner));
 	fold_v4mapped(&f);
+	/* events = flows_v4 + flows_v6 + accepts - ringbuf_drops */
+	stat_inc(CONNPID_STAT_ACCEPTS);
 	emit_event(&f, bpf_get_current_pid_tgid() >> 32, 0, true, o ? &owner : NULL);
 }
 

@@ -118,6 +118,7 @@ enum connpid_stat {
 	CONNPID_STAT_DNS_PACKETS,      /* DNS responses passed to queryd */
 	CONNPID_STAT_DNS_DROPS,        /* dns ring full */
 	CONNPID_STAT_GAI_CALLS,        /* getaddrinfo() results passed on */
+	CONNPID_STAT_ACCEPTS,          /* accepted connections reported (--inbound) */
 	CONNPID_STAT_MAX,
 };
 

@@ -151,6 +151,7 @@ void pins_stats_to_json(const struct pins_watch *p, json_object *s, json_object 
 		[CONNPID_STAT_DNS_PACKETS] = "dns_packets",
 		[CONNPID_STAT_DNS_DROPS] = "dns_drops",
 		[CONNPID_STAT_GAI_CALLS] = "getaddrinfo_calls",
+		[CONNPID_STAT_ACCEPTS] = "accepts",
 	};
 
 	json_object_object_add(s, "loaded", json_object_new_boolean(p->open));

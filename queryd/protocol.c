@@ -1167,6 +1167,7 @@ static void answer_ping(struct client *c, json_object *vid)
 		jw_kbool(w, "ok", true);
 		jw_kbool(w, "pong", true);
 		jw_kstr(w, "version", CONNPID_VERSION);
+		jw_kint(w, "schema", FLOW_SCHEMA_VERSION);
 		client_answer_end(c, vid);
 	}
 }

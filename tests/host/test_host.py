@@ -1622,10 +1622,10 @@ class HostTest:
         if k:
             CK.expect(s.get("events_received", 0) <= k.get("events", 0) + 100,
                       "stats: events_received <= kernel events", "%s: %s vs %s" % (when, s.get("events_received"), k.get("events")))
-            flows = k.get("flows_v4", 0) + k.get("flows_v6", 0)
+            flows = k.get("flows_v4", 0) + k.get("flows_v6", 0) + k.get("accepts", 0)
             ev = k.get("events", 0) + k.get("ringbuf_drops", 0)
             if final:
-                CK.expect(abs(flows - ev) <= 200, "stats: kernel flows_v4 + flows_v6 = events + ringbuf_drops",
+                CK.expect(abs(flows - ev) <= 200, "stats: kernel flows_v4 + flows_v6 + accepts = events + ringbuf_drops",
                           "%s: flows %d, events %d + drops %d" % (when, flows, k.get("events", 0), k.get("ringbuf_drops", 0)))
         st = s.get("store", {})
         CK.expect(st.get("enabled") is True, "stats: the history store is enabled", json.dumps(st))

@@ -88,6 +88,8 @@ def check_alive(env, sport, dport, pid):
     try:
         ans = cl.request({"op": "ping", "id": "p"})
         check_eq((ans.get("ok"), ans.get("pong"), ans.get("id")), (True, True, "p"), "ping answer")
+        # the FLOW shape's version (connpid(7), FLOW): 2 since issue 18
+        check_eq(ans.get("schema"), 2, "ping says the FLOW schema version")
         ans = cl.request({"op": "lookup", "proto": "tcp", "dst": "127.0.0.1", "sport": sport, "dport": dport})
         check(ans.get("found"), "real lookup found", ans)
         check_eq(ans["flow"]["pid"], pid, "real lookup pid")
