@@ -107,11 +107,6 @@ static const char *container_label(json_object *f, char *buf, size_t size)
 	json_object *c = NULL;
 	const char *s;
 
-	/* history rows carry flat columns */
-	if ((s = jstring(f, "container_name")))
-		return s;
-	if ((s = jstring(f, "container_id")))
-		return short_id(s, buf, size);
 	if (!json_object_object_get_ex(f, "container", &c) || !json_object_is_type(c, json_type_object))
 		return "-";
 	if ((s = jstring(c, "name")))
@@ -128,8 +123,6 @@ static const char *domain_label(json_object *f, char *buf, size_t size)
 	if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_object) &&
 	    json_object_object_get_ex(d, "name", &v) && v)
 		return json_object_get_string(v);
-	if (json_object_object_get_ex(f, "domain", &d) && json_object_is_type(d, json_type_string))
-		return json_object_get_string(d);
 	return "-";
 }
 
