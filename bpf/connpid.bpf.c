@@ -354,28 +354,37 @@ static __always_inline void fold_v4mapped(struct flow *f)
 	}
 }
 
+/* The map keys of a flow (byte-exact with the seed's, connpid.h). */
+static __always_inline void key_v4(const struct flow *f, struct conn_key_v4 *k)
+{
+	k->dst_ip = f->dst_ip[0];
+	k->src_port = f->src_port;
+	k->dst_port = f->dst_port;
+	k->protocol = f->protocol;
+}
+
+static __always_inline void key_v6(const struct flow *f, struct conn_key_v6 *k)
+{
+	__builtin_memcpy(k->dst_ip, f->dst_ip, sizeof(k->dst_ip));
+	k->src_port = f->src_port;
+	k->dst_port = f->dst_port;
+	k->protocol = f->protocol;
+}
+
 /* Key the flow: v4 and v4-mapped v6 go to the v4 map with the v4 address. */
 static __always_inline void track(struct flow *f, bool dedup)
 {
 	fold_v4mapped(f);
 
 	if (f->family == AF_INET) {
-		struct conn_key_v4 k = {
-			.dst_ip = f->dst_ip[0],
-			.src_port = f->src_port,
-			.dst_port = f->dst_port,
-			.protocol = f->protocol,
-		};
+		struct conn_key_v4 k = {};
 
+		key_v4(f, &k);
 		record(&conn_to_pid_v4, &k, f, dedup, CONNPID_STAT_FLOWS_V4);
 	} else if (f->family == AF_INET6) {
-		struct conn_key_v6 k = {
-			.src_port = f->src_port,
-			.dst_port = f->dst_port,
-			.protocol = f->protocol,
-		};
+		struct conn_key_v6 k = {};
 
-		__builtin_memcpy(k.dst_ip, f->dst_ip, sizeof(k.dst_ip));
+		key_v6(f, &k);
 		record(&conn_to_pid_v6, &k, f, dedup, CONNPID_STAT_FLOWS_V6);
 	}
 }
@@ -498,22 +507,14 @@ static __always_inline bool known_repeat(struct flow *f)
 
 	fold_v4mapped(f);
 	if (f->family == AF_INET) {
-		struct conn_key_v4 k = {
-			.dst_ip = f->dst_ip[0],
-			.src_port = f->src_port,
-			.dst_port = f->dst_port,
-			.protocol = f->protocol,
-		};
+		struct conn_key_v4 k = {};
 
+		key_v4(f, &k);
 		cur = bpf_map_lookup_elem(&conn_to_pid_v4, &k);
 	} else {
-		struct conn_key_v6 k = {
-			.src_port = f->src_port,
-			.dst_port = f->dst_port,
-			.protocol = f->protocol,
-		};
+		struct conn_key_v6 k = {};
 
-		__builtin_memcpy(k.dst_ip, f->dst_ip, sizeof(k.dst_ip));
+		key_v6(f, &k);
 		cur = bpf_map_lookup_elem(&conn_to_pid_v6, &k);
 	}
 	if (!cur || *cur != pid)
