@@ -9,6 +9,7 @@
 #include <systemd/sd-journal.h>
 
 #include "export-journal.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
 
@@ -283,7 +284,12 @@ void export_journal_flow(struct export_journal *j, json_object *rec, json_object
 	fields_done(&f);
 }
 
-void export_journal_get_stats(const struct export_journal *j, struct export_journal_stats *ret)
+json_object *export_journal_stats_to_json(const struct export_journal *j)
 {
-	*ret = j->stats;
+	json_object *o = json_object_new_object();
+
+	json_add_u64(o, "sent", j->stats.sent);
+	json_add_u64(o, "dropped", j->stats.dropped);
+	json_add_u64(o, "errors", j->stats.errors);
+	return o;
 }

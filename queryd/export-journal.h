@@ -34,4 +34,5 @@ bool export_journal_admit(struct export_journal *j);
 /* After export_journal_admit() said yes. rec: the ECS record; flow: the
  * FLOW it was made from (for MESSAGE). */
 void export_journal_flow(struct export_journal *j, json_object *rec, json_object *flow);
-void export_journal_get_stats(const struct export_journal *j, struct export_journal_stats *ret);
+/* The `stats` member "exports"."journal": sent, dropped, errors. */
+json_object *export_journal_stats_to_json(const struct export_journal *j);

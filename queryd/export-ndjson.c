@@ -302,7 +302,14 @@ void export_ndjson_record(struct export_ndjson *x, json_object *rec)
 		flush(x);
 }
 
-void export_ndjson_get_stats(const struct export_ndjson *x, struct export_ndjson_stats *ret)
+json_object *export_ndjson_stats_to_json(const struct export_ndjson *x)
 {
-	*ret = x->stats;
+	json_object *o = json_object_new_object();
+
+	json_add_u64(o, "lines", x->stats.lines);
+	json_add_u64(o, "bytes", x->stats.bytes);
+	json_add_u64(o, "rotations", x->stats.rotations);
+	json_add_u64(o, "errors", x->stats.errors);
+	json_add_u64(o, "dropped", x->stats.dropped);
+	return o;
 }

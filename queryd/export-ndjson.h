@@ -29,4 +29,6 @@ int export_ndjson_new(sd_event *e, const char *path, uint64_t max_size, unsigned
 /* Writes what is buffered, then frees. */
 struct export_ndjson *export_ndjson_free(struct export_ndjson *x);
 void export_ndjson_record(struct export_ndjson *x, json_object *rec);
-void export_ndjson_get_stats(const struct export_ndjson *x, struct export_ndjson_stats *ret);
+/* The `stats` member "exports"."ndjson": lines, bytes, rotations, errors,
+ * dropped. */
+json_object *export_ndjson_stats_to_json(const struct export_ndjson *x);

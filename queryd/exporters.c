@@ -97,27 +97,9 @@ json_object *exporters_stats_json(const struct exporters *x)
 {
 	json_object *o = json_object_new_object();
 
-	if (x && x->journal) {
-		struct export_journal_stats s;
-		json_object *j = json_object_new_object();
-
-		export_journal_get_stats(x->journal, &s);
-		json_add_u64(j, "sent", s.sent);
-		json_add_u64(j, "dropped", s.dropped);
-		json_add_u64(j, "errors", s.errors);
-		json_object_object_add(o, "journal", j);
-	}
-	if (x && x->ndjson) {
-		struct export_ndjson_stats s;
-		json_object *j = json_object_new_object();
-
-		export_ndjson_get_stats(x->ndjson, &s);
-		json_add_u64(j, "lines", s.lines);
-		json_add_u64(j, "bytes", s.bytes);
-		json_add_u64(j, "rotations", s.rotations);
-		json_add_u64(j, "errors", s.errors);
-		json_add_u64(j, "dropped", s.dropped);
-		json_object_object_add(o, "ndjson", j);
-	}
+	if (x && x->journal)
+		json_object_object_add(o, "journal", export_journal_stats_to_json(x->journal));
+	if (x && x->ndjson)
+		json_object_object_add(o, "ndjson", export_ndjson_stats_to_json(x->ndjson));
 	return o;
 }

@@ -413,24 +413,31 @@ static int bind_name_text(sqlite3_stmt *st, const char *name, const char *v)
 	return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-static void bind_name_int(sqlite3_stmt *st, const char *name, bool has, int64_t v)
+/* name's index, or 0 with NULL bound when !has: the SQL reads NULL as
+ * "no such filter". */
+static int param_unless_null(sqlite3_stmt *st, const char *name, bool has)
 {
 	int i = sqlite3_bind_parameter_index(st, name);
 
-	if (has)
-		sqlite3_bind_int64(st, i, v);
-	else
+	if (!has)
 		sqlite3_bind_null(st, i);
+	return has ? i : 0;
+}
+
+static void bind_name_int(sqlite3_stmt *st, const char *name, bool has, int64_t v)
+{
+	int i = param_unless_null(st, name, has);
+
+	if (i)
+		sqlite3_bind_int64(st, i, v);
 }
 
 static void bind_name_double(sqlite3_stmt *st, const char *name, bool has, double v)
 {
-	int i = sqlite3_bind_parameter_index(st, name);
+	int i = param_unless_null(st, name, has);
 
-	if (has)
+	if (i)
 		sqlite3_bind_double(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
 }
 
 /* A name filter that names nothing stored answers at once: no walk. */
