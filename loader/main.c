@@ -11,6 +11,7 @@
 #include "loader.h"
 #include "log.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "pins.h"
 
 enum {
@@ -146,6 +147,39 @@ static int check_args(int argc, char **argv)
 }
 
 /* 1: go on, 0: done (--help, --version), negative: bad arguments (logged). */
+/* 0: taken; 1: done (--help, --version printed); < 0: bad (logged),
+ * -ENOENT: not an option getopt knows. */
+static int parse_option(int c, char *arg)
+{
+	if (set_flag_option(c))
+		return 0;
+	switch (c) {
+	case ARG_PIN_DIR:
+		arg_load.pin_dir = arg;
+		return 0;
+	case ARG_CGROUP:
+		arg_load.cgroup_path = arg;
+		return 0;
+	case ARG_GROUP:
+		arg_load.pin_group = arg;
+		arg_load.pin_group_explicit = true;
+		return 0;
+	case ARG_V4:
+		return parse_u32(arg, "--map-entries-v4", 16, 1u << 24, &arg_load.v4_entries);
+	case ARG_V6:
+		return parse_u32(arg, "--map-entries-v6", 16, 1u << 24, &arg_load.v6_entries);
+	case ARG_RINGBUF:
+		return parse_ringbuf_bytes(arg);
+	case ARG_VERSION:
+		printf("connpid-loader %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
+		return 1;
+	case 'h':
+		help();
+		return 1;
+	}
+	return -ENOENT;
+}
+
 static int parse_argv(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -171,47 +205,11 @@ static int parse_argv(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
-		if (set_flag_option(c))
-			continue;
-		switch (c) {
-		case ARG_PIN_DIR:
-			arg_load.pin_dir = optarg;
-			break;
-		case ARG_CGROUP:
-			arg_load.cgroup_path = optarg;
-			break;
-		case ARG_GROUP:
-			arg_load.pin_group = optarg;
-			arg_load.pin_group_explicit = true;
-			break;
-		case ARG_V4:
-			r = parse_u32(optarg, "--map-entries-v4", 16, 1u << 24, &arg_load.v4_entries);
-			if (r < 0)
-				return r;
-			break;
-		case ARG_V6:
-			r = parse_u32(optarg, "--map-entries-v6", 16, 1u << 24, &arg_load.v6_entries);
-			if (r < 0)
-				return r;
-			break;
-		case ARG_RINGBUF:
-			r = parse_ringbuf_bytes(optarg);
-			if (r < 0)
-				return r;
-			break;
-		case ARG_VERSION:
-			printf("connpid-loader %s (ABI %d)\n", CONNPID_VERSION, CONNPID_ABI_VERSION);
-			return 0;
-		case 'h':
-			help();
-			return 0;
-		default:
-			return -EINVAL; /* getopt_long() said why */
-		}
-	}
+	r = parse_options(argc, argv, "vh", options, parse_option);
+	if (r <= 0)
+		return r;
 	r = check_args(argc, argv);
 	return r < 0 ? r : 1;
 }
