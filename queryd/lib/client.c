@@ -31,6 +31,10 @@
 #define DEFAULT_TIMEOUT_USEC 1000000ull
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LINE_MAX_BYTES (64u << 20) /* a long `recent` answer may be megabytes */
+/* "fields": a FLOW has some 40 members; the daemon reads at most 64 names
+ * on its fast path, and no member's name is near 64 bytes. */
+#define FIELDS_MAX 64u
+#define FIELD_NAME_MAX 64u
 
 struct request {
 	struct request *next;
@@ -407,7 +411,7 @@ static void drop_connection(connpid *h, int error)
 	}
 }
 
-static int handle_line(connpid *h, char *text, size_t len)
+static int handle_line(connpid *h, char *text)
 {
 	_cleanup_json_ json_object *o = NULL;
 	struct request *q = h->sent;
@@ -434,7 +438,8 @@ static int handle_line(connpid *h, char *text, size_t len)
 			request_free(q);
 			return -ENOMEM;
 		}
-		(void)result_from_answer(r, text, len);
+		/* parsed once: an answer's parse is most of a lookup's cost here */
+		(void)result_from_answer(r, text, o);
 		(void)push_done(h, r);
 	}
 	request_free(q);
@@ -453,7 +458,7 @@ static int handle_lines(connpid *h)
 		*nl = '\0';
 		if (nl > h->in && nl[-1] == '\r')
 			nl[-1] = '\0';
-		r = handle_line(h, h->in, used - 1);
+		r = handle_line(h, h->in);
 		memmove(h->in, h->in + used, h->in_len - used);
 		h->in_len -= used;
 		if (r < 0)
@@ -573,6 +578,8 @@ struct lookup_args {
 	char src_text[INET6_ADDRSTRLEN];
 	uint32_t netns;
 	bool inbound;
+	const char *const *fields; /* NULL: the whole FLOW */
+	size_t n_fields;
 };
 
 /* The address family of an IP literal, v4-mapped IPv6 counted as IPv4
@@ -611,6 +618,26 @@ static int src_check(const char *src, const char *dst, char ret_text[static INET
 	return fd != AF_UNSPEC && fd != fs ? -EINVAL : 0;
 }
 
+/* Names are only checked as strings: which are FLOW members is the
+ * daemon's to say (invalid_argument), so a newer daemon's member works. */
+static int fields_check(const char *const *fields, size_t n)
+{
+	if (!fields)
+		return n == 0 ? 0 : -EINVAL;
+	if (n == 0 || n > FIELDS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+
+		if (!fields[i])
+			return -EINVAL;
+		len = strnlen(fields[i], FIELD_NAME_MAX);
+		if (len == 0 || len >= FIELD_NAME_MAX || !utf8_is_valid(fields[i], len))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int lookup_options_check(const struct connpid_lookup_options *o, const char *dst, struct lookup_args *ret)
 {
 	struct connpid_lookup_options c = {};
@@ -638,11 +665,16 @@ static int lookup_options_check(const struct connpid_lookup_options *o, const ch
 		return -EINVAL;
 	if (c.src && (r = src_check(c.src, dst, ret->src_text)) < 0)
 		return r;
+	r = fields_check(c.fields, c.n_fields);
+	if (r < 0)
+		return r;
 	ret->flags = c.flags;
 	ret->at = c.at;
 	ret->src = c.src ? ret->src_text : NULL;
 	ret->netns = (uint32_t)c.netns;
 	ret->inbound = c.direction == CONNPID_DIRECTION_INBOUND;
+	ret->fields = c.fields;
+	ret->n_fields = c.n_fields;
 	return 0;
 }
 
@@ -661,7 +693,28 @@ static void add_scope(json_object *o, const struct lookup_args *a)
 		json_object_object_add(o, "direction", json_object_new_string("inbound"));
 }
 
-/* The lookup's JSON line: op, the 5-tuple's members, scope, at, id. */
+static int add_fields(json_object *o, const struct lookup_args *a)
+{
+	json_object *f;
+
+	if (!a->fields)
+		return 0;
+	f = json_object_new_array_ext((int)a->n_fields);
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < a->n_fields; i++) {
+		json_object *name = json_object_new_string(a->fields[i]);
+
+		if (!name || json_object_array_add(f, name) < 0) {
+			json_object_put(name);
+			json_object_put(f);
+			return -ENOMEM;
+		}
+	}
+	return json_object_object_add(o, "fields", f) < 0 ? -ENOMEM : 0;
+}
+
+/* The lookup's JSON line: op, the 5-tuple's members, scope, at, fields, id. */
 static json_object *lookup_json(int proto, const char *dst, uint16_t sport, uint16_t dport,
 				const struct lookup_args *a, uint64_t id)
 {
@@ -677,6 +730,10 @@ static json_object *lookup_json(int proto, const char *dst, uint16_t sport, uint
 	add_scope(o, a);
 	if (a->flags & CONNPID_LOOKUP_AT)
 		json_object_object_add(o, "at", json_object_new_double(a->at));
+	if (add_fields(o, a) < 0) {
+		json_object_put(o);
+		return NULL;
+	}
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
 	return o;
 }

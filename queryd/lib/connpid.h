@@ -61,6 +61,16 @@ struct connpid_lookup_options {
 	 * with any of the three fails with -EOPNOTSUPP, and the fallback
 	 * (CONNPID_OPEN_DIRECT_FALLBACK) does not answer such a lookup from
 	 * the maps: it fails with the daemon's unreachability error. */
+	/* Appended in 0.1.x (issue 15): answer with these FLOW members only
+	 * (connpid(7) "fields"), e.g. { "pid", "comm", "exe" }: n_fields
+	 * names (1..64, each a non-empty UTF-8 string shorter than 64
+	 * bytes; read during the call only), or NULL and 0 for the whole
+	 * FLOW. Names are not checked here: one the daemon does not know is
+	 * its "invalid_argument" (-EREMOTEIO).
+	 * The result's members not asked for are then NULL, 0, false, or
+	 * -1 for uid. A direct answer (the maps) is not narrowed. */
+	const char *const *fields;
+	size_t n_fields;
 };
 
 #define CONNPID_DIRECTION_OUTBOUND 0 /* a connection this host's process made (connect, sendto) */

@@ -123,15 +123,16 @@ static void result_from_flow(struct connpid_result *r, json_object *f)
 	r->domain = keep_string(r, d ? jstr(d, "name") : jstr(f, "domain"));
 }
 
-int result_from_answer(struct connpid_result *r, const char *line, size_t len)
+int result_from_answer(struct connpid_result *r, const char *line, json_object *o)
 {
-	_cleanup_json_ json_object *o = NULL;
+	_cleanup_json_ json_object *own = NULL;
 	json_object *ok, *f, *c;
 
 	r->json = keep_string(r, line);
 	if (!r->json)
 		return -ENOMEM;
-	o = json_tokener_parse(line);
+	if (!o)
+		o = own = json_tokener_parse(line);
 	if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean))
 		return r->error = -EBADMSG;
@@ -208,7 +209,7 @@ int result_from_maps(struct connpid_result *r, const char *pin_dir, int proto, c
 		json_object_object_add(o, "flow", map_flow_json(&q, pid, alive ? &p : NULL));
 	}
 	json_object_object_add(o, "direct", json_object_new_boolean(true));
-	rr = result_from_answer(r, json_object_to_json_string_ext(o, JSON_LINE_FLAGS), 0);
+	rr = result_from_answer(r, json_object_to_json_string_ext(o, JSON_LINE_FLAGS), o);
 	r->direct = true;
 	return rr;
 }

@@ -3,11 +3,13 @@
  * client is tested with: a forked MOCK daemon answers each lookup with the
  * case's line (@ID@ replaced by the request's id), and the result must be
  * what the case expects. The mock also checks that the request carried the
- * case's src/netns and "direction":"inbound" (and none of them when the
- * case has none): else it answers the error "mock_mismatch". Also: the
+ * case's src/netns, "direction":"inbound" and "fields" (and none of them
+ * when the case has none): else it answers the error "mock_mismatch". Also: the
  * daemon gone (-ENOENT), a daemon that never answers (-ETIMEDOUT on time),
- * pipelined submit/collect with and without those members, and the option
- * checks (bad src, direct lookups that cannot honour them). */
+ * pipelined submit/collect with and without those members, "fields" (the
+ * result has the members asked for, the daemon's invalid_argument comes
+ * back), and the option checks (bad src, bad fields, direct lookups that
+ * cannot honour them). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -56,7 +58,8 @@ static bool request_matches(json_object *req, json_object *want)
 		if (g && strcmp(keys[i], "netns") == 0 && !json_object_is_type(g, json_type_int))
 			return false;
 	}
-	return true;
+	/* "fields": the same names in the same order, or none on both sides */
+	return json_object_equal(json_object_object_get(req, "fields"), json_object_object_get(want, "fields"));
 }
 
 /* The mock: one line in, the next case's answer out, for every case. */
@@ -236,6 +239,105 @@ static json_object *scoped_case(int i)
 
 static uint64_t now_ms(void);
 
+/* A case for the mock: a request with these fields (none: NULL), its answer. */
+static void add_case(json_object *cases, const char *const *fields, size_t n, const char *answer)
+{
+	json_object *c = json_object_new_object(), *req = json_object_new_object();
+
+	if (fields) {
+		json_object *f = json_object_new_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(f, json_object_new_string(fields[i]));
+		json_object_object_add(req, "fields", f);
+	}
+	json_object_object_add(c, "request", req);
+	json_object_object_add(c, "answer", json_object_new_string(answer));
+	json_object_array_add(cases, c);
+}
+
+/* A lookup with "fields": the mock checks the list went out as given, the
+ * answer has those members only, and the result has them and nothing
+ * else; the daemon's invalid_argument for an unknown name comes back. */
+static void fields_cases(const char *path)
+{
+	static const char *const names[] = { "pid", "comm", "exe", "container", "domain" };
+	static const char *const unknown[] = { "pid", "no_such_member" };
+	json_object *cases = json_object_new_array();
+	struct connpid_lookup_options o = { .size = sizeof(o), .fields = names, .n_fields = 5 };
+	struct connpid_result *r = NULL;
+	connpid *h = NULL;
+	pid_t mock;
+	int rr;
+
+	add_case(cases, names, 5, "{\"ok\":true,\"found\":true,\"flow\":{\"pid\":42,\"comm\":\"curl\","
+		 "\"exe\":\"/usr/bin/curl\",\"container\":{\"id\":\"c0ffee\",\"name\":\"web\"},"
+		 "\"domain\":{\"name\":\"example.org\"}},\"id\":@ID@}");
+	add_case(cases, unknown, 2, "{\"ok\":false,\"error\":{\"code\":\"invalid_argument\","
+		 "\"message\":\"unknown field\"},\"id\":@ID@}");
+	add_case(cases, NULL, 0, "{\"ok\":true,\"found\":false,\"id\":@ID@}");
+	mock = start_mock(path, cases, false);
+	connpid_open(&h, path, 0);
+	rr = connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1000, 80, &o, &r);
+	CHECK(rr == 0 && r && r->found, "fields lookup: %d %s", rr, r && r->error_code ? r->error_code : "");
+	if (rr == 0 && r) {
+		CHECK(r->pid == 42 && str_eq(r->comm, "curl") && str_eq(r->exe, "/usr/bin/curl") &&
+		      str_eq(r->container_id, "c0ffee") && str_eq(r->container_name, "web") &&
+		      str_eq(r->domain, "example.org"), "fields: the members asked for are filled");
+		CHECK(!r->user && !r->unit && !r->container_image && r->uid == -1 && !r->alive,
+		      "fields: the members not asked for are NULL, -1, false");
+	}
+	connpid_result_free(r);
+	r = NULL;
+	o.fields = unknown;
+	o.n_fields = 2;
+	rr = connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1000, 80, &o, &r);
+	CHECK(rr == -EREMOTEIO && r && str_eq(r->error_code, "invalid_argument"),
+	      "fields: an unknown name is the daemon's invalid_argument: %d", rr);
+	connpid_result_free(r);
+	r = NULL;
+	/* no fields: none sent (the mock checks) */
+	rr = connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1000, 80, NULL, &r);
+	CHECK(rr == 0 && r && !r->found, "no fields: none sent: %d %s", rr, r && r->error_code ? r->error_code : "");
+	connpid_result_free(r);
+	connpid_close(h);
+	stop_mock(mock);
+	json_object_put(cases);
+}
+
+/* What the library refuses of "fields" before sending anything. */
+static void fields_checks(const char *path)
+{
+	static const char *const one[] = { "pid" }, *const with_null[] = { "pid", NULL },
+		*const empty[] = { "" }, *const bad_utf8[] = { "pi\xff" },
+		*const long_name[] = { "0123456789012345678901234567890123456789012345678901234567890123" };
+	static const char *many[65];
+	struct { const char *const *f; size_t n; const char *what; } bad[] = {
+		{ NULL, 1, "n_fields without fields" }, { one, 0, "fields without n_fields" },
+		{ with_null, 2, "a NULL name" }, { empty, 1, "an empty name" },
+		{ bad_utf8, 1, "a name that is no UTF-8" }, { long_name, 1, "a name of 64 bytes" },
+		{ many, 65, "65 names" },
+	};
+	struct connpid_result *r = NULL;
+	connpid *h = NULL;
+
+	for (size_t i = 0; i < 65; i++)
+		many[i] = "pid";
+	connpid_open(&h, path, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct connpid_lookup_options o = { .size = sizeof(o), .fields = bad[i].f, .n_fields = bad[i].n };
+
+		CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -EINVAL, "fields: %s", bad[i].what);
+	}
+	{
+		/* 64 names pass the checks (then: no daemon) */
+		struct connpid_lookup_options o = { .size = sizeof(o), .fields = many, .n_fields = 64 };
+
+		CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 1, 2, &o, &r) == -ENOENT, "fields: 64 names");
+	}
+	connpid_close(h);
+}
+
 /* Eight lookups in flight, each with its own members; the mock checks
  * what each request carried, the answers come back to the right id. */
 static void pipelined_scoped(const char *path)
@@ -399,6 +501,9 @@ int main(int argc, char **argv)
 	pipelined_scoped(path);
 	printf("ok: pipelined with src/netns/direction\n");
 
+	fields_cases(path);
+	printf("ok: fields\n");
+
 	/* a daemon that reads and never answers: -ETIMEDOUT on time */
 	mock = start_mock(path, nothing, true);
 	connpid_open(&h, path, 0);
@@ -419,6 +524,7 @@ int main(int argc, char **argv)
 	CHECK(connpid_lookup(h, IPPROTO_TCP, "127.0.0.1", 0, 2, NULL, &r) == -EINVAL, "port 0");
 	connpid_close(h);
 	option_checks(path, dir);
+	fields_checks(path);
 	printf("ok: errors\n");
 
 	rmdir(dir);

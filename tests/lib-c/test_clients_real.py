@@ -10,9 +10,14 @@ the test cgroup accepts a connection, and `connpidctl lookup --inbound
 CLIENT_IP LOCAL_PORT CLIENT_PORT` and the Python client name it, with
 its listener; the table shows DIR "in"; recent --direction inbound
 lists it.
+"fields" (issue 15): a lookup with fields answers with those members
+only, from the Python client and from libconnpid (lookup-fields prints
+the result struct: the members asked for filled, the others NULL/-1),
+recent with fields too, and an unknown name is invalid_argument in both.
 
 Root, BTF and cgroup2 needed (the queryd harness: own cgroup, pin dir,
 socket; all removed at exit); exit 77 without them."""
+import errno
 import json
 import os
 import socket
@@ -34,6 +39,76 @@ def ctl_json(env, *args):
         return r.returncode, json.loads(r.stdout.splitlines()[0]) if r.stdout else None, r.stderr
     except ValueError:
         return r.returncode, None, r.stderr
+
+
+def lookup_fields(env, key, *fields):
+    """libconnpid's result struct for a lookup with fields, as lookup-fields prints it."""
+    exe = os.environ.get("CONNPID_LOOKUP_FIELDS", "")
+    check(exe and os.path.exists(exe), "CONNPID_LOOKUP_FIELDS is built", exe)
+    r = subprocess.run([exe, env.sock] + key[1:] + list(fields), capture_output=True, text=True, timeout=30)
+    check_eq(r.returncode, 0, "lookup-fields exit (%s)" % r.stderr)
+    return json.loads(r.stdout)
+
+
+def answer_bytes(env, req):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(env.sock)
+        s.sendall(json.dumps(req).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return len(buf.split(b"\n", 1)[0])
+    finally:
+        s.close()
+
+
+def check_fields(env, w, t, lport):
+    """A lookup with fields: those members only, the same values."""
+    key = ["tcp", "127.0.0.1", str(t["sport"]), str(lport)]
+    c = ConnpidClient(env.sock, timeout=5)
+    full = c.lookup("tcp", "127.0.0.1", t["sport"], lport)
+    names = ["pid", "comm", "exe", "user", "container", "domain"]
+    f = c.lookup("tcp", "127.0.0.1", t["sport"], lport, fields=names)
+    check(f is not None and set(f) <= set(names) and {"pid", "comm", "exe", "user"} <= set(f),
+          "Python lookup with fields: those members only", f)
+    check_eq({k: (f or {}).get(k) for k in ("pid", "comm", "exe", "user")},
+             {k: (full or {}).get(k) for k in ("pid", "comm", "exe", "user")},
+             "Python lookup with fields: the values of the whole FLOW")
+    try:
+        c.lookup("tcp", "127.0.0.1", t["sport"], lport, fields=["pid", "no_such_member"])
+        check(False, "Python lookup with an unknown field did not fail")
+    except ConnpidProtocolError as e:
+        check_eq(e.code, "invalid_argument", "Python lookup with an unknown field")
+    flows = c.recent(10, fields=["pid", "sport"], pid=w.pid)
+    check(flows and all(set(x) == {"pid", "sport"} for x in flows) and
+          t["sport"] in [x["sport"] for x in flows], "Python recent with fields", flows)
+    c.close()
+
+    r = lookup_fields(env, key, "pid", "comm", "exe")
+    flow = json.loads(r.get("json") or "{}").get("flow", {})
+    check_eq(sorted(flow), ["comm", "exe", "pid"], "libconnpid: the answer has the fields only")
+    check_eq((r.get("rc"), r.get("found"), r.get("pid"), r.get("comm"), r.get("exe")),
+             (0, True, w.pid, full.get("comm"), full.get("exe")), "libconnpid: the fields are filled")
+    check_eq((r.get("user"), r.get("uid"), r.get("unit"), r.get("alive")), (None, -1, None, False),
+             "libconnpid: the members not asked for are NULL, -1, false")
+    r = lookup_fields(env, key, "uid", "user", "unit")
+    check_eq((r.get("pid"), r.get("uid"), r.get("user"), r.get("comm"), r.get("unit")),
+             (0, full.get("uid"), full.get("user"), None, full.get("unit")),
+             "libconnpid: uid, user and unit asked for, pid and comm not")
+    r = lookup_fields(env, key)
+    check_eq((r.get("pid"), r.get("user"), r.get("uid")), (w.pid, full.get("user"), full.get("uid")),
+             "libconnpid without fields: the whole FLOW")
+    r = lookup_fields(env, key, "pid", "no_such_member")
+    check_eq((r.get("rc"), r.get("error_code")), (-errno.EREMOTEIO, "invalid_argument"),
+             "libconnpid: an unknown field is the daemon's invalid_argument")
+    req = {"op": "lookup", "proto": "tcp", "dst": "127.0.0.1", "sport": t["sport"], "dport": lport}
+    harness.log("ANSWER BYTES: lookup %d bytes; fields pid,comm,exe,container,domain %d bytes"
+                % (answer_bytes(env, req), answer_bytes(env, dict(req, fields=names[:3] + names[4:]))))
 
 
 def test(env):
@@ -80,6 +155,7 @@ def test(env):
     except ConnpidProtocolError as e:
         check_eq(e.code, "unavailable", "Python inbound lookup error code")
     c.close()
+    check_fields(env, w, t, lport)
 
 
 SERVER = r"""

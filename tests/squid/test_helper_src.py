@@ -5,7 +5,9 @@
 No Squid and no root: the helper reads request lines on stdin as Squid
 writes them and talks to a MOCK daemon (MockQueryd of
 contrib/python/tests/test_client.py, NOT connpid-queryd), which records
-every request. Checked: %SRC is sent as "src" (v4-mapped folded), a %SRC
+every request. Checked: the lookup asks for the FLOW members the notes
+and allow lists use ("fields", issue 15: the mock answers with those
+only) and the notes are still all there; %SRC is sent as "src" (v4-mapped folded), a %SRC
 that cannot be the flow's src ("-", another family than %MYADDR) is left
 out and the lookup is made as before, no "direction" or "netns" is sent,
 and with --direct-fallback and the daemon down a lookup carrying src is
@@ -26,6 +28,8 @@ from test_client import FLOW, MockQueryd  # noqa: E402
 from mockcheck import check, run  # noqa: E402
 
 HELPER = os.environ.get("CONNPID_SQUID_HELPER", "")
+# what the helper prints (notes) and checks (allow lists)
+HELPER_FIELDS = ["pid", "user", "comm", "exe", "unit", "container", "domain"]
 SPORT = FLOW["sport"]
 
 
@@ -77,6 +81,15 @@ def scenarios(tmp):
         for r in mock.requests:
             check("direction" not in r and "netns" not in r,
                   "no direction or netns sent: %s" % json.dumps(r))
+            check(r.get("fields") == HELPER_FIELDS, "the helper's fields sent: %s" % json.dumps(r))
+        check(all("user=root exe=/usr/bin/curl comm=curl" in ln for ln in out),
+              "the notes from the narrowed answer", out)
+        out = run_helper(["--socket", sock, "--allow-exe", "/usr/bin/curl"],
+                         ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT])
+        check(len(out) == 1 and out[0].startswith("0 OK "), "allow list on the narrowed answer", out)
+        out = run_helper(["--socket", sock, "--allow-exe", "/usr/bin/wget"],
+                         ["0 127.0.0.2 %d 127.0.0.1 3128" % SPORT])
+        check(len(out) == 1 and out[0].startswith("0 ERR "), "not on the allow list", out)
     finally:
         mock.stop()
 

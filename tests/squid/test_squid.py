@@ -19,11 +19,13 @@ the restart are allowed; a benchmark of lookups per second through the
 helper.
 """
 import http.server
+import json
 import os
 import pwd
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -38,6 +40,8 @@ import harness  # noqa: E402
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
 HELPER = os.environ.get("CONNPID_SQUID_HELPER", "")
 CURL = shutil.which("curl")
+# what connpid-squid-helper asks for (queryd/squid/connpid-squid-helper.c)
+HELPER_FIELDS = ["pid", "user", "comm", "exe", "unit", "container", "domain"]
 
 PY_CLIENT = r"""
 import sys, urllib.request, urllib.error
@@ -302,19 +306,27 @@ def test_restart_under_load(env):
     check(env.squid.poll() is None, "squid still runs")
 
 
-def test_benchmark(env):
-    """Lookups per second through the helper (stdin to stdout), for a
-    live connection of a process in the test cgroup."""
-    env.start_daemon()
-    srv, port = env.listen_tcp()
-    p = env.popen([sys.executable, "-c",
-                   "import socket,sys,time\n"
-                   "s=socket.create_connection(('127.0.0.1',%d))\n"
-                   "print(s.getsockname()[1],flush=True)\n"
-                   "time.sleep(120)\n" % port], env.cgroup, stdout=subprocess.PIPE, text=True)
-    sport = int(p.stdout.readline())
-    n, window = 20000, 100
-    helper = subprocess.Popen([HELPER, "--socket", env.sock, "--timeout", "2000"], stdin=subprocess.PIPE,
+def answer_bytes(path, req):
+    """The length of the daemon's answer line to req (newline excluded)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        s.sendall(json.dumps(req).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return len(buf.split(b"\n", 1)[0]), json.loads(buf.split(b"\n", 1)[0] or b"{}")
+    finally:
+        s.close()
+
+
+def bench_round(env, exe, sport, port, pid, n, window=100):
+    """Lookups per second of one helper binary over n requests."""
+    helper = subprocess.Popen([exe, "--socket", env.sock, "--timeout", "2000"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, bufsize=1)
     env.track(helper)
     # as Squid with concurrency=100 does: at most `window` requests in
@@ -328,11 +340,45 @@ def test_benchmark(env):
     took = time.monotonic() - t0
     helper.stdin.close()
     check_eq(helper.wait(timeout=10), 0, "helper exit status")
-    ok = [ln for ln in out if " OK " in ln and "pid=%d " % p.pid in ln]
+    ok = [ln for ln in out if " OK " in ln and "pid=%d " % pid in ln]
     check_eq(len(ok), n, "every answer OK with the client's pid (not OK: %r)"
              % [ln for ln in out if ln not in ok][:3])
-    log("BENCHMARK: %d lookups through connpid-squid-helper (window %d) in %.2fs = %.0f lookups/s"
-        % (n, window, took, n / took))
+    return n / took
+
+
+def test_benchmark(env):
+    """Lookups per second through the helper (stdin to stdout), for a
+    live connection of a process in the test cgroup, and the size of the
+    daemon's answer with and without the helper's "fields". With
+    CONNPID_SQUID_HELPER_BASELINE (another build of the helper, e.g. one
+    before a change) both run in alternating rounds of the same run."""
+    env.start_daemon()
+    srv, port = env.listen_tcp()
+    p = env.popen([sys.executable, "-c",
+                   "import socket,sys,time\n"
+                   "s=socket.create_connection(('127.0.0.1',%d))\n"
+                   "print(s.getsockname()[1],flush=True)\n"
+                   "time.sleep(120)\n" % port], env.cgroup, stdout=subprocess.PIPE, text=True)
+    sport = int(p.stdout.readline())
+    req = {"op": "lookup", "proto": "tcp", "dst": "127.0.0.1", "sport": sport, "dport": port}
+    full, _ = answer_bytes(env.sock, req)
+    narrow, ans = answer_bytes(env.sock, dict(req, fields=HELPER_FIELDS))
+    check(ans.get("found") and set(ans.get("flow", {})) <= set(HELPER_FIELDS) and
+          ans["flow"].get("pid") == p.pid, "the helper's fields answer", ans)
+    log("ANSWER BYTES: lookup %d bytes, with the helper's fields %d bytes" % (full, narrow))
+    baseline = os.environ.get("CONNPID_SQUID_HELPER_BASELINE", "")
+    if not baseline:
+        rate = bench_round(env, HELPER, sport, port, p.pid, 20000)
+        log("BENCHMARK: 20000 lookups through connpid-squid-helper (window 100) = %.0f lookups/s" % rate)
+        return
+    rates = {HELPER: [], baseline: []}
+    for r in range(8):
+        exe = (HELPER, baseline)[(r + r // 2) % 2]  # ABBA ABBA: drift hits both alike
+        rates[exe].append(bench_round(env, exe, sport, port, p.pid, 10000))
+    for name, exe in (("this helper", HELPER), ("baseline", baseline)):
+        v = sorted(rates[exe])
+        log("BENCHMARK: %s: median %.0f lookups/s (range %.0f-%.0f, %d rounds of 10000, window 100)"
+            % (name, statistics.median(v), v[0], v[-1], len(v)))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,23 @@ FLOW = {
     "pid_reused": False, "seen": "map",
 }
 
+# connpid(7)'s FLOW member names (queryd/flow-view.c), for "fields"
+FLOW_MEMBERS = frozenset("""proto direction family src sport dst dport community_id pid tid
+    uid gid user comm exe cmdline ppid cgroup_id cgroup unit slice user_unit pod_uid container
+    netns socket_cookie start_time boot_id first_seen last_seen alive pid_reused previous_pid
+    exe_source ancestors creator listener domain seen in_map""".split())
+
+
+def narrow(flow, req):
+    """flow with the members req's "fields" names only, as the daemon
+    answers; None when "fields" is no non-empty list of member names."""
+    if "fields" not in req:
+        return flow
+    f = req["fields"]
+    if not isinstance(f, list) or not f or not all(isinstance(x, str) and x in FLOW_MEMBERS for x in f):
+        return None
+    return {k: v for k, v in flow.items() if k in f}
+
 
 class MockQueryd:
     """Fake connpid-queryd (MOCK, for client unit tests only).
@@ -117,13 +134,16 @@ class MockQueryd:
         rid = req.get("id")
         if op == "ping":
             a = {"ok": True, "pong": True, "version": "0.1.0"}
+        elif op == "lookup" and narrow(FLOW, req) is None:
+            a = {"ok": False, "error": {"code": "invalid_argument",
+                                        "message": "unknown field in \"fields\""}}
         elif op == "lookup":
             if req.get("sport") == FLOW["sport"]:
-                a = {"ok": True, "found": True, "flow": dict(FLOW, dst=req["dst"])}
+                a = {"ok": True, "found": True, "flow": narrow(dict(FLOW, dst=req["dst"]), req)}
             else:
                 a = {"ok": True, "found": False}
         elif op == "recent":
-            a = {"ok": True, "flows": [FLOW] * min(int(req.get("limit", 50)), 3)}
+            a = {"ok": True, "flows": [narrow(FLOW, req)] * min(int(req.get("limit", 50)), 3)}
         elif op == "stats":
             a = {"ok": True, "stats": {"events": 7, "clients": 1}}
         elif op == "status":
@@ -263,6 +283,44 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(ValueError, msg=repr(bad)):
                 self.client.lookup("tcp", "10.0.0.5", 1, 2, **bad)
         self.assertEqual(len(self.srv.requests), n, "a bad member was sent")
+
+    def test_lookup_fields(self):
+        """fields is sent as the lookup's "fields" (as given, in order) and
+        the answer has those members only; not sent without it; names are
+        checked only as strings (the daemon's invalid_argument surfaces);
+        anything else never leaves."""
+        f = self.client.lookup("tcp", "127.0.0.1", 40000, 8080, fields=["pid", "exe", "comm"])
+        self.assertEqual(f, {"pid": 4242, "exe": "/usr/bin/curl", "comm": "curl"})
+        self.assertEqual(self.srv.requests[-1]["fields"], ["pid", "exe", "comm"])
+        f = self.client.lookup("tcp", "127.0.0.1", 40000, 8080, fields=("pid",))
+        self.assertEqual(f, {"pid": 4242})
+        self.client.lookup("tcp", "127.0.0.1", 40000, 8080)
+        self.assertNotIn("fields", self.srv.requests[-1])
+        with self.assertRaises(ConnpidProtocolError) as cm:
+            self.client.lookup("tcp", "127.0.0.1", 40000, 8080, fields=["pid", "no_such"])
+        self.assertEqual(cm.exception.code, "invalid_argument")
+        self.assertEqual(self.srv.requests[-1]["fields"], ["pid", "no_such"])
+        self.assertEqual(self.client.ping()["version"], "0.1.0")  # still in step
+        flows = self.client.recent(2, fields=["pid", "comm"])
+        self.assertEqual(flows, [{"pid": 4242, "comm": "curl"}] * 2)
+        self.assertEqual(self.srv.requests[-1]["fields"], ["pid", "comm"])
+        n = len(self.srv.requests)
+        for bad in ("pid", [], ["pid", 1], [""], ["x" * 64], ["\ud800"], {"pid": 1},
+                    ["pid"] * 65):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                self.client.lookup("tcp", "127.0.0.1", 40000, 8080, fields=bad)
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                self.client.recent(1, fields=bad)
+        self.assertEqual(len(self.srv.requests), n, "a bad fields was sent")
+
+    def test_watch_fields(self):
+        w = self.client.watch(timeout=1, fields=["pid", "sport"])
+        next(w)
+        w.close()
+        req = [r for r in self.srv.requests if r.get("op") == "watch"][-1]
+        self.assertEqual(req["fields"], ["pid", "sport"])
+        with self.assertRaises(ValueError):
+            next(self.client.watch(timeout=1, fields="pid"))
 
     def test_lookup_all_candidates(self):
         self.srv.override = lambda req: [json.dumps({

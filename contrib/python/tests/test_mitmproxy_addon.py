@@ -235,6 +235,39 @@ class AddonPolicyTest(unittest.TestCase):
         self.assertNotIn("src", req)
         self.assertEqual(f.metadata["connpid"]["status"], "found")
 
+    def test_fields_asked(self):
+        """The lookup asks for the members the addon uses only (the mock
+        answers with those): the allow list, the comment and metadata
+        work as with the whole FLOW."""
+        self.configure(connpid_allow_exe=CURL)
+        f = self.request()
+        self.assertPassed(f)
+        req = [r for r in self.srv.requests if r.get("op") == "lookup"][-1]
+        self.assertEqual(req["fields"], list(connpid_mitmproxy.FIELDS))
+        for k in ("exe", "unit", "container", "domain"):
+            self.assertIn(k, req["fields"])
+        meta = f.metadata["connpid"]
+        self.assertEqual((meta["status"], meta["pid"], meta["exe"], meta["user"]),
+                         ("found", FLOW["pid"], CURL, "root"))
+        self.assertNotIn("cmdline", meta)
+        self.assertIn("connpid: curl[%d] exe=%s user=root" % (FLOW["pid"], CURL), f.comment)
+
+    def test_fields_option(self):
+        """connpid_fields adds members (kept in metadata); 'all' asks for
+        the whole FLOW (no "fields" sent); a bad value is refused."""
+        self.configure(connpid_fields="cgroup, cmdline,exe")
+        f = self.request()
+        req = [r for r in self.srv.requests if r.get("op") == "lookup"][-1]
+        self.assertEqual(req["fields"], list(connpid_mitmproxy.FIELDS) + ["cgroup", "cmdline"])
+        self.assertEqual(f.metadata["connpid"]["cgroup"], FLOW["cgroup"])
+        self.configure(connpid_fields="all")
+        f = self.request(sport=FOUND_SPORT)
+        req = [r for r in self.srv.requests if r.get("op") == "lookup"][-1]
+        self.assertNotIn("fields", req)
+        self.assertEqual(f.metadata["connpid"]["cmdline"], FLOW["cmdline"])
+        with self.assertRaises(connpid_mitmproxy.exceptions.OptionsError):
+            self.configure(connpid_fields="x" * 80)
+
     # -- what the operator sees
 
     def test_control_characters_escaped_in_comment(self):
