@@ -880,11 +880,11 @@ struct fast_val {
 	int64_t i;
 };
 
-enum { FM_OP, FM_PROTO, FM_DST, FM_SPORT, FM_DPORT, FM_ID, FM_FIELDS, _FM_MAX };
+enum { FM_OP, FM_PROTO, FM_DST, FM_SPORT, FM_DPORT, FM_ID, FM_FIELDS, FM_SRC, _FM_MAX };
 
 static const char *const fast_members[_FM_MAX] = {
 	[FM_OP] = "op", [FM_PROTO] = "proto", [FM_DST] = "dst", [FM_SPORT] = "sport",
-	[FM_DPORT] = "dport", [FM_ID] = "id", [FM_FIELDS] = "fields",
+	[FM_DPORT] = "dport", [FM_ID] = "id", [FM_FIELDS] = "fields", [FM_SRC] = "src",
 };
 
 static const char *fast_ws(const char *s, const char *end)
@@ -1091,13 +1091,29 @@ static bool fast_tuple(const struct fast_val v[_FM_MAX], struct flow_query *q)
 	return flow_query_parse(dst, sport, dport, proto, q) >= 0;
 }
 
+/* "src" as parse_scope() takes it; false (the slow path says why) for
+ * anything else. Proxies send it with every lookup (issue 14). */
+static bool fast_src(const struct fast_val *v, const struct flow_query *q, struct lookup_scope *scope)
+{
+	char src[FAST_STR_MAX + 1];
+	int family;
+
+	if (v->kind == FK_NONE)
+		return true;
+	if (v->kind != FK_STR || !fast_copy(v, src, sizeof(src)) || parse_ip(src, &family, scope->src_ip) < 0 ||
+	    family != q->family)
+		return false;
+	scope->has_src = true;
+	return true;
+}
+
 static void answer_or_defer(struct client *c, json_object *ans, json_object *vid);
 static void answer_ping(struct client *c, json_object *vid);
 
 /* true: the line was answered (or deferred) here. */
 static bool fast_request(struct manager *m, struct client *c, const char *line, size_t len)
 {
-	static const struct lookup_scope outbound = { .direction = FLOW_OUTBOUND };
+	struct lookup_scope scope = { .direction = FLOW_OUTBOUND };
 	struct fast_val v[_FM_MAX] = {};
 	_cleanup_json_ json_object *vid = NULL;
 	uint64_t fields = FLOW_FIELDS_ALL;
@@ -1114,11 +1130,12 @@ static bool fast_request(struct manager *m, struct client *c, const char *line, 
 		return true;
 	}
 	if (!fast_is(&v[FM_OP], "lookup") || !c->may_query || !m->pins.open || !fast_tuple(v, &q) ||
+	    !fast_src(&v[FM_SRC], &q, &scope) ||
 	    (m->cfg.no_tcp && q.protocol == CONNPID_PROTO_TCP) ||
 	    (v[FM_FIELDS].kind != FK_NONE && (v[FM_FIELDS].kind != FK_ARR || fast_fields(&v[FM_FIELDS], &fields) < 0)))
 		return false;
 	c->answer_fields = fields;
-	ans = lookup_outbound(m, c, &q, &outbound, vid);
+	ans = lookup_outbound(m, c, &q, &scope, vid);
 	if (ans || c->deferred)
 		answer_or_defer(c, ans, vid);
 	return true;

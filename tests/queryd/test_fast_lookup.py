@@ -80,6 +80,14 @@ def lines_for(sport, dport):
         b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"direction":"outbound"}' % (sport, dport),
         b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"netns":1}' % (sport, dport),
         b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"127.0.0.1"}' % (sport, dport),
+        # src is read on the fast path too (proxies send it every time)
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"127.0.0.2"}' % (sport, dport),
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"::ffff:127.0.0.1"}' % (sport, dport),
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"::1"}' % (sport, dport),
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"nope"}' % (sport, dport),
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":7}' % (sport, dport),
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"127.0.0.1","src":"x"}' % (sport, dport),
+        b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"127.0.0.1","fields":["pid"]}' % (sport, dport),
         b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"id":null}' % (sport, dport),
         b'{"op":"Lookup","dst":"127.0.0.1","sport":%d,"dport":%d}' % (sport, dport),
         b'{"op":"ping"}',
@@ -92,11 +100,7 @@ def lines_for(sport, dport):
 
 
 def test(env):
-    _, lport = env.listener()
-    d = env.daemon()
-    d.wait_ready()
-    w = env.workload(comm="cpq-fast")
-    cl = env.client()
+    lport, d, w, cl = env.start("cpq-fast")
     t = w.cmd({"cmd": "tcp", "host": "127.0.0.1", "port": lport})
     q = {"op": "lookup", "proto": "tcp", "dst": "127.0.0.1", "sport": t["sport"], "dport": lport}
     deadline = time.monotonic() + 5
@@ -121,6 +125,11 @@ def test(env):
     check_eq(sorted(json.loads(answers[8])["flow"]), sorted(["pid", "comm", "exe", "container", "domain"]),
              "fields on the hand-read path")
     check_eq(json.loads(answers[12])["error"]["code"], "invalid_argument", "unknown field refused")
+    by_line = dict(zip(lines, answers))
+    with_src = b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"127.0.0.1"}' % (t["sport"], lport)
+    check_eq(json.loads(by_line[with_src]).get("found"), True, "the right src finds the flow")
+    other_src = b'{"op":"lookup","dst":"127.0.0.1","sport":%d,"dport":%d,"src":"127.0.0.2"}' % (t["sport"], lport)
+    check_eq(json.loads(by_line[other_src]).get("found"), False, "another src does not")
 
     # pipelined in one write: in order, the same bytes as one by one
     cl.send_raw(b"".join(line + b"\n" for line in lines))
