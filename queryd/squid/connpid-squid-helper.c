@@ -63,6 +63,12 @@ static const char *arg_proxy_addr;     /* --proxy: when the format has no %MYADD
 static uint16_t arg_proxy_port;
 static struct list arg_allow_exe, arg_allow_unit, arg_allow_container;
 
+/* The FLOW members the notes and the allow lists use: the daemon's answer
+ * is then under 200 bytes instead of 1.1-1.5 KB with the cmdline and
+ * ancestry (connpid(7) "fields"), which the helper would only parse and
+ * drop; about three times the lookups per second (tests/squid). */
+static const char *const lookup_fields[] = { "pid", "user", "comm", "exe", "unit", "container", "domain" };
+
 static struct pending *pending;
 static size_t n_pending, cap_pending;
 
@@ -304,7 +310,9 @@ static void line_fields(char **tok, struct line_key *k)
 
 static void submit_lookup(connpid *h, const char *channel, const struct line_key *k)
 {
-	struct connpid_lookup_options opts = { .size = sizeof(opts) };
+	struct connpid_lookup_options opts = {
+		.size = sizeof(opts), .fields = lookup_fields, .n_fields = ARRAY_SIZE(lookup_fields),
+	};
 	uint64_t id;
 	int r;
 
