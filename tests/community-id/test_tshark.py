@@ -24,15 +24,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "store"))
-from storeharness import (Env, Skip, check, check_eq, history, json_command, log,  # noqa: E402
-                          main, wait_until)
-
-WORK = os.path.join(HERE, "cidwork.py")
+from storeharness import (WORKLOAD, Env, Skip, check, check_eq, history, json_command,  # noqa: E402
+                          log, main, wait_until)
 
 
 class Work:
     def __init__(self, env, comm):
-        self.proc = env.track(subprocess.Popen([sys.executable, WORK, env.cgroup, comm], stdin=subprocess.PIPE,
+        self.proc = env.track(subprocess.Popen([sys.executable, WORKLOAD, "serve", "--cgroup", env.cgroup,
+                                                "--comm", comm, "--tcp-data"], stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, text=True, bufsize=1))
         self.pid = self.cmd({"cmd": "hello"})["pid"]
 

@@ -48,18 +48,11 @@ def require_environment(need_dnsmasq=True):
 
 
 class Client(harness.Client):
-    """One connection to the query socket, JSON lines each way."""
+    """One connection to the query socket, JSON lines each way; lookup()
+    logs the pid and domain."""
 
-    def lookup(self, proto, dst, sport, dport):
-        """The FLOW of a found lookup; fails the test when not found."""
-        ans = self.request({"op": "lookup", "proto": proto, "dst": dst,
-                            "sport": sport, "dport": dport})
-        check(ans.get("ok") and ans.get("found"),
-              "lookup %s %s:%d->%d: not found" % (proto, dst, sport, dport), ans)
-        log("lookup %s %d->%s:%d: pid %s domain %s" % (proto, sport, dst, dport,
-                                                       ans["flow"].get("pid"),
-                                                       json.dumps(ans["flow"].get("domain"))))
-        return ans["flow"]
+    def describe(self, flow):
+        return "pid %s domain %s" % (flow.get("pid"), json.dumps(flow.get("domain")))
 
     def stats(self):
         ans = self.request({"op": "stats"})

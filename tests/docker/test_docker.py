@@ -38,9 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
-import traceback
 
-SKIP = 77
 IMAGE = "local/busybox"
 APPLETS = ("sh", "nc", "sleep", "cat")
 COMPOSE = "cpt-proj"
@@ -145,6 +143,24 @@ class DockerTest:
 
     # --- tools ---------------------------------------------------------------
 
+    def import_image(self, image, applets, extra=()):
+        """docker import of an image without a registry: busybox-static as
+        /bin/busybox, /bin/APPLET links to it, extra (path, name in the
+        image) files."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            d = tarfile.TarInfo("bin")
+            d.type, d.mode = tarfile.DIRTYPE, 0o755
+            t.addfile(d)
+            t.add(self.busybox, arcname="bin/busybox")
+            for path, name in extra:
+                t.add(path, arcname=name)
+            for a in applets:
+                ln = tarfile.TarInfo("bin/" + a)
+                ln.type, ln.linkname = tarfile.SYMTYPE, "busybox"
+                t.addfile(ln)
+        self.docker("import", "-", image, input=buf.getvalue(), timeout=120)
+
     def docker(self, *args, timeout=60, check_rc=True, **kw):
         env = dict(os.environ, DOCKER_CONFIG=os.path.join(self.tmp, "cli"))
         env.pop("DOCKER_HOST", None)
@@ -248,17 +264,7 @@ class DockerTest:
         log("dockerd up, pid", self.dockerd.pid)
 
         # 2. an image without a registry: busybox-static
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as t:
-            d = tarfile.TarInfo("bin")
-            d.type, d.mode = tarfile.DIRTYPE, 0o755
-            t.addfile(d)
-            t.add(self.busybox, arcname="bin/busybox")
-            for a in APPLETS:
-                ln = tarfile.TarInfo("bin/" + a)
-                ln.type, ln.linkname = tarfile.SYMTYPE, "busybox"
-                t.addfile(ln)
-        self.docker("import", "-", IMAGE, input=buf.getvalue(), timeout=120)
+        self.import_image(IMAGE, APPLETS)
 
         # 3. connpid on the cgroup parent only
         r = subprocess.run([binary("CONNPID_LOADER"), "--pin-dir", self.pin_dir, "--cgroup", self.cg_dir],
@@ -577,45 +583,11 @@ class DockerTest:
         step("temp dir", rm_tmp)
         step("host paths", host_paths)
         step("reap", reap_orphans)
-        for p in problems:
-            log("cleanup problem:", p)
         return problems
 
 
 def main():
-    def on_signal(signo, frame):
-        raise Interrupted("signal %d" % signo)
-
-    t = None
-    rc = 0
-    try:
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, on_signal)
-        # Orphans of this run (containerd, the runc shims, which daemonize)
-        # become our children, so cleanup can reap them.
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
-        t = DockerTest()
-        t.preflight()
-        t.setup()
-        t.run()
-        print("PASS", flush=True)
-    except Skip as e:
-        print("SKIP:", e, flush=True)
-        rc = SKIP
-    except Interrupted as e:
-        print("FAIL: interrupted (%s)" % e, flush=True)
-        rc = 1
-    except BaseException:
-        traceback.print_exc()
-        print("FAIL", flush=True)
-        rc = 1
-    finally:
-        if t is not None and t.tmp is not None:
-            if t.cleanup() and rc == 0:
-                print("FAIL: cleanup left state behind", flush=True)
-                rc = 1
-    sys.exit(rc)
+    harness.run_test_object(DockerTest)
 
 
 if __name__ == "__main__":

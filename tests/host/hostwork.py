@@ -16,10 +16,8 @@ Every loop is bounded in count and in time and stops by itself. Only
 loopback addresses are ever used: 127.0.0.0/8 and ::1. Records (samples,
 the final counts) are JSON lines in OUT; the last one has "done": true.
 """
-import ctypes
 import json
 import os
-import select
 import socket
 import struct
 import sys
@@ -27,23 +25,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import workcommon  # noqa: E402
-from workcommon import emit  # noqa: E402
+from workcommon import Children, fork_reporter, make_flow, pace, recv_fd, send_fd  # noqa: E402
 
-PR_SET_NAME = 15
 MAX_FLOWS_PER_WORKER = 200000
 MAX_EXECS = 100000
 LINGER_RST = struct.pack("ii", 1, 0)
 V4_BULK_DSTS = ("127.0.0.1", "127.9.0.1", "127.200.3.4")
 V6_BULK_DSTS = ("::1",)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def set_comm_bytes(b):
-    """prctl(PR_SET_NAME) with raw bytes (invalid UTF-8, escapes allowed)."""
-    if _libc.prctl(PR_SET_NAME, ctypes.c_char_p(bytes(b)[:15]), 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
-
 
 def assert_loopback(family, addr):
     if family == socket.AF_INET6:
@@ -64,13 +52,6 @@ class Out:
         obj["done"] = True
         self.write(obj)
         self.f.close()
-
-
-def pace(t0, n, rate):
-    """Sleep so that n operations since t0 run at about `rate` per second."""
-    ahead = n / rate - (time.monotonic() - t0)
-    if ahead > 0:
-        time.sleep(min(ahead, 0.5))
 
 
 # ------------------------------------------------------------------ execs
@@ -142,43 +123,42 @@ class Flows:
                 except (BlockingIOError, InterruptedError):
                     break
 
-    def one(self, target, connected_udp, before_close=None):
-        """One flow to target; its source port. TCP closes with RST (no
-        TIME_WAIT, so ports do not run out), after before_close(sport)."""
+    def open(self, target, connected_udp):
+        """One flow to target, the socket left open. TCP closes with RST
+        (no TIME_WAIT, so ports do not run out)."""
         s = socket.socket(self.fam, self.stype)
+        if self.proto == "tcp":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+        proto = self.proto if self.proto == "tcp" else "udpc" if connected_udp else "udp"
         try:
-            if self.proto == "tcp":
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
-                s.connect(target)
-            elif connected_udp:
-                s.connect(target)
-                s.send(b"x")
-            else:
-                s.sendto(b"x", target)
-            if before_close:
-                before_close(s.getsockname()[1])
-            return s.getsockname()[1]
-        finally:
+            return make_flow(s, proto, target, b"x")
+        except OSError:
             s.close()
+            raise
 
+    def one(self, target, connected_udp):
+        """One flow to target, closed at once; its source port."""
+        with self.open(target, connected_udp) as s:
+            return s.getsockname()[1]
 
-def sample_child(fl, target, connected_udp, wfd, gofd):
-    """In a forked child: one flow, then report it and exit. A TCP one is
-    reported while open and closed once the parent accepted it (it makes
-    the inbound sample: accepted by the worker, who called listen())."""
-    try:
-        t0 = time.time()
-        rec = {"pid": os.getpid(), "t0": t0}
-
-        def report(sport):
-            rec.update({"sport": sport, "t1": time.time()})
-            os.write(wfd, (json.dumps(rec) + "\n").encode())
-            if fl.proto == "tcp":
-                os.read(gofd, 1)
-        fl.one(target, connected_udp, before_close=report)
-        os._exit(0)
-    except BaseException:
-        os._exit(3)
+    def sample(self, target, connected_udp):
+        """One flow from a forked child, reported, then closed and the
+        child gone. A TCP one is reported while open and closed once we
+        accepted it (it makes the inbound sample: accepted by the worker,
+        who called listen()). The child's record, or None."""
+        def job(keep):
+            rec = {"pid": os.getpid(), "t0": time.time()}
+            s = self.open(target, connected_udp)
+            keep.append(s)
+            rec.update({"sport": s.getsockname()[1], "t1": time.time()})
+            return rec
+        pid, rec, hold_w = fork_reporter(job, hold=self.proto == "tcp")
+        if hold_w is not None:
+            if rec and rec.get("ok") is not False:
+                self.drain()   # accepts the sample while it is open
+            os.close(hold_w)   # the child closes it and exits
+            os.waitpid(pid, 0)
+        return rec if rec and rec.get("ok") is not False else None
 
 
 def run_flows(family, proto, seconds, rate, sample_every, out_path):
@@ -192,25 +172,8 @@ def run_flows(family, proto, seconds, rate, sample_every, out_path):
         connected_udp = proto == "udp" and n % 2 == 0
         try:
             if n % sample_every == 0:
-                r, w = os.pipe()
-                gr, gw = os.pipe()
-                pid = os.fork()
-                if pid == 0:
-                    os.close(r)
-                    os.close(gw)
-                    sample_child(fl, fl.sample_target[1], connected_udp, w, gr)
-                os.close(w)
-                os.close(gr)
-                with os.fdopen(r) as rf:
-                    line = rf.readline()
-                if line and proto == "tcp":
-                    fl.drain()   # accepts the sample while it is open
-                if line and proto == "tcp":
-                    os.write(gw, b"x")   # the child waits for it to close
-                os.close(gw)
-                _, status = os.waitpid(pid, 0)
-                if line:
-                    rec = json.loads(line)
+                rec = fl.sample(fl.sample_target[1], connected_udp)
+                if rec:
                     rec.update({"kind": "sample", "family": family, "proto": proto,
                                 "dst": fl.sample_target[1][0], "dport": fl.sample_target[1][1],
                                 "udp_connected": connected_udp})
@@ -291,6 +254,7 @@ class Holder:
     def __init__(self):
         self.held = []
         self.listeners = {}
+        self.children = Children()
 
     def target(self, family, proto, dst):
         key = (family, proto, dst)
@@ -304,17 +268,14 @@ class Holder:
             self.listeners[key] = s
         return self.listeners[key]
 
-    def make(self, family, proto, dst, sock=None):
+    def make(self, family, proto, dst):
         lst = self.target(family, proto, dst)
-        fam = lst.family
-        s = sock or socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+        s = socket.socket(lst.family, workcommon.sock_type(proto))
         dport = lst.getsockname()[1]
+        make_flow(s, proto, (dst, dport), b"x")
         if proto == "tcp":
-            s.connect((dst, dport))
             c, _ = lst.accept()
             self.held.append(c)
-        else:
-            s.sendto(b"x", (dst, dport))
         self.held.append(s)
         return {"proto": proto, "family": family, "dst": dst, "sport": s.getsockname()[1], "dport": dport}
 
@@ -325,84 +286,60 @@ class Holder:
                 flows.append(self.make(family, proto, dst))
         return {"ok": True, "pid": os.getpid(), "flows": flows}
 
-    def close_all(self, req):
+    def close_all(self):
+        """Close every held socket, then let the children go (reaped)."""
         for s in self.held:
             s.close()
         self.held = []
+        self.children.release()
         return {"ok": True}
+
+    def by_child(self, req, sock, job):
+        """The flow of req["kind"] made by a forked child with job(keep,
+        lst) (kept open until close); sock, made here, is closed after.
+        The answer: owner the child, creator this process."""
+        family, proto, dst = req["kind"]
+        lst = self.target(family, proto, dst)
+        pid, info, hold_w = fork_reporter(lambda keep: job(keep, lst))
+        self.children.add(pid, hold_w)
+        if info is None or info.get("ok") is False:
+            sock.close()
+            return {"ok": False, "error": "child %d: %r" % (pid, info)}
+        if proto == "tcp":
+            c, _ = lst.accept()
+            self.held.append(c)
+        sock.close()
+        return {"ok": True, "pid": pid, "creator": os.getpid(),
+                "flow": dict(info, proto=proto, family=family, dst=dst)}
+
+
+def child_flow(keep, s, proto, dst, lst):
+    """In a forked child: the flow on s to lst; {sport, dport}."""
+    keep.append(s)
+    dport = lst.getsockname()[1]
+    make_flow(s, "tcp" if proto == "tcp" else "udp", (dst, dport), b"x")
+    return {"sport": s.getsockname()[1], "dport": dport}
 
 
 def fork_connect(holder, req):
     """The parent creates the socket, a forked child connects it and sends:
-    owner child, creator parent. The child stays until close (its pipe)."""
-    family, proto, dst = req["kind"]
-    lst = holder.target(family, proto, dst)
-    s = socket.socket(lst.family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-    r, w = os.pipe()
-    r2, w2 = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.close(w2)
-        try:
-            dport = lst.getsockname()[1]
-            if proto == "tcp":
-                s.connect((dst, dport))
-            else:
-                s.sendto(b"x", (dst, dport))
-            os.write(w, json.dumps({"sport": s.getsockname()[1], "dport": dport}).encode() + b"\n")
-            os.read(r2, 1)   # until the parent closes its end
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.close(r2)
-    with os.fdopen(r) as rf:
-        info = json.loads(rf.readline())
-    if proto == "tcp":
-        c, _ = lst.accept()
-        holder.held.append(c)
-    s.close()
-    holder.children = getattr(holder, "children", []) + [(pid, w2)]
-    return {"ok": True, "pid": pid, "creator": os.getpid(),
-            "flow": dict(info, proto=proto, family=family, dst=dst)}
+    owner child, creator parent. The child stays until close."""
+    family, proto, _dst = req["kind"]
+    s = socket.socket(holder.target(*req["kind"]).family, workcommon.sock_type(proto))
+    return holder.by_child(req, s, lambda keep, lst: child_flow(keep, s, proto, req["kind"][2], lst))
 
 
 def scm_rights(holder, req):
     """A socket made here is passed with SCM_RIGHTS to a forked receiver
     that then makes the flow: owner receiver, creator this process."""
-    family, proto, dst = req["kind"]
-    lst = holder.target(family, proto, dst)
+    family, proto, _dst = req["kind"]
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        a.close()
-        os.close(r)
-        try:
-            msg, fds, _, _ = socket.recv_fds(b, 16, 1)
-            s = socket.socket(fileno=fds[0])
-            dport = lst.getsockname()[1]
-            if proto == "tcp":
-                s.connect((dst, dport))
-            else:
-                s.sendto(b"x", (dst, dport))
-            os.write(w, json.dumps({"sport": s.getsockname()[1], "dport": dport}).encode() + b"\n")
-            b.recv(1)   # until the parent closes the pair
-        finally:
-            os._exit(0)
-    b.close()
-    os.close(w)
-    s = socket.socket(lst.family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-    socket.send_fds(a, [b"s"], [s.fileno()])
-    s.close()
-    with os.fdopen(r) as rf:
-        info = json.loads(rf.readline())
-    if proto == "tcp":
-        c, _ = lst.accept()
-        holder.held.append(c)
-    holder.held.append(a)
-    return {"ok": True, "pid": pid, "creator": os.getpid(),
-            "flow": dict(info, proto=proto, family=family, dst=dst)}
+    s = socket.socket(holder.target(*req["kind"]).family, workcommon.sock_type(proto))
+    with a, b:
+        send_fd(a, s.fileno(), b"s")   # in flight until the child takes it
+        s.close()
+        return holder.by_child(req, s, lambda keep, lst: child_flow(keep, recv_fd(b), proto,
+                                                                   req["kind"][2], lst))
 
 
 def serve_holder(odd):
@@ -410,26 +347,17 @@ def serve_holder(odd):
     handlers = {
         "hello": lambda req: workcommon.hello(),
         "open": holder.open,
-        "close": lambda req: close_all_and_children(holder),
+        "close": lambda req: holder.close_all(),
         "fork_connect": lambda req: fork_connect(holder, req),
         "scm_rights": lambda req: scm_rights(holder, req),
     }
     if odd:
         def comm(req):
-            set_comm_bytes(bytes.fromhex(req["hex"]))
+            workcommon.set_comm(bytes.fromhex(req["hex"]))
             with open("/proc/self/comm", "rb") as f:
                 return {"ok": True, "comm_hex": f.read().rstrip(b"\n").hex()}
         handlers["comm"] = comm
-    return workcommon.serve(handlers, on_exit=lambda: close_all_and_children(holder))
-
-
-def close_all_and_children(holder):
-    holder.close_all({})
-    for pid, w in getattr(holder, "children", []):
-        os.close(w)
-        os.waitpid(pid, 0)
-    holder.children = []
-    return {"ok": True}
+    return workcommon.serve(handlers, on_exit=holder.close_all)
 
 
 def main(argv):

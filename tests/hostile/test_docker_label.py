@@ -26,8 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile import (HERE, Watch, check, check_eq, log, main, qdharness,  # noqa: E402
-                     wait_until)
+from hostile import (Watch, check, check_eq, log, main, qdharness, wait_until)  # noqa: E402
 
 FLOWS = 200
 BIG = 1000 * 1000
@@ -100,7 +99,7 @@ def run(env, cid, dsock):
     d.wait_ready()
     leaf = os.path.join(env.cgroup, "system.slice", "docker-%s.scope" % cid)
     os.makedirs(leaf)
-    wl = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "queryd", "qdworkload.py"), leaf,
+    wl = subprocess.Popen([sys.executable, qdharness.WORKLOAD, "serve", "--cgroup", leaf,
                            "--comm", "ctr-label"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     env.track(wl)
     pid = qdharness.json_command(wl, {"cmd": "hello"}, 30)["pid"]

@@ -12,19 +12,16 @@ process this test started (by pid) and everything left in its cgroup tree,
 unloads, removes the cgroups bottom-up, the pin dir and the temp dir.
 Exit codes: 0 pass, 1 fail, 77 skip.
 """
-import json
 import os
 import shutil
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "identwork.py")
 HELPER_C = os.path.join(HERE, "identhelper.c")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import harness  # noqa: E402
-from harness import (SKIP, Interrupted, Skip, binary, cgroup2_mount, check,  # noqa: E402,F401
-                     check_eq, json_command, log, proc_start_ticks, wait_until)
+from harness import (SKIP, Client, Interrupted, Skip, binary, cgroup2_mount,  # noqa: E402,F401
+                     check, check_eq, json_command, log, proc_start_ticks, wait_until)
 
 
 def require_environment():
@@ -36,46 +33,12 @@ def proc_comm(pid="self"):
         return f.read().rstrip("\n")
 
 
-class Client(harness.Client):
-    """One connection to the query socket, JSON lines each way."""
-
-    def lookup(self, proto, dst, sport, dport):
-        """The FLOW of a found lookup; fails the test when not found."""
-        ans = self.request({"op": "lookup", "proto": proto, "dst": dst,
-                            "sport": sport, "dport": dport})
-        check(ans.get("ok") and ans.get("found"),
-              "lookup %s %s:%d->%d: not found" % (proto, dst, sport, dport), ans)
-        log("lookup %s %d->%s:%d: %s" % (proto, sport, dst, dport, json.dumps(ans["flow"])))
-        return ans["flow"]
-
-    def lookup_raw(self, proto, dst, sport, dport):
-        return self.request({"op": "lookup", "proto": proto, "dst": dst,
-                             "sport": sport, "dport": dport})
-
-
-class Workload:
-    """identwork.py, started inside a cgroup directory (before exec)."""
+class Workload(harness.Workload):
+    """workload.py serve, started inside a cgroup directory (before exec)."""
 
     def __init__(self, env, cgroup_dir, comm=None, extra_args=(), pass_fds=()):
-        args = [sys.executable, WORKLOAD]
-        if comm:
-            args += ["--comm", comm]
-        args += list(extra_args)
-        self.proc = env.popen(args, cgroup_dir, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, bufsize=1,
-                              pass_fds=pass_fds)
-        info = self.cmd({"cmd": "hello"})
-        self.pid = info["pid"]
-        self.comm = info["comm"]
-        self.exe = info["exe"]
-        self.cgroup = info["cgroup"]
-        self.start_ticks = info["start_ticks"]
-        rel = "/" + os.path.relpath(cgroup_dir, env.mount)
-        v2 = [l for l in self.cgroup.splitlines() if l.startswith("0::")]
-        check(v2 == ["0::" + rel], "workload is not in %s" % rel, self.cgroup)
-
-    def cmd(self, obj, timeout=30):
-        return json_command(self.proc, obj, timeout)
+        super().__init__(env, extra_args, comm, cgroup_dir=cgroup_dir,
+                         cgroup="/" + os.path.relpath(cgroup_dir, env.mount), pass_fds=pass_fds)
 
 
 class Env(harness.CgroupEnv):
@@ -92,6 +55,15 @@ class Env(harness.CgroupEnv):
     def daemon(self, timeout=15):
         """Start connpid-queryd --no-store and wait until it answers ping."""
         self.no_store_daemon(timeout)
+
+    def start(self):
+        """Load, a daemon answering ping, a TCP listener, a bound UDP port
+        and a client: (TCP port, UDP port, client)."""
+        self.load()
+        self.daemon()
+        _, lport = self.listener()
+        uport = self.udp_port()
+        return lport, uport, self.client()
 
     def daemon_output(self):
         return harness.file_tail(self.daemon_log)

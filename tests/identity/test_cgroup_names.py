@@ -54,11 +54,7 @@ def shapes():
 
 
 def test(env):
-    env.load()
-    env.daemon()
-    _, lport = env.listener()
-    uport = env.udp_port()
-    cl = env.client()
+    lport, uport, cl = env.start()
     failures = []
     for name, rel, want in shapes():
         cgdir = env.subcgroup(rel)

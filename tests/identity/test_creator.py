@@ -36,11 +36,7 @@ def check_flow(f, what, pid, comm, creator_pid, creator_comm, creator_ticks, sam
 
 
 def test(env):
-    env.load()
-    env.daemon()
-    _, lport = env.listener()
-    uport = env.udp_port()
-    cl = env.client()
+    lport, uport, cl = env.start()
     dports = {"tcp": lport, "udpc": uport}
     lproto = {"tcp": "tcp", "udpc": "udp"}
 

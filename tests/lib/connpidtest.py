@@ -32,13 +32,12 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "workload.py")
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 # One harness: reporting, preflight and the case runner live in harness.py.
 import harness  # noqa: E402
-from harness import (BPFFS_ROOT, BTF_PATH, SKIP, Skip, TestFailure, binary,  # noqa: E402,F401
-                     case, cgroup2_mount, check, check_eq, log, proc_start_ticks,
+from harness import (BPFFS_ROOT, BTF_PATH, SKIP, WORKLOAD, Skip, TestFailure,  # noqa: E402,F401
+                     binary, case, cgroup2_mount, check, check_eq, log, proc_start_ticks,
                      unescape_mountinfo as _unescape_mountinfo)
 
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -65,10 +64,10 @@ META_F_BLOCK_LOOPBACK6 = 0x2
 META_F_INBOUND = 0x4
 # enum connpid_stat, in slot order; the names queryd's `stats` uses
 STAT_NAMES = ("events", "ringbuf_drops", "map_update_errors", "flows_v4", "flows_v6",
-              "repeats", "blocked_v6", "dns_packets", "dns_drops", "gai_calls")
+              "repeats", "blocked_v6", "dns_packets", "dns_drops", "gai_calls", "accepts")
 (STAT_EVENTS, STAT_RINGBUF_DROPS, STAT_MAP_UPDATE_ERRORS, STAT_FLOWS_V4,
  STAT_FLOWS_V6, STAT_REPEATS, STAT_BLOCKED_V6, STAT_DNS_PACKETS, STAT_DNS_DROPS,
- STAT_GAI_CALLS) = range(len(STAT_NAMES))
+ STAT_GAI_CALLS, STAT_ACCEPTS) = range(len(STAT_NAMES))
 STAT_MAX = len(STAT_NAMES)
 # struct conn_key_v4 / conn_key_v6: ip network order, ports host (LE) order
 KEY_V4_FORMAT = "<4sHHB3x"
@@ -584,7 +583,7 @@ class TestEnv:
             if new_netns and libc.unshare(CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
 
-        cmd = [sys.executable, WORKLOAD, action, host, str(port),
+        cmd = [sys.executable, WORKLOAD, "flow", action, host, str(port),
                "--timeout", str(timeout)]
         if comm:
             cmd += ["--comm", comm]

@@ -9,14 +9,20 @@ instead of carrying their own copies:
   - reporting: log, check, check_eq, wait_until, Skip, Interrupted;
   - environment: cgroup2 mount discovery, binaries passed by meson,
     the root/BTF/cgroup2 preflight;
-  - a JSON-lines client for connpid-queryd's socket, a queryd process
-    started with its output in a log file and waited for (ping);
+  - a JSON-lines client for connpid-queryd's socket (lookup, watch
+    events, wait until found), a queryd process started with its output
+    in a log file and waited for (ping), a scratch queryd on a pin dir,
+    terminate();
+  - Workload: tests/lib/workload.py serve (WORKLOAD, the one workload
+    script of the suites) as a JSON command loop;
   - CgroupEnv: a private child cgroup + pin dir + temp dir with signal
     handling and teardown (kill by pid, unload, kill what is left in the
     cgroup tree, rmdir bottom-up, leftover pins, temp dir);
-  - main(), @case and run_cases() that turn a test into exit 0, 1 or 77.
+  - main(), @case and run_cases() that turn a test into exit 0, 1 or 77;
+    run_test_object() for a test object with preflight/setup/run/cleanup.
 """
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -34,6 +40,8 @@ SKIP = 77
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 BPFFS_ROOT = "/sys/fs/bpf"
 QUERYD_BINARIES = ("CONNPID_LOADER", "CONNPID_QUERYD", "CONNPIDCTL")
+# the one workload script of the suites (subcommands flow, serve, flood)
+WORKLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workload.py")
 
 
 # ---------------------------------------------------------------- reporting
@@ -258,6 +266,51 @@ class Client:
         check(ans is not None, "daemon closed the connection instead of answering %r" % (obj,))
         return ans
 
+    def read_events(self, seconds, n=None, flows=False, poll=0.1):
+        """What a watching connection gets within `seconds` (at most n):
+        every line, or with flows the FLOW of each flow event."""
+        out = []
+        deadline = time.monotonic() + seconds
+        self.sock.settimeout(poll)
+        while (n is None or len(out) < n) and time.monotonic() < deadline:
+            try:
+                ans = self.read_line()
+            except (TimeoutError, OSError):
+                continue
+            check(ans is not None, "watch connection closed")
+            if not flows:
+                out.append(ans)
+            elif ans.get("event") == "flow":
+                out.append(ans["flow"])
+        self.sock.settimeout(10)
+        return out
+
+    def lookup_raw(self, proto, dst, sport, dport):
+        return self.request({"op": "lookup", "proto": proto, "dst": dst,
+                             "sport": sport, "dport": dport})
+
+    def lookup(self, proto, dst, sport, dport):
+        """The FLOW of a found lookup; fails the test when not found."""
+        ans = self.lookup_raw(proto, dst, sport, dport)
+        check(ans.get("ok") and ans.get("found"),
+              "lookup %s %s:%d->%d: not found" % (proto, dst, sport, dport), ans)
+        log("lookup %s %d->%s:%d: %s" % (proto, sport, dst, dport, self.describe(ans["flow"])))
+        return ans["flow"]
+
+    def describe(self, flow):
+        """How lookup() logs a flow."""
+        return json.dumps(flow)
+
+    def wait_found(self, req, what, timeout=5.0, interval=0.05):
+        """Ask req (a lookup) again until it says found; that answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ans = self.request(req)
+            if ans.get("found"):
+                return ans
+            check(time.monotonic() < deadline, "%s never showed up" % what)
+            time.sleep(interval)
+
     def close(self):
         try:
             self.sock.close()
@@ -287,6 +340,44 @@ def wait_queryd_ready(proc, sock, timeout=15, interval=0.05, output=lambda: ""):
             err = e
         time.sleep(interval)
     raise TestFailure("queryd not ready after %ds: %r; log: %s" % (timeout, err, output()))
+
+
+def terminate(proc, timeout=10):
+    """SIGTERM, then SIGKILL when it is not gone within timeout seconds;
+    its exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def scratch_queryd(pin_dir, prefix="connpid-q-"):
+    """connpid-queryd --pin-dir D with its socket (.sock), --db and log
+    (.log_text(): the last 2000 characters) in a new temp dir, answering
+    ping: the Popen. Stopped (terminate()) and the temp dir removed at the
+    end."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    sock = os.path.join(tmp, "s")
+    logf = open(os.path.join(tmp, "log"), "w+")
+    q = subprocess.Popen([binary("CONNPID_QUERYD"), "--pin-dir", pin_dir, "--socket", sock,
+                          "--db", os.path.join(tmp, "db")], stdout=logf, stderr=subprocess.STDOUT)
+
+    def log_text():
+        logf.seek(0)
+        return logf.read()[-2000:]
+    q.sock, q.log_text = sock, log_text
+    try:
+        wait_queryd_ready(q, sock, output=log_text)
+        yield q
+    finally:
+        terminate(q)
+        logf.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def file_tail(path, n=4000):
@@ -322,14 +413,7 @@ class Daemon:
         self.proc.wait(timeout=10)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, self.stop_timeout)
 
     def log(self):
         return file_tail(self.logpath)
@@ -349,6 +433,33 @@ def json_command(proc, obj, timeout, what="workload"):
     ans = json.loads(line)
     check(ans.get("ok"), "%s command %r failed: %r" % (what, obj, ans))
     return ans
+
+
+class Workload:
+    """tests/lib/workload.py serve started by an env (env.popen): exec'd
+    inside cgroup_dir when given, options in args (--cgroup DIR: it moves
+    itself there, --netns, padding ...). Its hello answer is .info and
+    attributes; with cgroup (a path under the cgroup2 mount), that must
+    be where it is."""
+    timeout = 30
+
+    def __init__(self, env, args=(), comm=None, cgroup_dir=None, cgroup=None, exe=None, **popen_kw):
+        cmd = [exe or sys.executable, WORKLOAD, "serve"] + (["--comm", comm] if comm else [])
+        self.proc = env.popen(cmd + list(args), cgroup_dir, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, bufsize=1, **popen_kw)
+        self.info = self.cmd({"cmd": "hello"})
+        for k in ("pid", "comm", "exe", "cgroup", "cmdline", "start_ticks", "netns"):
+            setattr(self, k, self.info[k])
+        if cgroup is not None:
+            v2 = [line for line in self.cgroup.splitlines() if line.startswith("0::")]
+            check(v2 == ["0::" + cgroup], "workload is not in %s" % cgroup, self.cgroup)
+
+    def cmd(self, obj, timeout=None):
+        return json_command(self.proc, obj, timeout or self.timeout)
+
+    def exit(self):
+        self.cmd({"cmd": "exit"})
+        self.proc.wait(timeout=10)   # reaped: the pid is free now
 
 
 # ---------------------------------------------------------------- the env
@@ -552,6 +663,51 @@ class CgroupEnv:
 
 
 # ---------------------------------------------------------------- running tests
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def run_test_object(make):
+    """Run t = make() as t.preflight(), t.setup(), t.run(), then always
+    t.cleanup() once t.tmp is set (a list of what it left behind, logged
+    here); exit 0, 1 (a failure, or a passing test whose cleanup left
+    something) or 77.
+    Orphans of the run (daemons, the runc shims, which daemonize) become
+    our children, so cleanup can reap them."""
+    def on_signal(signo, frame):
+        raise Interrupted("signal %d" % signo)
+
+    t = None
+    rc = 0
+    try:
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, on_signal)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        t = make()
+        t.preflight()
+        t.setup()
+        t.run()
+        print("PASS", flush=True)
+    except Skip as e:
+        print("SKIP:", e, flush=True)
+        rc = SKIP
+    except Interrupted as e:
+        print("FAIL: interrupted (%s)" % e, flush=True)
+        rc = 1
+    except BaseException:
+        traceback.print_exc()
+        print("FAIL", flush=True)
+        rc = 1
+    finally:
+        if t is not None and t.tmp is not None:
+            problems = t.cleanup()
+            for p in problems or []:
+                log("cleanup problem:", p)
+            if problems and rc == 0:
+                print("FAIL: cleanup left state behind", flush=True)
+                rc = 1
+    sys.exit(rc)
+
 
 def main(test_fn, make_env, tag, require=require_environment):
     """Run test_fn(env) in make_env(tag); exit 0/1/77."""

@@ -6,7 +6,7 @@ plus network namespaces named after this test's pid (cpn<PID>-...),
 removed at teardown after every process is gone (queryd first, with
 SIGTERM: it must exit 0 without a sanitizer report); a teardown that
 leaves something behind fails the test. Workloads
-(netnswork.py) enter the cgroup and then their namespace with setns.
+(tests/lib/workload.py serve) enter the cgroup and then their namespace with setns.
 """
 import json
 import os
@@ -16,7 +16,6 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "netnswork.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import harness  # noqa: E402
 from harness import (Client, Skip, TestFailure, binary, check, check_eq,  # noqa: E402,F401
@@ -38,28 +37,13 @@ def netns_names():
         return set()
 
 
-class Workload:
+class Workload(harness.Workload):
     def __init__(self, env, comm=None, netns=None, in_cgroup=True):
-        args = [sys.executable, WORKLOAD]
-        if netns:
-            args += ["--netns", netns]
-        if comm:
-            args += ["--comm", comm]
         # exec'd inside the cgroup (preexec_fn), so connpid's exec hook knows
         # its exe even for forked children that exit before queryd looks
-        self.proc = env.popen(args, env.cgroup if in_cgroup else None, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, bufsize=1)
-        info = self.cmd({"cmd": "hello"})
-        self.pid, self.comm, self.exe, self.netns = info["pid"], info["comm"], info["exe"], info["netns"]
-        if in_cgroup:
-            check(env.cgroup_rel in info["cgroup"], "workload is not in the test cgroup", info["cgroup"])
-
-    def cmd(self, obj, timeout=30):
-        return json_command(self.proc, obj, timeout, "netnswork")
-
-    def exit(self):
-        self.cmd({"cmd": "exit"})
-        self.proc.wait(timeout=10)
+        super().__init__(env, ["--netns", netns] if netns else [], comm,
+                         cgroup_dir=env.cgroup if in_cgroup else None,
+                         cgroup=env.cgroup_rel if in_cgroup else None)
 
 
 class NetnsEnv(harness.CgroupEnv):
@@ -199,18 +183,7 @@ def all_flows(ans):
 
 def read_events(cl, seconds):
     """Every line a watching client gets within `seconds`."""
-    out = []
-    deadline = time.monotonic() + seconds
-    cl.sock.settimeout(0.1)
-    while time.monotonic() < deadline:
-        try:
-            ans = cl.read_line()
-        except (TimeoutError, OSError):
-            continue
-        check(ans is not None, "watch connection closed")
-        out.append(ans)
-    cl.sock.settimeout(10)
-    return out
+    return cl.read_events(seconds)
 
 
 def run_cases(tag):

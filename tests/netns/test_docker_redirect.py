@@ -24,25 +24,20 @@ by "netns" too; the bare lookup lists both containers (flow + candidates).
 Teardown: the table, the containers and the network are deleted, then
 DockerTest's cleanup (dockerd, shims, mounts, pins, cgroups in every
 hierarchy), then the bridge if still there; anything left fails the test."""
-import io
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import tarfile
 import time
-import traceback
-import ctypes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "docker"))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import harness  # noqa: E402
-from harness import Client, Interrupted, Skip, check, check_eq, log  # noqa: E402
+from harness import Client, Skip, check, check_eq, log  # noqa: E402
 import test_docker  # noqa: E402
 
 harness.set_log_name("docker_redirect")
@@ -121,23 +116,9 @@ class RedirectTest(test_docker.DockerTest):
         self.docker("network", "create", "--driver", "bridge", "--subnet", self.subnet,
                     "-o", "com.docker.network.bridge.name=" + self.bridge, NETWORK)
         self.made_bridge = True
-        self.import_image()
-
-    def import_image(self):
-        """busybox plus the static sport-connect (busybox nc ignores -p when
-        it connects)."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as t:
-            d = tarfile.TarInfo("bin")
-            d.type, d.mode = tarfile.DIRTYPE, 0o755
-            t.addfile(d)
-            t.add(self.busybox, arcname="bin/busybox")
-            t.add(self.helper, arcname="bin/sport-connect")
-            for a in ("sh", "sleep"):
-                ln = tarfile.TarInfo("bin/" + a)
-                ln.type, ln.linkname = tarfile.SYMTYPE, "busybox"
-                t.addfile(ln)
-        self.docker("import", "-", IMAGE, input=buf.getvalue(), timeout=120)
+        # busybox plus the static sport-connect (busybox nc ignores -p when
+        # it connects)
+        self.import_image(IMAGE, ("sh", "sleep"), [(self.helper, "bin/sport-connect")])
 
     def lookup(self, what, timeout=5.0, **members):
         req = {"op": "lookup", "proto": "tcp"}
@@ -254,43 +235,11 @@ class RedirectTest(test_docker.DockerTest):
         r = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=30)
         if self.table in r.stdout.split():
             problems.append("nft table %s left" % self.table)
-        for p in problems:
-            log("cleanup problem:", p)
         return problems
 
 
 def main():
-    def on_signal(signo, frame):
-        raise Interrupted("signal %d" % signo)
-
-    t = None
-    rc = 0
-    try:
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, on_signal)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER: the shims daemonize
-        t = RedirectTest()
-        t.preflight()
-        t.setup()
-        t.run()
-        print("PASS", flush=True)
-    except Skip as e:
-        print("SKIP:", e, flush=True)
-        rc = harness.SKIP
-    except Interrupted as e:
-        print("FAIL: interrupted (%s)" % e, flush=True)
-        rc = 1
-    except BaseException:
-        traceback.print_exc()
-        print("FAIL", flush=True)
-        rc = 1
-    finally:
-        if t is not None and t.tmp is not None:
-            if t.cleanup() and rc == 0:
-                print("FAIL: cleanup left state behind", flush=True)
-                rc = 1
-    sys.exit(rc)
+    harness.run_test_object(RedirectTest)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "qdworkload.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import harness  # noqa: E402
-from harness import (SKIP, Client, Interrupted, Skip, binary, cgroup2_mount,  # noqa: E402,F401
-                     check, check_eq, json_command, log, wait_until)
+from harness import (SKIP, WORKLOAD, Client, Interrupted, Skip, binary,  # noqa: E402,F401
+                     cgroup2_mount, check, check_eq, json_command, log, wait_until)
 
 
 def require_environment():
@@ -39,27 +38,13 @@ def attachments(cgroup_dir):
     return len(json.loads(out.stdout or "[]"))
 
 
-class Workload:
+class Workload(harness.Workload):
+    """workload.py serve; it moves itself into the test cgroup. extra_args:
+    padding for a long command line."""
+    timeout = 60
+
     def __init__(self, env, comm=None, extra_args=()):
-        args = [sys.executable, WORKLOAD, env.cgroup]
-        if comm:
-            args += ["--comm", comm]
-        args += list(extra_args)
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
-        env.track(self.proc)
-        info = self.cmd({"cmd": "hello"})
-        self.pid = info["pid"]
-        self.comm = info["comm"]
-        self.exe = info["exe"]
-        check(env.cgroup_rel in info["cgroup"], "workload is not in the test cgroup", info["cgroup"])
-
-    def cmd(self, obj, timeout=60):
-        return json_command(self.proc, obj, timeout)
-
-    def exit(self):
-        self.cmd({"cmd": "exit"})
-        self.proc.wait(timeout=10)   # reaped: the pid is free now
+        super().__init__(env, ["--cgroup", env.cgroup] + list(extra_args), comm, cgroup=env.cgroup_rel)
 
 
 class Daemon(harness.Daemon):
@@ -105,6 +90,15 @@ class TestEnv(harness.CgroupEnv):
 
     def daemon(self, activated=False, extra=()):
         return Daemon(self, activated, extra)
+
+    def start(self, comm):
+        """The usual start of a test: a TCP listener, a daemon answering
+        ping, a workload named comm, a client: (lport, daemon, workload,
+        client)."""
+        _, lport = self.listener()
+        d = self.daemon()
+        d.wait_ready()
+        return lport, d, self.workload(comm=comm), self.client()
 
     def listener(self, backlog=1024):
         return self.listen_tcp(backlog)

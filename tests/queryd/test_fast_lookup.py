@@ -9,7 +9,6 @@ same lines pipelined in one write, answered in order."""
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qdharness import check, check_eq, main  # noqa: E402
@@ -103,10 +102,7 @@ def test(env):
     lport, d, w, cl = env.start("cpq-fast")
     t = w.cmd({"cmd": "tcp", "host": "127.0.0.1", "port": lport})
     q = {"op": "lookup", "proto": "tcp", "dst": "127.0.0.1", "sport": t["sport"], "dport": lport}
-    deadline = time.monotonic() + 5
-    while not cl.request(q).get("found"):
-        check(time.monotonic() < deadline, "the TCP flow never showed up")
-        time.sleep(0.05)
+    cl.wait_found(q, "the TCP flow")
 
     lines = lines_for(t["sport"], lport)
     answers = []

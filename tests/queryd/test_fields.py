@@ -16,27 +16,11 @@ PROXY = ["pid", "comm", "exe", "container", "domain"]
 
 
 def read_flow_events(cl, n, seconds=5.0):
-    out = []
-    deadline = time.monotonic() + seconds
-    cl.sock.settimeout(0.2)
-    while len(out) < n and time.monotonic() < deadline:
-        try:
-            ans = cl.read_line()
-        except (TimeoutError, OSError):
-            continue
-        check(ans is not None, "watch connection closed")
-        if ans.get("event") == "flow":
-            out.append(ans["flow"])
-    cl.sock.settimeout(10)
-    return out
+    return cl.read_events(seconds, n=n, flows=True, poll=0.2)
 
 
 def test(env):
-    _, lport = env.listener()
-    d = env.daemon()
-    d.wait_ready()
-    w = env.workload(comm="cpq-fields")
-    cl = env.client()
+    lport, d, w, cl = env.start("cpq-fields")
 
     # watchers first: one with fields, one without
     fw = env.client()
@@ -54,10 +38,7 @@ def test(env):
 
     t = w.cmd({"cmd": "tcp", "host": "127.0.0.1", "port": lport})
     q = {"op": "lookup", "proto": "tcp", "dst": "127.0.0.1", "sport": t["sport"], "dport": lport}
-    deadline = time.monotonic() + 5
-    while not cl.request(q).get("found"):
-        check(time.monotonic() < deadline, "the TCP flow never showed up")
-        time.sleep(0.05)
+    cl.wait_found(q, "the TCP flow")
 
     full = cl.request(q)["flow"]
     for k in ("cmdline", "ancestors", "creator", "in_map", "community_id", "alive", "first_seen"):

@@ -11,7 +11,6 @@ namespaces and accepted connections end to end: tests/netns.)"""
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qdharness import check, check_eq, main, wait_until  # noqa: E402
@@ -46,19 +45,7 @@ def error_of(ans):
 
 def read_flows(cl, seconds):
     """The flow events a watcher gets within seconds."""
-    out = []
-    deadline = time.monotonic() + seconds
-    cl.sock.settimeout(0.2)
-    while time.monotonic() < deadline:
-        try:
-            ans = cl.read_line()
-        except (TimeoutError, OSError):
-            continue
-        check(ans is not None, "watch connection closed")
-        if ans.get("event") == "flow":
-            out.append(ans["flow"])
-    cl.sock.settimeout(10)
-    return out
+    return cl.read_events(seconds, flows=True, poll=0.2)
 
 
 def check_lookup_errors(cl, q, cid):
@@ -203,11 +190,7 @@ def check_recent_cursor(cl, w):
 
 
 def test(env):
-    _, lport = env.listener()
-    d = env.daemon()
-    d.wait_ready()
-    w = env.workload(comm="cpq-scope")
-    cl = env.client()
+    lport, d, w, cl = env.start("cpq-scope")
 
     st = cl.request({"op": "status"})
     check_eq(st.get("status", {}).get("inbound"), False, "status: inbound off without --inbound")

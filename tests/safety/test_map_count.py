@@ -12,16 +12,13 @@ kernel's own (a key walk after the fill)."""
 import ctypes
 import json
 import os
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import connpidtest as T  # noqa: E402
 from connpidtest import case, check, check_eq  # noqa: E402
-from harness import wait_queryd_ready, Client  # noqa: E402
+from harness import Client, scratch_queryd  # noqa: E402
 
 FILL = 5000
 # name: (key size, value size); gai_calls only holds 4096
@@ -104,37 +101,17 @@ def loader_status_counts_full_maps():
               % (p.returncode, p.stderr[-500:]))
 
         # queryd: `status` describes the pins (counting every map), `stats` the flow maps
-        queryd = T.binary("CONNPID_QUERYD")
-        tmp = tempfile.mkdtemp(prefix="connpid-mapcount-")
-        sock, db = os.path.join(tmp, "s"), os.path.join(tmp, "db")
-        logf = open(os.path.join(tmp, "log"), "w+")
-        q = subprocess.Popen([queryd, "--pin-dir", env.pin_dir, "--socket", sock, "--db", db],
-                             stdout=logf, stderr=subprocess.STDOUT)
-
-        def log_text():
-            logf.seek(0)
-            return logf.read()[-2000:]
-        try:
-            wait_queryd_ready(q, sock, output=log_text)
-            with Client(sock, timeout=30) as c:
+        with scratch_queryd(env.pin_dir, "connpid-mapcount-") as q:
+            with Client(q.sock, timeout=30) as c:
                 ans = c.request({"op": "status"})
                 check(ans.get("ok"), "queryd status answer", ans)
                 check_counts(ans["status"]["maps"] if "status" in ans else ans["maps"],
                              truth, "queryd status")
                 ans = c.request({"op": "stats"})
                 check(ans.get("ok"), "queryd stats answer", ans)
-            p = T.run([ctl, "--socket", sock, "status"])
+            p = T.run([ctl, "--socket", q.sock, "status"])
             check_eq(p.returncode, 0, "connpidctl status exit (stderr: %s)" % p.stderr[-500:])
-            check(q.poll() is None, "queryd died: %s" % log_text())
-        finally:
-            q.terminate()
-            try:
-                q.wait(10)
-            except subprocess.TimeoutExpired:
-                q.kill()
-                q.wait()
-            logf.close()
-            shutil.rmtree(tmp, ignore_errors=True)
+            check(q.poll() is None, "queryd died: %s" % q.log_text())
         check(q.returncode in (0, -15), "queryd exit %r" % q.returncode)
 
 

@@ -14,16 +14,13 @@ import ctypes
 import json
 import os
 import secrets
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import connpidtest as T  # noqa: E402
 from connpidtest import case, check, check_eq  # noqa: E402
-from harness import wait_queryd_ready, Client  # noqa: E402
+from harness import Client, scratch_queryd  # noqa: E402
 
 BPF_MAP_CREATE = 0
 BPF_OBJ_PIN = 6
@@ -77,32 +74,12 @@ def check_clean_failure(p, what, *names):
 
 def queryd_status(pin_dir):
     """Start queryd on pin_dir; its `status` answer, and that it survived."""
-    queryd = T.binary("CONNPID_QUERYD")
-    tmp = tempfile.mkdtemp(prefix="connpid-pinsafety-")
-    sock = os.path.join(tmp, "s")
-    logf = open(os.path.join(tmp, "log"), "w+")
-    q = subprocess.Popen([queryd, "--pin-dir", pin_dir, "--socket", sock, "--db",
-                          os.path.join(tmp, "db")], stdout=logf, stderr=subprocess.STDOUT)
-
-    def log_text():
-        logf.seek(0)
-        return logf.read()[-2000:]
-    try:
-        wait_queryd_ready(q, sock, output=log_text)
-        with Client(sock, timeout=30) as c:
+    with scratch_queryd(pin_dir, "connpid-pinsafety-") as q:
+        with Client(q.sock, timeout=30) as c:
             ans = c.request({"op": "status"})
         check(ans.get("ok"), "queryd status on %s" % pin_dir, ans)
-        check(q.poll() is None, "queryd died: %s" % log_text())
+        check(q.poll() is None, "queryd died: %s" % q.log_text())
         return ans["status"]
-    finally:
-        q.terminate()
-        try:
-            q.wait(10)
-        except subprocess.TimeoutExpired:
-            q.kill()
-            q.wait()
-        logf.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @case

@@ -62,21 +62,15 @@ if len(sys.argv) > 2 and sys.argv[1] == "--workload":
     sys.exit(0)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "queryd"))
-from qdharness import binary, check, check_eq, log, main  # noqa: E402
+from qdharness import Client, binary, check, check_eq, log, main  # noqa: E402
 
 
-class RawClient:
+class RawClient(Client):
     """A query socket client that hands out each answer line as bytes,
     so that a line that is not UTF-8 is seen as such."""
 
     def __init__(self, path, timeout=15.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def send_raw(self, data):
-        self.sock.sendall(data)
+        super().__init__(path, timeout)
 
     def raw_line(self):
         while b"\n" not in self.buf:
@@ -92,9 +86,6 @@ class RawClient:
     def request(self, obj, what=None):
         self.send_raw(json.dumps(obj).encode() + b"\n")
         return self.line(what or obj.get("op"))
-
-    def close(self):
-        self.sock.close()
 
 
 def no_constant(name):

@@ -19,12 +19,11 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "storeworkload.py")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import connpidtest  # noqa: E402
 import harness  # noqa: E402
-from harness import (SKIP, Client, Interrupted, Skip, binary, cgroup2_mount,  # noqa: E402,F401
-                     check, check_eq, json_command, log, wait_until)
+from harness import (SKIP, WORKLOAD, Client, Interrupted, Skip, binary,  # noqa: E402,F401
+                     cgroup2_mount, check, check_eq, json_command, log, wait_until)
 
 PROTO_TCP, PROTO_UDP = 6, 17
 
@@ -65,22 +64,13 @@ def map_pid_v4(pin_dir, dst, sport, dport, proto):
 
 # ---------------------------------------------------------------- processes
 
-class Workload:
-    """storeworkload.py serve, inside the test cgroup."""
+class Workload(harness.Workload):
+    """workload.py serve; it moves itself into the test cgroup. exe: the
+    interpreter to run it with."""
+    timeout = 120
 
     def __init__(self, env, comm=None, exe=None):
-        args = [exe or sys.executable, WORKLOAD, env.cgroup]
-        if comm:
-            args += ["--comm", comm]
-        args += ["serve"]
-        self.proc = env.track(subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                               text=True, bufsize=1))
-        info = self.cmd({"cmd": "hello"})
-        self.pid, self.comm, self.exe, self.cmdline = info["pid"], info["comm"], info["exe"], info["cmdline"]
-        check(env.cgroup_rel in info["cgroup"], "workload is not in the test cgroup", info["cgroup"])
-
-    def cmd(self, obj, timeout=120):
-        return json_command(self.proc, obj, timeout)
+        super().__init__(env, ["--cgroup", env.cgroup], comm, cgroup=env.cgroup_rel, exe=exe)
 
     def tcp(self, host, port):
         return self.cmd({"cmd": "tcp", "host": host, "port": port})
@@ -91,17 +81,13 @@ class Workload:
     def udpflood(self, hosts, n, first_port=1024):
         return self.cmd({"cmd": "udpflood", "hosts": hosts, "n": n, "first_port": first_port})
 
-    def exit(self):
-        self.cmd({"cmd": "exit"})
-        self.proc.wait(timeout=10)
-
 
 class Flood:
-    """storeworkload.py flood in the background: `count` new UDP flows to
+    """workload.py flood in the background: `count` new UDP flows to
     ports first_port.. on 127.<b>.<c>.1..n_dst."""
 
     def __init__(self, env, dst_base, n_dst, count, comm="cps-flood", first_port=1024, rate=0):
-        args = [sys.executable, WORKLOAD, env.cgroup, "--comm", comm, "flood", "--dst-base", dst_base,
+        args = [sys.executable, WORKLOAD, "flood", "--cgroup", env.cgroup, "--comm", comm, "--dst-base", dst_base,
                 "--n-dst", str(n_dst), "--count", str(count), "--first-port", str(first_port),
                 "--rate", str(rate)]
         self.proc = env.track(subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
