@@ -1236,71 +1236,95 @@ static void put_listener(struct store_item *it, char *p, const struct flow_who_k
 	memcpy(p + 12, w->creator_comm, CONNPID_COMM_LEN);
 }
 
+/* The strings of a row that are stored once per process, cgroup and
+ * domain (the writer interns them). */
+struct row_strings {
+	const char *exe, *cmd, *path, *unit, *cid, *dom;
+	__u64 start;
+	bool listener;
+};
+
+static void row_strings_of(const struct flow *f, const struct flow_who_key *w, const struct cgroup_info *cg,
+			   bool inbound, struct row_strings *rs)
+{
+	struct proc_entry *proc = flow_proc(f);
+
+	/* rendered once per process, not per row (json-c per row, perf) */
+	if (proc && !proc->cmdline_json)
+		proc->cmdline_json = cmdline_to_json(proc);
+	*rs = (struct row_strings) {
+		.exe = proc ? proc->exe : NULL,
+		.cmd = proc ? proc->cmdline_json : NULL,
+		.dom = f->domain && f->domain->name && f->domain->name[0] ? f->domain->name : NULL,
+		.start = boottime_ns_to_ticks(w->start_boottime_ns),
+		/* inbound: creator_* is whoever called listen() on the listener */
+		.listener = inbound && w->creator_pid,
+	};
+	if (cg && cg->resolved) {
+		rs->path = cg->path;
+		rs->unit = cg->ident.unit;
+		rs->cid = cg->ident.container_id;
+	}
+}
+
+/* The row's blob: process, cgroup, domain and listener segments, each the
+ * writer's key for its interned row, so equal bytes are one row. */
+static int pack_blob(struct store_item *it, const struct row_strings *rs, __u32 pid, __u64 cgroup_id,
+		     const struct flow_who_key *w)
+{
+	size_t len = 13 + opt_len(rs->exe) + opt_len(rs->cmd) + 9 + opt_len(rs->path) + opt_len(rs->unit) +
+		     opt_len(rs->cid) + (rs->dom ? strlen(rs->dom) + 1 : 0) + (rs->listener ? LIS_LEN : 0);
+	char *p;
+
+	it->blob = p = malloc(len);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, &rs->start, 8);
+	memcpy(p + 8, &pid, 4);
+	p[12] = (char)((rs->exe && rs->exe[0] ? SEG_HAS_A : 0) | (rs->cmd && rs->cmd[0] ? SEG_HAS_B : 0));
+	p = put_str(put_str(p + 13, rs->exe), rs->cmd);
+	it->proc_len = (__u32)(p - it->blob);
+	it->cg_off = it->proc_len;
+	memcpy(p, &cgroup_id, 8);
+	p[8] = (char)((rs->path && rs->path[0] ? SEG_HAS_A : 0) | (rs->unit && rs->unit[0] ? SEG_HAS_B : 0) |
+		      (rs->cid && rs->cid[0] ? SEG_HAS_C : 0));
+	p = put_str(put_str(put_str(p + 9, rs->path), rs->unit), rs->cid);
+	it->cg_len = (__u32)(p - it->blob) - it->cg_off;
+	if (rs->dom) {
+		it->dom_off = (__u32)(p - it->blob);
+		p = put_str(p, rs->dom);
+		it->dom_len = (__u32)(p - it->blob) - it->dom_off;
+	}
+	if (rs->listener)
+		put_listener(it, p, w);
+	return 0;
+}
+
 void store_queue_flow(struct store *s, const struct flow *f, const struct cgroup_info *cg)
 {
 	static const struct flow_who_key nobody;
 	const struct flow_event *e = &f->ev;
 	const struct flow_key *k = &f->key;
 	const struct flow_who_key *w = f->who ? &f->who->k : &nobody;
-	struct proc_entry *proc = flow_proc(f);
-	const char *exe = proc ? proc->exe : NULL, *cmd, *dom = f->domain ? f->domain->name : NULL;
-	const char *path = NULL, *unit = NULL, *cid = NULL;
 	struct store_item it = {
 		.proto = k->protocol, .family = k->family, .sport = k->src_port, .dport = k->dst_port,
 		.pid = e->pid, .tid = w->tid, .uid = w->uid, .gid = w->gid, .ts = f->first_seen,
 		.cookie = e->socket_cookie, .netns = w->netns_ino,
+		.inbound = e->flags & CONNPID_EVENT_FLAG_INBOUND,
 	};
-	__u64 start = boottime_ns_to_ticks(w->start_boottime_ns);
-	size_t len;
-	char *p;
-	__u8 fl;
-	bool lis;
+	struct row_strings rs;
+	int r;
 
-	/* rendered once per process, not per row (json-c per row, perf) */
-	if (proc && !proc->cmdline_json)
-		proc->cmdline_json = cmdline_to_json(proc);
-	cmd = proc ? proc->cmdline_json : NULL;
-	if (cg && cg->resolved) {
-		path = cg->path;
-		unit = cg->ident.unit;
-		cid = cg->ident.container_id;
-	}
 	memcpy(it.src, w->src_ip, sizeof(it.src));
 	memcpy(it.dst, k->dst_ip, sizeof(it.dst));
 	memcpy(it.comm, w->comm, sizeof(it.comm));
-	it.inbound = e->flags & CONNPID_EVENT_FLAG_INBOUND;
-	/* inbound: creator_* is whoever called listen() on the listener */
-	lis = it.inbound && w->creator_pid;
-	len = 13 + opt_len(exe) + opt_len(cmd) + 9 + opt_len(path) + opt_len(unit) + opt_len(cid) +
-	      (dom && dom[0] ? strlen(dom) + 1 : 0) + (lis ? LIS_LEN : 0);
-	it.blob = p = malloc(len);
-	if (!p) {
-		pthread_mutex_lock(&s->lock);
-		s->st.rows_dropped++;
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	/* process: the writer's key for it, so equal bytes are one row */
-	memcpy(p, &start, 8);
-	memcpy(p + 8, &e->pid, 4);
-	p[12] = (char)((exe && exe[0] ? SEG_HAS_A : 0) | (cmd && cmd[0] ? SEG_HAS_B : 0));
-	p = put_str(put_str(p + 13, exe), cmd);
-	it.proc_len = (__u32)(p - it.blob);
-	it.cg_off = it.proc_len;
-	memcpy(p, &e->cgroup_id, 8);
-	fl = (path && path[0] ? SEG_HAS_A : 0) | (unit && unit[0] ? SEG_HAS_B : 0) | (cid && cid[0] ? SEG_HAS_C : 0);
-	p[8] = (char)fl;
-	p = put_str(put_str(put_str(p + 9, path), unit), cid);
-	it.cg_len = (__u32)(p - it.blob) - it.cg_off;
-	if (dom && dom[0]) {
-		it.dom_off = (__u32)(p - it.blob);
-		p = put_str(p, dom);
-		it.dom_len = (__u32)(p - it.blob) - it.dom_off;
-	}
-	if (lis)
-		put_listener(&it, p, w);
+	row_strings_of(f, w, cg, it.inbound, &rs);
+	r = pack_blob(&it, &rs, e->pid, e->cgroup_id, w); /* outside the lock: the writer waits on it */
 	pthread_mutex_lock(&s->lock);
-	queue_push_locked(s, &it);
+	if (r < 0)
+		s->st.rows_dropped++;
+	else
+		queue_push_locked(s, &it);
 	pthread_mutex_unlock(&s->lock);
 }
 
