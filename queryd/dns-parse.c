@@ -76,6 +76,50 @@ static int read_name(const uint8_t *msg, size_t len, size_t *off, char *out)
 	return 0;
 }
 
+/* The data of one answer record at msg + rdata: A, AAAA and CNAME kept
+ * (1), other types skipped (0), a bad length (-EBADMSG). */
+static int read_rdata(const uint8_t *msg, size_t len, size_t rdata, uint16_t rdlen, struct dns_record *rec)
+{
+	size_t p = rdata;
+
+	switch (rec->type) {
+	case DNS_TYPE_A:
+	case DNS_TYPE_AAAA:
+		if (rdlen != (rec->type == DNS_TYPE_A ? 4 : 16))
+			return -EBADMSG;
+		memcpy(rec->addr, msg + rdata, rdlen);
+		return 1;
+	case DNS_TYPE_CNAME:
+		if (read_name(msg, len, &p, rec->target) < 0 || p != rdata + rdlen)
+			return -EBADMSG;
+		return 1;
+	}
+	return 0;
+}
+
+/* One answer record at *off: 1 kept in rec, 0 skipped, < 0 malformed. */
+static int read_record(const uint8_t *msg, size_t len, size_t *off, struct dns_record *rec)
+{
+	uint16_t rdlen;
+	size_t rdata;
+	int r;
+
+	memset(rec, 0, sizeof(*rec));
+	r = read_name(msg, len, off, rec->name);
+	if (r < 0)
+		return r;
+	if (*off + 10 > len)
+		return -EBADMSG;
+	rec->type = get16(msg + *off);
+	rec->ttl = get32(msg + *off + 4);
+	rdlen = get16(msg + *off + 8);
+	rdata = *off + 10;
+	if (rdata + rdlen > len)
+		return -EBADMSG;
+	*off = rdata + rdlen;
+	return read_rdata(msg, len, rdata, rdlen, rec);
+}
+
 int dns_parse_response(const uint8_t *msg, size_t len, struct dns_message *ret)
 {
 	size_t off = DNS_HEADER;
@@ -99,44 +143,14 @@ int dns_parse_response(const uint8_t *msg, size_t len, struct dns_message *ret)
 		return -EBADMSG;
 	ret->qtype = get16(msg + off);
 	off += 4;
-
+	/* an is at most 65535 and every record moves off forward */
 	for (uint16_t i = 0; i < an; i++) {
 		struct dns_record rec;
-		uint16_t type, rdlen;
-		size_t rdata;
 
-		memset(&rec, 0, sizeof(rec));
-		r = read_name(msg, len, &off, rec.name);
+		r = read_record(msg, len, &off, &rec);
 		if (r < 0)
 			return r;
-		if (off + 10 > len)
-			return -EBADMSG;
-		type = get16(msg + off);
-		rec.ttl = get32(msg + off + 4);
-		rdlen = get16(msg + off + 8);
-		rdata = off + 10;
-		if (rdata + rdlen > len)
-			return -EBADMSG;
-		off = rdata + rdlen;
-		rec.type = type;
-		if (type == DNS_TYPE_A) {
-			if (rdlen != 4)
-				return -EBADMSG;
-			memcpy(rec.addr, msg + rdata, 4);
-		} else if (type == DNS_TYPE_AAAA) {
-			if (rdlen != 16)
-				return -EBADMSG;
-			memcpy(rec.addr, msg + rdata, 16);
-		} else if (type == DNS_TYPE_CNAME) {
-			size_t p = rdata;
-
-			r = read_name(msg, len, &p, rec.target);
-			if (r < 0 || p != rdata + rdlen)
-				return -EBADMSG;
-		} else {
-			continue; /* other types: skipped, lengths already checked */
-		}
-		if (ret->n_records < DNS_MAX_RECORDS)
+		if (r > 0 && ret->n_records < DNS_MAX_RECORDS)
 			ret->records[ret->n_records++] = rec;
 	}
 	return 0;
