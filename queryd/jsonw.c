@@ -56,7 +56,8 @@ static void put(struct jsonw *w, const char *s, size_t n)
 	w->buf[w->len] = '\0';
 }
 
-static void putc_(struct jsonw *w, char c)
+/* Inlined, as before_value(): a call each was a tenth of rendering. */
+static inline __attribute__((always_inline)) void putc_(struct jsonw *w, char c)
 {
 	/* most bytes of an answer are single ones: no memcpy for them */
 	if (!w->oom && w->len + 2 <= w->cap) {
@@ -69,7 +70,7 @@ static void putc_(struct jsonw *w, char c)
 
 /* A value at this depth: a comma before all but the first. Keys handle
  * their own comma and leave the value to follow without one. */
-static void before_value(struct jsonw *w)
+static inline __attribute__((always_inline)) void before_value(struct jsonw *w)
 {
 	if (w->first[w->depth])
 		w->first[w->depth] = false;
@@ -193,19 +194,26 @@ static void put_escaped(struct jsonw *w, const char *s, size_t n)
 	putc_(w, '"');
 }
 
-/* A key that needs no escaping (all of ours) in one copy: "key": */
+/* A key that needs no escaping (all of ours) copied as it is checked:
+ * "key": in one pass. false (nothing kept) for any other key. */
 static bool put_plain_key(struct jsonw *w, const char *key)
 {
 	size_t n = 0;
+	char *d;
 
-	while (key[n] && plain_byte((unsigned char)key[n]))
-		n++;
-	if (key[n] || !room(w, n + 3))
+	if (!room(w, 64 + 3))
 		return false;
-	w->buf[w->len] = '"';
-	memcpy(w->buf + w->len + 1, key, n);
-	w->buf[w->len + n + 1] = '"';
-	w->buf[w->len + n + 2] = ':';
+	d = w->buf + w->len;
+	*d++ = '"';
+	for (; key[n]; n++) {
+		if (n == 64 || !plain_byte((unsigned char)key[n])) {
+			w->buf[w->len] = '\0'; /* the text stays what it was */
+			return false;
+		}
+		d[n] = key[n];
+	}
+	d[n] = '"';
+	d[n + 1] = ':';
 	w->len += n + 3;
 	w->buf[w->len] = '\0';
 	return true;
