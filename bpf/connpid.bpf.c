@@ -88,15 +88,17 @@ struct {
  * connections accepted from it. Keyed by the listening socket's network
  * namespace (its cookie: both hooks read the socket's own namespace, not
  * the task's), local port and family as the socket has it (a dual-stack
- * [::] listener stays AF_INET6, as do the v4 children it accepts). Not the
- * local address: a wildcard listener's children carry the address the
- * client reached. So two listeners on one port and family in one
- * namespace (distinct addresses, SO_REUSEPORT) share an entry: the last
+ * [::] listener stays AF_INET6, as do the v4 children it accepts) and the
+ * bound address (0 for a wildcard listener): an accept looks up its local
+ * address first, then the wildcard, so a listener on 127.0.0.1:P can never
+ * be named for a service's connections on 10.0.0.1:P. Two listeners on
+ * the very same address and port (SO_REUSEPORT) share an entry: the last
  * listen() wins. LRU: a listener idle past LISTENER_SLOTS newer ones loses
  * its entry and its accepts carry no listener (creator_* 0). */
 #define LISTENER_SLOTS 4096
 struct listener_key {
 	__u64 netns_cookie;
+	__u32 addr[4];       /* bound address, network order, v4 in [0]; 0: any */
 	__u16 port;          /* host order */
 	__u16 family;
 	__u32 pad;
@@ -116,7 +118,9 @@ struct {
 	__type(value, struct listener_owner);
 } listen_owners SEC(".maps");
 
-/* The scope's cgroup id and depth, for tasks other than current. */
+/* The scope's cgroup id, for sockets and tasks other than current. The
+ * loader also sets the depth it counts, relative to its own cgroup
+ * namespace: the programs read the kernel's instead (kernel_scope_level). */
 const volatile __u64 scope_cgroup_id = 0;
 const volatile __u32 scope_cgroup_level = 0;
 
@@ -398,6 +402,15 @@ static __always_inline void record_listener(struct bpf_sock_ops *skops)
 		.port = (__u16)skops->local_port,
 		.family = (__u16)skops->family,
 	};
+
+	if (k.family == AF_INET) {
+		k.addr[0] = skops->local_ip4;
+	} else {
+		k.addr[0] = skops->local_ip6[0];
+		k.addr[1] = skops->local_ip6[1];
+		k.addr[2] = skops->local_ip6[2];
+		k.addr[3] = skops->local_ip6[3];
+	}
 	struct listener_owner o = {
 		.pid = bpf_get_current_pid_tgid() >> 32,
 		.start_boottime_ns = task->group_leader->start_boottime,
@@ -525,25 +538,51 @@ static __always_inline bool known_repeat(struct flow *f)
 
 /* Is the socket's cgroup (the one it was created in, which is what the
  * cgroup hooks go by) the scope or below it? This runs for connected UDP
- * sends of the whole host, so it walks up by ids (direct BTF loads, no
- * checked reads), from the socket's cgroup: the levels the loader counts
- * are relative to its own cgroup namespace, ids are not. */
-#define SCOPE_WALK_MAX 32
+ * sends of the whole host. */
+extern struct cgroup *bpf_cgroup_from_id(__u64 cgid) __ksym;
+extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
+
+/* The scope's level in the kernel's own tree, read once per load (the
+ * loader's count is relative to its cgroup namespace). */
+static int scope_level = -1;
+
+static __always_inline int kernel_scope_level(void)
+{
+	struct cgroup *scope;
+	int level = scope_level;
+
+	if (level >= 0)
+		return level;
+	scope = bpf_cgroup_from_id(scope_cgroup_id);
+	if (!scope)
+		return -1;
+	level = scope->level;
+	bpf_cgroup_release(scope);
+	scope_level = level;
+	return level;
+}
+
+/* Is cg the scope or below it? One look at its ancestor at the scope's
+ * level: no walk, so no depth (a user may nest delegated cgroups as deep
+ * as they like) hides anything. */
+static __always_inline bool cgroup_in_scope(struct cgroup *cg)
+{
+	struct cgroup *anc = NULL;
+	int level = kernel_scope_level();
+	unsigned long slot;
+
+	if (!cg || level < 0 || BPF_CORE_READ(cg, level) < level)
+		return false;
+	slot = (unsigned long)cg + bpf_core_field_offset(struct cgroup, ancestors) +
+	       (unsigned long)level * sizeof(anc);
+	if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)slot) || !anc)
+		return false;
+	return BPF_CORE_READ(anc, kn, id) == scope_cgroup_id;
+}
+
 static __always_inline bool sock_in_scope(const struct sock *sk)
 {
-	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
-
-	for (int i = 0; i < SCOPE_WALK_MAX && cg; i++) {
-		struct cgroup_subsys_state *parent;
-
-		if (cg->kn->id == scope_cgroup_id)
-			return true;
-		parent = cg->self.parent;
-		if (!parent)
-			return false;
-		cg = parent->cgroup;
-	}
-	return false;
+	return cgroup_in_scope(sk->sk_cgrp_data.cgroup);
 }
 
 /* Connected UDP: connect()ed sockets never reach the sendmsg hooks without
@@ -745,7 +784,13 @@ static __always_inline void accept_exit(long ret)
 	k.netns_cookie = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
 	k.port = f.src_port;
 	k.family = f.family;
+	/* the listener bound to this very address, else a wildcard one */
+	__builtin_memcpy(k.addr, f.src_ip, sizeof(k.addr));
 	o = bpf_map_lookup_elem(&listen_owners, &k);
+	if (!o) {
+		__builtin_memset(k.addr, 0, sizeof(k.addr));
+		o = bpf_map_lookup_elem(&listen_owners, &k);
+	}
 	if (o)
 		__builtin_memcpy(&owner, o, sizeof(owner));
 	fold_v4mapped(&f);
@@ -771,15 +816,7 @@ int connpid_accept(struct trace_event_raw_sys_exit *ctx)
 /* Is the task inside the cgroup the loader attached to? */
 static __always_inline bool task_in_scope(struct task_struct *task)
 {
-	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	int level;
-
-	if (!cg)
-		return false;
-	level = BPF_CORE_READ(cg, level);
-	if (level < (int)scope_cgroup_level || scope_cgroup_level >= 64)
-		return false;
-	return BPF_CORE_READ(cg, ancestors[scope_cgroup_level & 63], kn, id) == scope_cgroup_id;
+	return cgroup_in_scope(BPF_CORE_READ(task, cgroups, dfl_cgrp));
 }
 
 #define TCP_ESTABLISHED 1
@@ -802,6 +839,10 @@ static __always_inline void seed_listener(struct task_struct *task, struct sock 
 		.start_boottime_ns = task->group_leader->start_boottime,
 	};
 
+	if (k.family == AF_INET)
+		k.addr[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+	else
+		BPF_CORE_READ_INTO(&k.addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
 	copy_comm(o.comm, task);
 	bpf_map_update_elem(&listen_owners, &k, &o, BPF_NOEXIST);
 }

@@ -239,6 +239,29 @@ def udp4_connected_below_scope(env):
 
 
 @case
+def udp4_connected_deep_below_scope(env):
+    """40 levels below the attach point (a delegated sub-tree may nest at
+    will): still in scope, however deep."""
+    top = os.path.join(env.cgroup, "cpt-deep")
+    path = top
+    os.mkdir(top, 0o755)
+    try:
+        for i in range(39):
+            path = os.path.join(path, "d%d" % i)
+            os.mkdir(path, 0o755)
+        pid, wpid, events, _ = connected_udp_in(env, os.path.join(path, "leaf"), "cpt-deep")
+        check_eq(pid, wpid, "connected UDP 40 cgroups below the scope: pid in the map")
+        check_eq(len(events), 1, "connected UDP 40 cgroups below the scope: events (%s)" % events)
+    finally:
+        while path != env.cgroup:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+            path = os.path.dirname(path)
+
+
+@case
 def udp4_connected_outside_scope(env):
     """... and a sibling of the attach point is not: no key, no event."""
     pid, _, events, _ = connected_udp_in(env, env.cgroup + "-out", "cpt-outside")

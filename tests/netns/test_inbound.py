@@ -26,6 +26,8 @@ short_lived: five forked acceptors each accept one connection and exit at
 dual_stack: a listener on "::" accepts an IPv4 client (v4-mapped socket,
   answered as IPv4, also when asked with the v4-mapped address) and an
   IPv6 one.
+listener_per_address: a process listening on 127.0.0.2:P after the service
+  on 127.0.0.1:P is not named as the listener of the service's connections.
 no_inbound: loaded without --inbound, status says inbound false and an
   inbound lookup answers error "unavailable" (message names --inbound); a
   direction that is neither outbound nor inbound is invalid_argument."""
@@ -172,6 +174,25 @@ def scm_rights(env):
     check_eq(a["peer"], [HOST, c["sport"]], "the receiver accepted the client")
     f = inbound(env, "scm_rights", port, a["peer"])
     check_inbound(f, rcv.pid, "cpn-rcv", lsn, port, a["peer"], "scm_rights")
+
+
+@case
+def listener_per_address(env):
+    """Another process listening on the same port of another address never
+    becomes the listener of a service's connections (hostile review)."""
+    env.load("--inbound")
+    env.daemon()
+    srv = env.workload(comm="cpn-srv")
+    port = srv.cmd({"cmd": "listen", "name": "l", "host": HOST})["port"]
+    oth = env.workload(comm="cpn-oth")
+    check_eq(oth.cmd({"cmd": "listen", "name": "l", "host": "127.0.0.2", "port": port})["port"], port,
+             "the other listener took the same port on 127.0.0.2, after the service")
+    cli = env.workload(comm="cpn-cli")
+    c = cli.cmd({"cmd": "connect", "host": HOST, "port": port})
+    a = srv.cmd({"cmd": "accept", "name": "l"})
+    check_eq(a["peer"], [HOST, c["sport"]], "the service accepted the client")
+    f = inbound(env, "listener per address", port, a["peer"])
+    check_inbound(f, srv.pid, "cpn-srv", srv, port, a["peer"], "listener per address")
 
 
 @case
