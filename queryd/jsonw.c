@@ -405,26 +405,6 @@ json_object *jw_to_object(struct jsonw *w)
 	return o;
 }
 
-json_object *json_prerender(json_object *o)
-{
-	const char *text;
-	size_t len;
-	char *copy;
-	json_object *r;
-
-	json_sanitize(o);
-	text = json_object_to_json_string_length(o, JSON_LINE_FLAGS, &len);
-	copy = text ? strndup(text, len) : NULL;
-	r = copy ? json_object_new_object() : NULL;
-	if (!r) {
-		free(copy);
-		return o; /* rendered where it is sent, then */
-	}
-	json_object_set_serializer(r, raw_serializer, copy, raw_free);
-	json_object_put(o);
-	return r;
-}
-
 static json_object *sanitize_value(json_object *v);
 
 static void sanitize_string(json_object *v)

@@ -62,7 +62,3 @@ json_object *jw_to_object(struct jsonw *w);
  * answer built with json-c: history rows, status, errors, echoed ids. */
 void json_sanitize(json_object *o);
 
-/* o sanitized and rendered now, as a value that writes that text: for
- * answers built off the loop (history rows on the reader thread), so the
- * loop only copies bytes. Takes o; returns o itself if out of memory. */
-json_object *json_prerender(json_object *o);

@@ -65,6 +65,7 @@
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
 
+#include "bench-stats.h"
 #include "cgroup2.h"
 #include "connpid.h"
 #include "pins.h"
@@ -111,27 +112,6 @@ static void sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !g_stop)
 		;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Percentile of an array sorted in place (nearest rank). */
-static double percentile(double *v, size_t n, double p)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
-	i = (size_t)(p / 100.0 * (double)n);
-	if (i >= n)
-		i = n - 1;
-	return v[i];
 }
 
 static double median_of(const double *src, size_t n)

@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-stats.h"
+
 #define MAX_ROUNDS 32
 #define PIPE_WINDOW 64
 #define PIPE_CLIENTS_MAX 8
@@ -53,24 +55,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
-	i = (size_t)(p / 100.0 * (double)n);
-	return v[i >= n ? n - 1 : i];
 }
 
 /* ---------- workload ------------------------------------------------ */
@@ -258,8 +242,8 @@ static struct seq_res run_seq(enum mode m, unsigned n)
 	}
 	close(fd);
 	res.bytes = (double)bytes / n;
-	res.p50 = pct(lat, n, 50);
-	res.p99 = pct(lat, n, 99);
+	res.p50 = percentile(lat, n, 50);
+	res.p99 = percentile(lat, n, 99);
 	free(lat);
 	return res;
 }
