@@ -71,7 +71,7 @@ static __s32 off_to(const struct flow *from, const struct flow *to)
 	return to ? (__s32)(to - from) : 0;
 }
 
-static void domain_free(struct flow_domain *d)
+void flow_domain_free(struct flow_domain *d)
 {
 	if (!d)
 		return;
@@ -82,7 +82,7 @@ static void domain_free(struct flow_domain *d)
 
 void flow_set_domain(struct flow *f, struct flow_domain *d)
 {
-	domain_free(f->domain);
+	flow_domain_free(f->domain);
 	f->domain = d;
 }
 
@@ -201,7 +201,7 @@ struct flow_index *flow_index_free(struct flow_index *x)
 	for (struct flow *f = x->newest, *next; f; f = next) {
 		next = flow_older(f);
 		who_unref(x, f->who);
-		domain_free(f->domain);
+		flow_domain_free(f->domain);
 	}
 	htable_done(&x->whos);
 	munmap(x->slots, x->map_len);
@@ -412,7 +412,7 @@ static void evict(struct flow_index *x, struct flow *f)
 	cid_unlink(x, f);
 	list_unlink(x, f);
 	who_unref(x, f->who);
-	domain_free(f->domain);
+	flow_domain_free(f->domain);
 	f->hnext = off_to(f, x->free_slots);
 	x->free_slots = f;
 	x->n--;

@@ -237,6 +237,7 @@ int flow_community_id(const struct flow *f, __u16 seed, char out[COMMUNITY_ID_LE
 struct flow *flow_index_find_community_id(struct flow_index *x, __u16 seed, const char *id);
 
 void flow_set_domain(struct flow *f, struct flow_domain *d);
+void flow_domain_free(struct flow_domain *d);
 size_t flow_index_size(const struct flow_index *x);
 size_t flow_index_capacity(const struct flow_index *x);
 __u64 flow_index_evictions(const struct flow_index *x);

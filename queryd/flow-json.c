@@ -218,15 +218,6 @@ static void view_domain(struct flow_view *v, struct manager *m, const struct flo
 		view_domain_of(v, *late);
 }
 
-static void flow_domain_free(struct flow_domain *d)
-{
-	if (!d)
-		return;
-	free(d->name);
-	free(d->chain);
-	free(d);
-}
-
 /* What the process cache knows of the owner. */
 static void view_proc(struct flow_view *v, const struct proc_entry *proc)
 {
@@ -241,29 +232,6 @@ static void view_proc(struct flow_view *v, const struct proc_entry *proc)
 		v->absent |= FF_BIT(FF_EXE_SOURCE);
 }
 
-/* An IPv4 address (network order) as inet_ntop() writes it, by hand:
- * its sprintf was a tenth of rendering a FLOW. IPv6 stays inet_ntop()'s
- * (the zero-run rules are not worth copying). */
-static const char *ip_text(int family, const __u32 addr[4], char *buf, size_t size)
-{
-	const unsigned char *b = (const unsigned char *)addr;
-	char *p = buf;
-
-	if (family != AF_INET || size < INET_ADDRSTRLEN)
-		return format_ip(family, addr, buf, size);
-	for (int i = 0; i < 4; i++) {
-		unsigned v = b[i];
-
-		if (v >= 100)
-			*p++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
-		*p++ = i < 3 ? '.' : '\0';
-	}
-	return buf;
-}
-
 /* proto .. community_id: the key and the source the event gave. */
 static void view_key(struct flow_view *v, struct manager *m, const struct flow *f, const struct flow_who_key *who,
 		     uint64_t fields, struct live_scratch *x)
@@ -274,10 +242,10 @@ static void view_key(struct flow_view *v, struct manager *m, const struct flow *
 	v->direction = flow_direction_name(flow_direction(f));
 	v->family = k->family == AF_INET ? "ipv4" : "ipv6";
 	if (WANT(fields, FF_SRC))
-		v->src = ip_text(k->family, who->src_ip, x->src, sizeof(x->src));
+		v->src = format_ip(k->family, who->src_ip, x->src, sizeof(x->src));
 	v->sport = k->src_port;
 	if (WANT(fields, FF_DST))
-		v->dst = ip_text(k->family, k->dst_ip, x->dst, sizeof(x->dst));
+		v->dst = format_ip(k->family, k->dst_ip, x->dst, sizeof(x->dst));
 	v->dport = k->dst_port;
 	/* null when the source is unknown: such a hash would name no flow */
 	if (WANT(fields, FF_COMMUNITY_ID) && flow_community_id(f, m->cfg.community_id_seed, x->community_id) >= 0)

@@ -501,9 +501,7 @@ void server_broadcast_flow(struct manager *m, const struct flow *f)
 		/* rendered once for all watchers asking the same members */
 		if (!rendered || fields != c->watch_fields) {
 			fields = c->watch_fields;
-			w.len = 0;
-			w.depth = 0;
-			w.first[0] = true;
+			jw_attach(&w, w.buf, 0, w.cap); /* the buffer kept, the writer reset */
 			jw_obj_begin(&w);
 			jw_kstr(&w, "event", "flow");
 			jw_key(&w, "flow");

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <sqlite3.h>
 
+#include "htable.h"
 #include "store.h"
 
 /* A flow or a DNS answer as the writer will store it: copied out on the
@@ -40,16 +41,18 @@ struct store_item {
 	__u32 lis_off;
 };
 
+/* A segment's bytes -> its row id; the bytes come from processes (exe,
+ * cmdline) and cgroups: the table's hash is keyed (common/htable.c). */
 struct intern_entry {
+	struct hnode node;
 	__u64 hash;
-	char *key;
-	__u32 len;
 	sqlite3_int64 id;
+	__u32 len;
+	char key[];
 };
 
 struct intern {
-	struct intern_entry *e;
-	size_t cap, n;
+	struct htable t; /* buckets made on the first add */
 };
 
 struct store {

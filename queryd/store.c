@@ -261,12 +261,21 @@ static int migrate(sqlite3 *db, int from, char *err, size_t errlen)
 	return 0;
 }
 
+/* Every entry freed; the buckets (and the hash's key) stay. */
+static void intern_empty(struct intern *t)
+{
+	if (!t->t.buckets)
+		return;
+	for (struct hnode *n = htable_steal_all(&t->t), *next; n; n = next) {
+		next = n->next;
+		free(hnode_entry(n, struct intern_entry, node));
+	}
+}
+
 static void intern_clear(struct intern *t)
 {
-	for (size_t i = 0; i < t->cap; i++)
-		free(t->e[i].key);
-	free(t->e);
-	*t = (struct intern) {};
+	intern_empty(t);
+	htable_done(&t->t);
 }
 
 static void disconnect(struct store *s)
@@ -481,55 +490,37 @@ static void item_clear(struct store_item *it)
 
 /* --- interning: each process, cgroup and domain stored once --- */
 
-static __u64 fnv1a(const char *p, size_t n)
-{
-	__u64 h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
-	return h;
-}
-
 static sqlite3_int64 intern_find(const struct intern *t, const char *key, __u32 len, __u64 h)
 {
-	if (!t->cap)
+	if (!t->t.buckets)
 		return 0;
-	for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-		const struct intern_entry *e = &t->e[i];
+	HTABLE_FOREACH_HASH(n, &t->t, h) {
+		const struct intern_entry *e = hnode_entry(n, struct intern_entry, node);
 
-		if (!e->key)
-			return 0;
-		/* the whole key is compared: a crafted hash collision finds
-		 * nothing, it never borrows another process's row */
+		/* the whole key is compared: a collision finds nothing, it
+		 * never borrows another process's row */
 		if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
 			return e->id;
 	}
+	return 0;
 }
 
 static void intern_add(struct intern *t, const char *key, __u32 len, __u64 h, sqlite3_int64 id)
 {
 	struct intern_entry *e;
-	size_t i;
 
-	if (t->n >= INTERN_MAX)
-		intern_clear(t); /* start over: a miss only costs a SELECT */
-	if (!t->cap) {
-		t->e = calloc(INTERN_MAX * 2, sizeof(*t->e));
-		if (!t->e)
-			return;
-		t->cap = INTERN_MAX * 2;
-	}
-	for (i = h & (t->cap - 1); t->e[i].key; i = (i + 1) & (t->cap - 1))
-		;
-	e = &t->e[i];
-	e->key = malloc(len ? len : 1);
-	if (!e->key)
+	if (!t->t.buckets)
+		return; /* no memory for buckets: every lookup is a SELECT */
+	if (t->t.n >= INTERN_MAX)
+		intern_empty(t); /* start over: a miss only costs a SELECT */
+	e = malloc(sizeof(*e) + len);
+	if (!e)
 		return;
 	memcpy(e->key, key, len);
 	e->len = len;
 	e->hash = h;
 	e->id = id;
-	t->n++;
+	htable_add(&t->t, &e->node, h);
 }
 
 static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
@@ -614,7 +605,9 @@ static int intern_id(struct store *s, struct intern *t, const char *seg, __u32 l
 	*ret = 0;
 	if (!len)
 		return 0;
-	h = fnv1a(seg, len);
+	if (!t->t.buckets)
+		(void)htable_init(&t->t, INTERN_MAX); /* failing, the SELECT answers */
+	h = t->t.buckets ? htable_hash(&t->t, seg, len) : 0;
 	*ret = intern_find(t, seg, len, h);
 	if (*ret)
 		return 0;

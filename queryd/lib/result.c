@@ -101,8 +101,8 @@ static bool jtrue(json_object *o, const char *k)
 	       json_object_get_boolean(v);
 }
 
-/* Live answers nest container and domain; history rows are flat (issue
- * 18 merges the shapes): read both. */
+/* One FLOW shape (connpid(7), schema 2): live answers and history rows
+ * alike nest container and domain. */
 static void result_from_flow(struct connpid_result *r, json_object *f)
 {
 	json_object *c = jobj(f, "container"), *d = jobj(f, "domain");
@@ -117,10 +117,10 @@ static void result_from_flow(struct connpid_result *r, json_object *f)
 	r->comm = keep_string(r, jstr(f, "comm"));
 	r->exe = keep_string(r, jstr(f, "exe"));
 	r->unit = keep_string(r, jstr(f, "unit"));
-	r->container_id = keep_string(r, c ? jstr(c, "id") : jstr(f, "container_id"));
-	r->container_name = keep_string(r, c ? jstr(c, "name") : jstr(f, "container_name"));
-	r->container_image = keep_string(r, c ? jstr(c, "image") : jstr(f, "container_image"));
-	r->domain = keep_string(r, d ? jstr(d, "name") : jstr(f, "domain"));
+	r->container_id = keep_string(r, jstr(c, "id"));
+	r->container_name = keep_string(r, jstr(c, "name"));
+	r->container_image = keep_string(r, jstr(c, "image"));
+	r->domain = keep_string(r, jstr(d, "name"));
 }
 
 int result_from_answer(struct connpid_result *r, const char *line, json_object *o)
