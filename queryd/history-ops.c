@@ -23,7 +23,6 @@
 #include "jsonutil.h"
 #include "macro.h"
 #include "manager.h"
-#include "procinfo.h"
 #include "protocol-args.h"
 #include "store.h"
 
@@ -114,8 +113,8 @@ static void lookup_at_done(struct store_job *j)
 /* A job asking who owned a flow at `at`, named by kind: the 4-tuple or
  * the Community ID goes in after. NULL and the answer (an error) in
  * *ret_err when the question cannot be asked. */
-static struct store_job *lookup_at_job(struct manager *m, enum store_job_kind kind, json_object *vat,
-				       json_object **ret_err)
+static struct store_job *lookup_at_job(struct manager *m, struct client *c, enum store_job_kind kind,
+				       json_object *vat, json_object **ret_err)
 {
 	struct store_job *j = NULL;
 	double at = 0;
@@ -134,6 +133,8 @@ static struct store_job *lookup_at_job(struct manager *m, enum store_job_kind ki
 	m->lookups++;
 	j->at = at;
 	j->seed = m->cfg.community_id_seed;
+	/* the row is written as the request's "fields" asks, on the reader */
+	j->fields = c->answer_fields;
 	j->done = lookup_at_done;
 	return j;
 }
@@ -159,7 +160,7 @@ json_object *history_lookup_at(struct manager *m, struct client *c, const struct
 			      const struct lookup_scope *scope, json_object *vat)
 {
 	json_object *err;
-	struct store_job *j = lookup_at_job(m, STORE_JOB_LOOKUP_AT, vat, &err);
+	struct store_job *j = lookup_at_job(m, c, STORE_JOB_LOOKUP_AT, vat, &err);
 
 	if (!j)
 		return err;
@@ -170,7 +171,7 @@ json_object *history_lookup_at(struct manager *m, struct client *c, const struct
 json_object *history_lookup_community_id(struct manager *m, struct client *c, const char *id, json_object *vat)
 {
 	json_object *err;
-	struct store_job *j = lookup_at_job(m, STORE_JOB_LOOKUP_CID, vat, &err);
+	struct store_job *j = lookup_at_job(m, c, STORE_JOB_LOOKUP_CID, vat, &err);
 
 	if (!j)
 		return err;
@@ -180,60 +181,22 @@ json_object *history_lookup_community_id(struct manager *m, struct client *c, co
 
 /* --- the history fallback of a plain lookup --- */
 
-/* Moves row's member k to the end, where json-c adds: FLOW order for
- * the members added after the reader wrote the row. */
-static void move_last(json_object *row, const char *k)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(row, k, &v))
-		return;
-	json_object_get(v);
-	json_object_object_del(row, k);
-	json_object_object_add(row, k, v);
-}
-
-/* The history's row for the map's owner, marked live or not (alive,
- * pid_reused, in_map in their FLOW places); /proc and the map when the
- * history has nothing for that pid. */
-static json_object *map_hit_flow(const struct flow_query *q, __u32 pid, json_object *row)
-{
-	json_object *vpid, *vstart;
-	__u64 now_ticks = 0;
-	bool same = false;
-	int r;
-
-	if (!row || !json_object_object_get_ex(row, "pid", &vpid) || (__u32)json_object_get_int64(vpid) != pid) {
-		json_object_put(row);
-		return map_hit_to_json(q, pid);
-	}
-	r = procinfo_start_ticks((pid_t)pid, &now_ticks);
-	if (r == 0 && json_object_object_get_ex(row, "start_time", &vstart))
-		same = (__u64)json_object_get_int64(vstart) == now_ticks;
-	json_object_object_add(row, "alive", json_object_new_boolean(same));
-	json_object_object_add(row, "pid_reused", json_object_new_boolean(r == 0 && !same));
-	/* what a row has after last_seen: listener, domain, seen, row_id */
-	move_last(row, "listener");
-	move_last(row, "domain");
-	move_last(row, "seen");
-	json_object_object_add(row, "in_map", json_object_new_boolean(true));
-	move_last(row, "row_id");
-	return row;
-}
-
+/* The reader's row for the map's owner, complete (alive, pid_reused and
+ * in_map set there); /proc and the map when the history has no row of
+ * that pid. */
 static void map_hit_done(struct store_job *j)
 {
 	struct manager *m = j->userdata;
 	json_object *ans = ok_answer();
 
 	json_object_object_add(ans, "found", json_object_new_boolean(true));
-	json_object_object_add(ans, "flow", map_hit_flow(&j->fq, j->pid, j->r > 0 ? TAKE_PTR(j->rows) : NULL));
+	json_object_object_add(ans, "flow", j->r > 0 ? TAKE_PTR(j->rows) : map_hit_to_json(&j->fq, j->map_pid));
 	m->lookups_found++;
 	finish(j, ans);
 }
 
-static struct store_job *map_hit_job(struct manager *m, const struct flow_query *q, __u32 pid,
-				     const struct lookup_scope *scope)
+static struct store_job *map_hit_job(struct manager *m, struct client *c, const struct flow_query *q,
+				     __u32 pid, const struct lookup_scope *scope)
 {
 	struct store_job *j;
 
@@ -244,22 +207,22 @@ static struct store_job *map_hit_job(struct manager *m, const struct flow_query 
 		return NULL;
 	j->at = now_realtime();
 	j->seed = m->cfg.community_id_seed;
+	j->fields = c->answer_fields;
 	job_set_flow(j, q, scope);
 	j->fq = *q;
-	j->pid = pid;
+	j->map_pid = pid;
 	j->done = map_hit_done;
 	j->userdata = m;
+	j->client_id = c->id;
 	return j;
 }
 
 json_object *history_map_hit(struct manager *m, struct client *c, const struct flow_query *q, __u32 pid,
 			     const struct lookup_scope *scope, json_object *ans)
 {
-	struct store_job *j = map_hit_job(m, q, pid, scope);
+	struct store_job *j = map_hit_job(m, c, q, pid, scope);
 
 	/* a lookup never waits for a busy reader: /proc answers then */
-	if (j)
-		j->client_id = c->id;
 	if (j && store_submit(m->store, j) >= 0) {
 		(void)client_defer(c);
 		json_object_put(ans);

@@ -315,7 +315,8 @@ void client_answer(struct client *c, json_object *ans, json_object *id)
 		return;
 	if (id)
 		json_object_object_add(ans, "id", json_object_get(id));
-	/* a map hit or a history row: a json-c tree, filtered here */
+	/* a /proc map hit: a json-c tree, filtered here (history rows come
+	 * written as "fields" asks) */
 	if (c->answer_fields != FLOW_FIELDS_ALL && json_object_object_get_ex(ans, "flow", &flow))
 		flow_fields_filter(flow, c->answer_fields);
 	/* The last word on what leaves: json-c built parts of this answer

@@ -19,6 +19,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "macro.h"
+#include "procinfo.h"
 #include "store-internal.h"
 
 /* How long a question waits for rows queued before it was asked: a
@@ -379,6 +380,49 @@ static const char *row_render(struct row_reader *r, size_t *len)
 	return r->row.oom ? NULL : r->row.buf;
 }
 
+/* A map hit's row says what the map's owner is now: alive (the same
+ * start time), or its pid taken by another process (pid_reused, never
+ * named), read from /proc here, off the loop. false: the row is another
+ * pid's, not the owner's. */
+static bool row_map_hit(__u32 map_pid, struct flow_view *v)
+{
+	__u64 now_ticks = 0;
+	bool same;
+	int r;
+
+	/* an unknown pid is 0 in the view: never the map's; an unknown start
+	 * time (0) never matches a process's */
+	if ((__u32)v->pid != map_pid)
+		return false;
+	r = procinfo_start_ticks((pid_t)map_pid, &now_ticks);
+	same = r == 0 && (__u64)v->start_time == now_ticks;
+	v->alive = same;
+	v->pid_reused = r == 0 && !same;
+	v->in_map = true;
+	v->absent &= ~(FF_BIT(FF_ALIVE) | FF_BIT(FF_PID_REUSED) | FF_BIT(FF_IN_MAP));
+	return true;
+}
+
+/* A lookup's row: the current row of st as j->fields asks, in j->rows as
+ * text (as history rows travel). 1, or 0 when a map hit's row is not the
+ * owner's, or -ENOMEM. */
+static int lookup_row(struct store_job *j, sqlite3_stmt *st)
+{
+	struct row_reader r;
+	struct flow_view v;
+	int found;
+
+	row_reader_init(&r, st, j->seed, j->fields);
+	row_view(&r, &v);
+	found = !j->map_pid || row_map_hit(j->map_pid, &v);
+	if (found) {
+		flow_view_write(&r.row, &v, r.fields);
+		j->rows = jw_to_object(&r.row);
+	}
+	row_reader_done(&r);
+	return found && !j->rows ? -ENOMEM : found;
+}
+
 #define DETAILS "SELECT * FROM connection_details "
 
 /* The view's words for a direction (schema 4). */
@@ -550,22 +594,6 @@ static int run_history(struct store *s, struct store_job *j)
 	return r;
 }
 
-/* The current row of st, whole, as a json-c tree: the loop adds to a
- * lookup's row (history-ops.c) and keeps the members "fields" names. */
-static json_object *row_to_tree(sqlite3_stmt *st, __u16 seed)
-{
-	struct row_reader r;
-	const char *text;
-	size_t len;
-	json_object *o;
-
-	row_reader_init(&r, st, seed, FLOW_FIELDS_ALL);
-	text = row_render(&r, &len);
-	o = text ? json_tokener_parse(text) : NULL;
-	row_reader_done(&r);
-	return o;
-}
-
 /* Who owned a flow at `at`: the newest row at or before it, walking the
  * time index backwards (the log has no 4-tuple or Community ID index, on
  * purpose: ingest), bounded by the budget. By 4-tuple and its scope (the
@@ -577,7 +605,7 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 {
 	bool by_cid = j->kind == STORE_JOB_LOOKUP_CID;
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, r;
 
 	rc = sqlite3_prepare_v2(s->rdb, by_cid ?
 				DETAILS "WHERE ts <= :at AND community_id(src, dst, sport, dport, proto, :seed) = :cid "
@@ -602,14 +630,11 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 		bind_name_int(st, ":netns", j->netns != 0, (int64_t)j->netns);
 	}
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		j->rows = row_to_tree(st, j->seed);
+	r = rc == SQLITE_ROW ? lookup_row(j, st) : 0;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_sqlite_to_errno(rc);
-	if (rc == SQLITE_ROW && !j->rows)
-		return -ENOMEM;
-	return rc == SQLITE_ROW;
+	return r;
 }
 
 static void wait_written_locked(struct store *s, __u64 want)

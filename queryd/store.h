@@ -125,10 +125,14 @@ struct store_job {
 	char community_id[COMMUNITY_ID_LEN]; /* LOOKUP_CID */
 	__u64 want_rows;        /* rows queued when asked: wait (a little) for them */
 	size_t max_bytes;       /* HISTORY: stop before this much JSON, "truncated" */
-	uint64_t fields;        /* HISTORY: the FLOW members each row has (flow-view.h) */
+	uint64_t fields;        /* the FLOW members each row has (flow-view.h) */
+	/* LOOKUP_AT for a pid the map names (0: none): only a row of that
+	 * pid is found, with alive, pid_reused and in_map as of now */
+	__u32 map_pid;
 	/* answer (reader) */
 	int r;                  /* <0 errno; -ETIME: over budget */
-	json_object *rows;      /* HISTORY: array (rendered); LOOKUP_AT: the row or NULL */
+	/* FLOW text (jw_to_object): HISTORY's array; a lookup's row or NULL */
+	json_object *rows;
 	bool truncated;
 	double next_ts;         /* the cursor, when truncated */
 	__s64 next_id;
@@ -138,7 +142,6 @@ struct store_job {
 	void *userdata;
 	__u64 client_id;
 	struct flow_query fq;
-	__u32 pid;
 };
 
 struct store_job *store_job_new(enum store_job_kind kind);

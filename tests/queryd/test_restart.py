@@ -6,7 +6,10 @@ started again on the same (now stale) socket path. Every flow of both phases
 is found with the right pid; the flows made while it was down come from the
 ring buffer drained at restart ("seen":"event", first_seen before the
 restart); flows the killed instance had drained are described from the
-history; the cgroup's attachment count never changes."""
+history, complete: alive, pid_reused and in_map in their FLOW places (the
+order of a live answer), for an owner that runs and one that exited, and
+narrowed by "fields" (a "lookup" with "at" has none of the three); the
+cgroup's attachment count never changes."""
 import json
 import os
 import shutil
@@ -38,6 +41,46 @@ def lookup(cl, proto, sport, dport):
     return ans["flow"]
 
 
+def lookup_req(cl, proto, sport, dport, **extra):
+    req = {"op": "lookup", "proto": proto, "dst": "127.0.0.1", "sport": sport, "dport": dport}
+    req.update(extra)
+    ans = cl.request(req)
+    check(ans.get("ok") and ans.get("found"), "%s %d->%d not found (%r)" % (proto, sport, dport, extra), ans)
+    return ans["flow"]
+
+
+def check_flow_order(keys, live_keys, what):
+    """keys in FLOW order: those of a live FLOW in its order, row_id last."""
+    check_eq(keys[-1], "row_id", "%s: row_id last" % what)
+    pos = [live_keys.index(k) if k in live_keys else -1 for k in keys[:-1]]
+    check(-1 not in pos, "%s: members a live FLOW does not have" % what, keys, live_keys)
+    check_eq(pos, sorted(pos), "%s: member positions in the live FLOW's order (%r)" % (what, keys))
+
+
+def check_map_hits(cl, live, gone, live_keys, t_now):
+    """Map hits the new instance has no event for: the history's rows."""
+    for (proto, sp, dp, w), alive in [(f, True) for f in live] + [(f, False) for f in gone]:
+        what = "history map hit %s %d (owner %s)" % (proto, sp, "runs" if alive else "exited")
+        f = lookup_req(cl, proto, sp, dp)
+        check_eq((f["seen"], f["pid"], f["comm"]), ("history", w.pid, w.comm), what)
+        check_eq((f["alive"], f["pid_reused"], f["in_map"]), (alive, False, True),
+                 what + ": alive, pid_reused, in_map")
+        check_flow_order(list(f), live_keys[proto], what)
+        for k in ("alive", "pid_reused", "in_map"):
+            check(k in live_keys[proto], "a live FLOW has %s" % k, live_keys[proto])
+        narrow = lookup_req(cl, proto, sp, dp, fields=["in_map", "comm", "pid_reused", "pid", "alive"])
+        check_eq(list(narrow), ["pid", "comm", "alive", "pid_reused", "in_map", "row_id"],
+                 what + ": \"fields\" narrows it, FLOW order")
+        check_eq((narrow["alive"], narrow["pid_reused"], narrow["in_map"]), (alive, False, True),
+                 what + ": narrowed values")
+        check_eq(list(lookup_req(cl, proto, sp, dp, fields=["seen"])), ["seen", "row_id"], what + ": seen only")
+        # the same row "at" now: what the history knows, nothing of now
+        at = lookup_req(cl, proto, sp, dp, at=t_now)
+        check_eq(list(at), [k for k in f if k not in ("alive", "pid_reused", "in_map")],
+                 what + ": lookup at has the row without alive/pid_reused/in_map")
+        check_eq(at["row_id"], f["row_id"], what + ": the same row at now")
+
+
 def test(env):
     if not shutil.which("bpftool"):
         raise Skip("bpftool not installed")
@@ -52,12 +95,20 @@ def test(env):
 
     w1 = env.workload(comm="cpq-phase1")
     phase1 = make_flows(env, w1, lport)
+    # made before the kill, its owner exits while queryd is down
+    wg = env.workload(comm="cpq-gone1")
+    c = wg.cmd({"cmd": "tcp", "host": "127.0.0.1", "port": lport})
+    gone = [("tcp", c["sport"], c["dport"], wg)]
+    c = wg.cmd({"cmd": "udpc", "host": "127.0.0.1", "port": env.free_udp_port()})
+    gone.append(("udp", c["sport"], c["dport"], wg))
     cl = env.client()
-    for proto, sp, dp, w in phase1:
+    live_keys = {}
+    for proto, sp, dp, w in phase1 + gone:
         f = lookup(cl, proto, sp, dp)
         check_eq(f["pid"], w.pid, "phase 1 pid")
         check_eq(f["seen"], "event", "phase 1 flow is indexed from its event")
-        check_eq(f["comm"], "cpq-phase1", "phase 1 comm")
+        check_eq(f["comm"], w.comm, "phase 1 comm")
+        live_keys[proto] = list(f)
     # the history commits in batches (100 ms): wait for phase 1 to be on
     # disk, as a daemon that has run a while would have it
     wait_until(lambda: cl.request({"op": "stats"})["stats"]["store"]["queue"] == 0,
@@ -65,6 +116,7 @@ def test(env):
     cl.close()
 
     d1.kill9()
+    wg.exit()
     check_eq(attachments(env.cgroup), att, "attachments after kill -9")
     check(os.path.exists(env.sock), "a killed daemon leaves its socket file (stale)")
 
@@ -108,6 +160,7 @@ def test(env):
         check(f["first_seen"] <= t_restart,
               "first_seen of a flow made while down is its own time, not the drain time",
               "first_seen %.3f restart %.3f" % (f["first_seen"], t_restart))
+    check_map_hits(cl, phase1[:1] + phase1[N:N + 1], gone, live_keys, time.time())
     rec = cl.request({"op": "recent", "limit": 100, "filter": {"pid": w2.pid}})
     check_eq(len(rec["flows"]), len(phase2), "recent shows every drained phase-2 flow")
     cl.close()

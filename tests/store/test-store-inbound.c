@@ -11,6 +11,9 @@
  * NULL; inbound: 1 and the listener when known), the history rows'
  * "direction" and "listener" members (as a live FLOW has them), and "lookup at" narrowed by
  * direction, src and netns (the same key in four namespaces/directions).
+ * And a plain lookup's history fallback (map_pid): the reader writes the
+ * row whole, alive/pid_reused/in_map in their FLOW places, as "fields"
+ * asks; a row of another pid is no answer.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +28,7 @@
 
 #include "check.h"
 #include "macro.h"
+#include "procinfo.h"
 #include "store.h"
 
 static double now_s(void)
@@ -45,8 +49,9 @@ struct mock {
 	const char *comm, *listener_comm;
 };
 
-/* A mock of one kernel event, as ringbuf.c would index it. */
-static void queue_mock(struct store *s, const struct mock *m, double ts)
+/* A mock of one kernel event, as ringbuf.c would index it; its owner
+ * started start_ns after boot (0: 7 s). */
+static void queue_mock(struct store *s, const struct mock *m, double ts, __u64 start_ns)
 {
 	struct flow f = { .first_seen = ts, .last_seen = ts };
 	struct flow_who who = {};
@@ -60,7 +65,7 @@ static void queue_mock(struct store *s, const struct mock *m, double ts)
 	e->dst_port = m->dport;
 	e->pid = e->tid = m->pid;
 	e->netns_ino = m->netns;
-	e->start_boottime_ns = 7000000000ULL;
+	e->start_boottime_ns = start_ns ? start_ns : 7000000000ULL;
 	snprintf(e->comm, sizeof(e->comm), "%s", m->comm);
 	if (m->inbound) {
 		e->flags = CONNPID_EVENT_FLAG_INBOUND;
@@ -257,6 +262,108 @@ static void check_rows(struct store *s)
 	}
 }
 
+/* The members of the answer, in order, joined by ',' into buf. */
+static const char *keys_of(json_object *o, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	json_object_object_foreach(o, k, v) {
+		(void)v;
+		len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s", len ? "," : "", k);
+	}
+	return buf;
+}
+
+static bool member_bool(json_object *o, const char *k, bool *ret)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_boolean))
+		return false;
+	*ret = json_object_get_boolean(v);
+	return true;
+}
+
+/* A plain lookup the map names pid for (sport -> 192.0.2.50:443): its
+ * history row as the reader writes it (answer), 1; 0: no row of pid. */
+static int map_hit(struct store *s, __u16 sport, __u32 pid, uint64_t fields)
+{
+	struct store_job *j = store_job_new(STORE_JOB_LOOKUP_AT);
+
+	j->proto = CONNPID_PROTO_TCP;
+	snprintf(j->dst, sizeof(j->dst), "192.0.2.50");
+	j->sport = sport;
+	j->dport = 443;
+	j->at = now_s();
+	j->direction = FLOW_OUTBOUND;
+	j->map_pid = pid;
+	j->fields = fields;
+	return run(s, j);
+}
+
+static void check_map_hit_marks(struct store *s, __u16 sport, __u32 pid, bool alive, bool reused)
+{
+	bool a = !alive, r = !reused, in_map = false;
+
+	CHECK(map_hit(s, sport, pid, FLOW_FIELDS_ALL) == 1 && answer, "map hit %u: %d", sport, answer_r);
+	CHECK(member_int(answer, "pid") == pid, "map hit %u pid", sport);
+	CHECK(member_bool(answer, "alive", &a) && a == alive, "map hit %u alive %d", sport, a);
+	CHECK(member_bool(answer, "pid_reused", &r) && r == reused, "map hit %u pid_reused %d", sport, r);
+	CHECK(member_bool(answer, "in_map", &in_map) && in_map, "map hit %u in_map", sport);
+}
+
+/* A pid no process has now (the highest free one). */
+static __u32 free_pid(void)
+{
+	__u32 pid = 4194303;
+	__u64 ticks;
+
+	while (pid > 300000 && procinfo_start_ticks((pid_t)pid, &ticks) == 0)
+		pid--;
+	return pid;
+}
+
+static void check_map_hits(struct store *s, double t0)
+{
+	__u32 me = (__u32)getpid(), gone = free_pid();
+	__u64 my_ticks = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	char keys[1024];
+	const struct mock hits[] = {
+		/* the map's owner still runs: our own process, its start time */
+		{ "10.0.0.1", "192.0.2.50", 41001, 443, me, 111, false, 0, "me", NULL },
+		/* our pid, another start time: the pid was taken since */
+		{ "10.0.0.1", "192.0.2.50", 41002, 443, me, 111, false, 0, "before-me", NULL },
+		/* a pid no process has now: the owner exited */
+		{ "10.0.0.1", "192.0.2.50", 41003, 443, gone, 111, false, 0, "gone", NULL },
+	};
+	CHECK(procinfo_start_ticks((pid_t)me, &my_ticks) == 0 && hz > 0, "our start time");
+	queue_mock(s, &hits[0], t0 + 20, my_ticks * (1000000000ULL / (__u64)(hz > 0 ? hz : 100)));
+	queue_mock(s, &hits[1], t0 + 21, 0);
+	queue_mock(s, &hits[2], t0 + 22, 0);
+	CHECK(store_flush(s, 10000) == 3, "flush the map-hit rows");
+
+	check_map_hit_marks(s, 41001, me, true, false);
+	/* FLOW order: alive and pid_reused after last_seen, in_map after seen */
+	CHECK(answer && streq(keys_of(answer, keys, sizeof(keys)),
+			      "proto,direction,family,src,sport,dst,dport,community_id,pid,tid,uid,gid,comm,exe,"
+			      "cmdline,cgroup_id,cgroup,netns,socket_cookie,start_time,first_seen,last_seen,alive,"
+			      "pid_reused,domain,seen,in_map,row_id"), "map hit FLOW order: %s", keys);
+	check_map_hit_marks(s, 41002, me, false, true);
+	check_map_hit_marks(s, 41003, gone, false, false);
+	/* the map names another pid than the row: no answer (/proc's then) */
+	CHECK(map_hit(s, 41003, me, FLOW_FIELDS_ALL) == 0 && !answer, "map hit of another pid: %d", answer_r);
+	/* "fields" narrows it on the reader; row_id stays */
+	CHECK(map_hit(s, 41001, me, FF_BIT(FF_IN_MAP) | FF_BIT(FF_PID) | FF_BIT(FF_ALIVE)) == 1 && answer &&
+	      streq(keys_of(answer, keys, sizeof(keys)), "pid,alive,in_map,row_id"), "narrowed map hit: %s", keys);
+	/* lookup at: the row as stored, none of the three */
+	CHECK(map_hit(s, 41001, 0, FLOW_FIELDS_ALL) == 1 && answer &&
+	      !json_object_object_get_ex(answer, "alive", NULL) &&
+	      !json_object_object_get_ex(answer, "pid_reused", NULL) &&
+	      !json_object_object_get_ex(answer, "in_map", NULL), "lookup at has no alive/pid_reused/in_map");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/cps-inbound-XXXXXX", path[64], err[512] = "";
@@ -271,7 +378,7 @@ int main(void)
 	if (!s)
 		return 1;
 	for (size_t i = 0; i < sizeof(mocks) / sizeof(mocks[0]); i++)
-		queue_mock(s, &mocks[i], t0 + (double)i);
+		queue_mock(s, &mocks[i], t0 + (double)i, 0);
 	CHECK(store_flush(s, 10000) == 5, "flush");
 	check_columns(path);
 	check_rows(s);
@@ -292,6 +399,7 @@ int main(void)
 	CHECK(lookup_at(s, FLOW_INBOUND, "10.0.0.2", 222, t0 + 10) == -1, "no such flow: src and netns disagree");
 	CHECK(lookup_at(s, FLOW_OUTBOUND, NULL, 222, t0 + 10) == -1, "outbound in 222: none");
 	CHECK(lookup_at(s, FLOW_INBOUND, NULL, 0, t0 + 2.5) == 200, "inbound before the second accept");
+	check_map_hits(s, t0);
 	json_object_put(answer);
 
 	store_close(s);
