@@ -17,6 +17,19 @@
  *       over the rounds. With LOOKUP_BENCH_ONLY=MODE in the environment
  *       (echo, ping, lookup, lookup_fields) only that one runs: for perf.
  *
+ *       The sequential client waits for each answer both ways a client
+ *       can: in poll() (as libconnpid, the Squid helper and Python with a
+ *       timeout do) and in a blocking recv(). They differ: the server's
+ *       read of the request frees the client's skb, and unix_write_space()
+ *       then wakes a task sleeping in recv() (an unfiltered wait) but not
+ *       one in poll(POLLIN) (its wakeup is filtered by the poll key); a
+ *       woken client may preempt the server mid-request.
+ *       LOOKUP_BENCH_CLIENT_CPU / LOOKUP_BENCH_SERVER_CPU pin this process
+ *       (and its threads) and the echo server: lookup-bench.py pins queryd
+ *       the same way, so floor and queryd are placed alike. With
+ *       LOOKUP_BENCH_SERVER_PID (queryd's), each sequential run also says
+ *       how often the server was preempted per request.
+ *
  * It reports; nothing here asserts a timing.
  */
 #include <errno.h>
@@ -29,6 +42,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -45,6 +60,9 @@
 
 enum mode { M_ECHO, M_PING, M_LOOKUP, M_FIELDS, M_N };
 static const char *const mode_name[M_N] = { "echo", "ping", "lookup", "lookup_fields" };
+/* how the sequential client waits for its answer (the comment above) */
+enum wait_kind { W_POLL, W_RECV, W_N };
+static const char *const wait_name[W_N] = { "poll", "recv" };
 static char g_req[M_N][256];
 static size_t g_req_len[M_N];
 static char g_echo_path[108], g_sock_path[108];
@@ -99,6 +117,28 @@ static int workload(unsigned n)
 }
 
 /* ---------- echo server --------------------------------------------- */
+
+/* CPU from the environment variable, or -1. */
+static int cpu_from_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atoi(v) : -1;
+}
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+		perror("sched_setaffinity");
+		exit(1);
+	}
+}
 
 /* Answers every line with itself: the least any line server can do. */
 static void echo_serve(int lfd)
@@ -165,6 +205,7 @@ static pid_t echo_start(void)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
+		pin_to(cpu_from_env("LOOKUP_BENCH_SERVER_CPU"));
 		echo_serve(lfd);
 		_exit(0);
 	}
@@ -193,13 +234,20 @@ static const char *path_of(enum mode m)
 }
 
 /* Read until k newlines came; returns bytes of the last answer seen. */
-static size_t read_lines(int fd, unsigned k, char *last, size_t lastsz)
+static size_t read_lines(int fd, unsigned k, char *last, size_t lastsz, enum wait_kind wait)
 {
 	static __thread char buf[1 << 16];
 	size_t got = 0;
 
 	while (k > 0) {
-		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (wait == W_POLL && poll(&p, 1, -1) < 0) {
+			perror("poll");
+			exit(1);
+		}
+		r = recv(fd, buf, sizeof(buf), 0);
 
 		if (r <= 0) {
 			fprintf(stderr, "lookup-bench: server closed\n");
@@ -223,23 +271,56 @@ static size_t read_lines(int fd, unsigned k, char *last, size_t lastsz)
 
 struct seq_res {
 	double p50, p99, bytes;
+	double preempted; /* the server's involuntary context switches per request */
 };
 
-static struct seq_res run_seq(enum mode m, unsigned n)
+/* The server of mode m: the echo server, or queryd (its pid from
+ * LOOKUP_BENCH_SERVER_PID; 0: not known). */
+static pid_t g_echo_pid;
+
+static pid_t server_pid(enum mode m)
 {
-	double *lat = calloc(n, sizeof(double));
+	const char *v = getenv("LOOKUP_BENCH_SERVER_PID");
+
+	return m == M_ECHO ? g_echo_pid : v ? (pid_t)atoi(v) : 0;
+}
+
+/* Involuntary context switches of pid's main thread (queryd's loop, the
+ * echo server): how often the scheduler took the CPU from the server. */
+static double preemptions(pid_t pid)
+{
+	char path[64], line[128];
+	double n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = pid > 0 ? fopen(path, "re") : NULL;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "nonvoluntary_ctxt_switches:", 27) == 0)
+			n = atof(line + 27);
+	fclose(f);
+	return n;
+}
+
+static struct seq_res run_seq(enum mode m, unsigned n, enum wait_kind wait)
+{
+	double *lat = calloc(n, sizeof(double)), pre0;
 	int fd = dial(path_of(m));
 	struct seq_res res;
 	size_t bytes = 0;
 
+	pre0 = preemptions(server_pid(m));
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t t0 = now_ns();
 
 		if (send(fd, g_req[m], g_req_len[m], MSG_NOSIGNAL) != (ssize_t)g_req_len[m])
 			exit(1);
-		bytes += read_lines(fd, 1, NULL, 0);
+		bytes += read_lines(fd, 1, NULL, 0, wait);
 		lat[i] = (double)(now_ns() - t0) / 1e3;
 	}
+	res.preempted = (preemptions(server_pid(m)) - pre0) / n;
 	close(fd);
 	res.bytes = (double)bytes / n;
 	res.p50 = percentile(lat, n, 50);
@@ -284,7 +365,7 @@ static void *pipe_client(void *p)
 		inflight -= lines;
 		a->done += lines;
 	}
-	read_lines(fd, inflight, NULL, 0);
+	read_lines(fd, inflight, NULL, 0, W_RECV);
 	close(fd);
 	free(burst);
 	return NULL;
@@ -308,33 +389,112 @@ static double run_pipe(enum mode m, unsigned clients, unsigned ms)
 	return (double)total / ((double)(now_ns() - t0) / 1e9);
 }
 
-static void summary(const char *what, double v[], unsigned n)
+/* Median and range; ratios get two decimals (1.46 is not 1.5). */
+static void summary_prec(const char *what, double v[], unsigned n, int prec)
 {
 	double s[MAX_ROUNDS];
 
 	memcpy(s, v, n * sizeof(*v));
 	qsort(s, n, sizeof(*s), cmp_double);
-	printf("  %-28s median %10.1f  range %10.1f - %10.1f\n", what, s[n / 2], s[0], s[n - 1]);
+	printf("  %-28s median %10.*f  range %10.*f - %10.*f\n", what, prec, s[n / 2], prec, s[0], prec, s[n - 1]);
 }
 
-static int measure(int argc, char **argv)
+static void summary(const char *what, double v[], unsigned n)
 {
-	unsigned rounds, seq_n, pipe_ms;
-	double p50[M_N][MAX_ROUNDS], p99[M_N][MAX_ROUNDS], bytes[M_N][MAX_ROUNDS];
-	double pipe1[M_N][MAX_ROUNDS], pipe8[M_N][MAX_ROUNDS];
-	char line[4096];
-	const char *only;
-	pid_t echo;
-	int fd;
+	summary_prec(what, v, n, 1);
+}
 
-	if (argc < 8)
-		return fprintf(stderr, "usage: lookup-bench measure SOCK SPORT DPORT ROUNDS SEQ_N PIPE_MS\n"), 2;
-	snprintf(g_sock_path, sizeof(g_sock_path), "%s", argv[2]);
-	rounds = (unsigned)atoi(argv[5]);
-	seq_n = (unsigned)atoi(argv[6]);
-	pipe_ms = (unsigned)atoi(argv[7]);
-	if (rounds < 1 || rounds > MAX_ROUNDS || seq_n < 100)
-		return fprintf(stderr, "lookup-bench: 1-%d rounds, at least 100 requests\n", MAX_ROUNDS), 2;
+/* Everything one run measures, per round. */
+struct figures {
+	unsigned rounds;
+	double p50[W_N][M_N][MAX_ROUNDS], p99[W_N][M_N][MAX_ROUNDS], bytes[M_N][MAX_ROUNDS];
+	double preempted[W_N][M_N][MAX_ROUNDS];
+	double pipe1[M_N][MAX_ROUNDS], pipe8[M_N][MAX_ROUNDS];
+};
+
+static bool mode_runs(enum mode m)
+{
+	const char *only = getenv("LOOKUP_BENCH_ONLY");
+
+	return !only || strcmp(only, mode_name[m]) == 0;
+}
+
+/* Round r: the sequential runs, both waits, then the pipelined ones. */
+static void measure_round(struct figures *f, unsigned r, unsigned seq_n, unsigned pipe_ms)
+{
+	for (int w = 0; w < W_N; w++)
+		for (int m = 0; m < M_N; m++) {
+			struct seq_res s = { 0 };
+
+			if (mode_runs(m))
+				s = run_seq(m, seq_n, w);
+			f->p50[w][m][r] = s.p50;
+			f->p99[w][m][r] = s.p99;
+			f->preempted[w][m][r] = s.preempted;
+			f->bytes[m][r] = s.bytes;
+		}
+	for (int m = 0; m < M_N; m++) {
+		f->pipe1[m][r] = f->pipe8[m][r] = 0;
+		if (!mode_runs(m))
+			continue;
+		f->pipe1[m][r] = run_pipe(m, 1, pipe_ms);
+		f->pipe8[m][r] = run_pipe(m, PIPE_CLIENTS_MAX, pipe_ms);
+	}
+	printf("{\"round\":%u", r);
+	for (int m = 0; m < M_N; m++) {
+		printf(",\"%s\":{\"answer_bytes\":%.0f,\"pipe1_per_s\":%.0f,\"pipe8_per_s\":%.0f", mode_name[m],
+		       f->bytes[m][r], f->pipe1[m][r], f->pipe8[m][r]);
+		for (int w = 0; w < W_N; w++)
+			printf(",\"p50_us_%s\":%.1f,\"p99_us_%s\":%.1f,\"preempted_%s\":%.2f", wait_name[w],
+			       f->p50[w][m][r], wait_name[w], f->p99[w][m][r], wait_name[w], f->preempted[w][m][r]);
+		printf("}");
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* Each round's figure for mode m against that round's floor. */
+static void ratio(const struct figures *f, double (*v)[M_N][MAX_ROUNDS], int w, enum mode m, const char *what)
+{
+	double q[MAX_ROUNDS];
+
+	for (unsigned r = 0; r < f->rounds; r++)
+		q[r] = v[w][m][r] / v[w][M_ECHO][r];
+	summary_prec(what, q, f->rounds, 2);
+}
+
+static void print_summary(struct figures *f, unsigned seq_n, unsigned pipe_ms)
+{
+	char what[64];
+
+	printf("\nover %u rounds of %u sequential requests, %u ms pipelined (window %d):\n", f->rounds, seq_n,
+	       pipe_ms, PIPE_WINDOW);
+	for (int m = 0; m < M_N; m++) {
+		printf(" %s (%.0f B answers)\n", mode_name[m], f->bytes[m][0]);
+		for (int w = 0; w < W_N; w++) {
+			snprintf(what, sizeof(what), "p50 us, %s wait", wait_name[w]);
+			summary(what, f->p50[w][m], f->rounds);
+			snprintf(what, sizeof(what), "p99 us, %s wait", wait_name[w]);
+			summary(what, f->p99[w][m], f->rounds);
+			if (m != M_ECHO && !getenv("LOOKUP_BENCH_SERVER_PID"))
+				continue;
+			snprintf(what, sizeof(what), "preempted/request, %s", wait_name[w]);
+			summary_prec(what, f->preempted[w][m], f->rounds, 2);
+		}
+		summary("pipelined/s, 1 client", f->pipe1[m], f->rounds);
+		summary("pipelined/s, 8 clients", f->pipe8[m], f->rounds);
+	}
+	for (int w = 0; w < W_N; w++) {
+		printf(" ratios to the echo floor, same round, %s wait\n", wait_name[w]);
+		ratio(f, f->p50, w, M_LOOKUP, "lookup p50 / echo p50");
+		ratio(f, f->p99, w, M_LOOKUP, "lookup p99 / echo p99");
+		ratio(f, f->p50, w, M_FIELDS, "fields p50 / echo p50");
+		ratio(f, f->p99, w, M_FIELDS, "fields p99 / echo p99");
+	}
+}
+
+static void make_requests(const char *sport, const char *dport)
+{
 	/* a 100-byte line, answered with itself */
 	memset(g_req[M_ECHO], 'e', ECHO_LINE_LEN - 1);
 	g_req[M_ECHO][ECHO_LINE_LEN - 1] = '\n';
@@ -342,82 +502,56 @@ static int measure(int argc, char **argv)
 	g_req_len[M_PING] = (size_t)snprintf(g_req[M_PING], sizeof(g_req[0]), "{\"op\":\"ping\"}\n");
 	g_req_len[M_LOOKUP] = (size_t)snprintf(g_req[M_LOOKUP], sizeof(g_req[0]),
 		"{\"op\":\"lookup\",\"proto\":\"tcp\",\"dst\":\"127.0.0.1\",\"sport\":%s,\"dport\":%s}\n",
-		argv[3], argv[4]);
+		sport, dport);
 	g_req_len[M_FIELDS] = (size_t)snprintf(g_req[M_FIELDS], sizeof(g_req[0]),
 		"{\"op\":\"lookup\",\"proto\":\"tcp\",\"dst\":\"127.0.0.1\",\"sport\":%s,\"dport\":%s,"
-		"\"fields\":[\"pid\",\"comm\",\"exe\",\"container\",\"domain\"]}\n", argv[3], argv[4]);
-	echo = echo_start();
-	if (echo < 0)
-		return perror("echo server"), 1;
+		"\"fields\":[\"pid\",\"comm\",\"exe\",\"container\",\"domain\"]}\n", sport, dport);
+}
 
-	/* the answers, once, so the reader sees what is measured */
+/* The answers, once, so the reader sees what is measured. */
+static int show_answers(void)
+{
+	char line[4096];
+
 	for (int m = M_PING; m < M_N; m++) {
-		fd = dial(g_sock_path);
+		int fd = dial(g_sock_path);
+
 		if (send(fd, g_req[m], g_req_len[m], MSG_NOSIGNAL) < 0)
-			return 1;
-		read_lines(fd, 1, line, sizeof(line));
+			return -1;
+		read_lines(fd, 1, line, sizeof(line), W_POLL);
 		close(fd);
 		fprintf(stderr, "%s -> %.300s%s\n", mode_name[m], line, strlen(line) > 300 ? "..." : "");
 	}
-	only = getenv("LOOKUP_BENCH_ONLY");
-	for (unsigned r = 0; r < rounds; r++) {
-		for (int m = 0; m < M_N; m++) {
-			struct seq_res s = { 0 };
+	return 0;
+}
 
-			if (!only || strcmp(only, mode_name[m]) == 0)
-				s = run_seq(m, seq_n);
+static int measure(int argc, char **argv)
+{
+	static struct figures f;
+	unsigned seq_n, pipe_ms;
+	pid_t echo;
 
-			p50[m][r] = s.p50;
-			p99[m][r] = s.p99;
-			bytes[m][r] = s.bytes;
-		}
-		for (int m = 0; m < M_N; m++) {
-			pipe1[m][r] = pipe8[m][r] = 0;
-			if (only && strcmp(only, mode_name[m]) != 0)
-				continue;
-			pipe1[m][r] = run_pipe(m, 1, pipe_ms);
-			pipe8[m][r] = run_pipe(m, PIPE_CLIENTS_MAX, pipe_ms);
-		}
-		printf("{\"round\":%u", r);
-		for (int m = 0; m < M_N; m++)
-			printf(",\"%s\":{\"p50_us\":%.1f,\"p99_us\":%.1f,\"answer_bytes\":%.0f,\"pipe1_per_s\":%.0f,"
-			       "\"pipe8_per_s\":%.0f}", mode_name[m], p50[m][r], p99[m][r], bytes[m][r], pipe1[m][r],
-			       pipe8[m][r]);
-		printf("}\n");
-		fflush(stdout);
-	}
+	if (argc < 8)
+		return fprintf(stderr, "usage: lookup-bench measure SOCK SPORT DPORT ROUNDS SEQ_N PIPE_MS\n"), 2;
+	snprintf(g_sock_path, sizeof(g_sock_path), "%s", argv[2]);
+	f.rounds = (unsigned)atoi(argv[5]);
+	seq_n = (unsigned)atoi(argv[6]);
+	pipe_ms = (unsigned)atoi(argv[7]);
+	if (f.rounds < 1 || f.rounds > MAX_ROUNDS || seq_n < 100)
+		return fprintf(stderr, "lookup-bench: 1-%d rounds, at least 100 requests\n", MAX_ROUNDS), 2;
+	make_requests(argv[3], argv[4]);
+	pin_to(cpu_from_env("LOOKUP_BENCH_CLIENT_CPU"));
+	echo = g_echo_pid = echo_start();
+	if (echo < 0)
+		return perror("echo server"), 1;
+	if (show_answers() < 0)
+		return 1;
+	for (unsigned r = 0; r < f.rounds; r++)
+		measure_round(&f, r, seq_n, pipe_ms);
 	kill(echo, SIGTERM);
 	waitpid(echo, NULL, 0);
 	unlink(g_echo_path);
-
-	printf("\nover %u rounds of %u sequential requests, %u ms pipelined (window %d):\n", rounds, seq_n,
-	       pipe_ms, PIPE_WINDOW);
-	for (int m = 0; m < M_N; m++) {
-		char what[64];
-
-		printf(" %s (%.0f B answers)\n", mode_name[m], bytes[m][0]);
-		snprintf(what, sizeof(what), "p50 us");
-		summary(what, p50[m], rounds);
-		summary("p99 us", p99[m], rounds);
-		summary("pipelined/s, 1 client", pipe1[m], rounds);
-		summary("pipelined/s, 8 clients", pipe8[m], rounds);
-	}
-	{
-		double r50[MAX_ROUNDS], r99[MAX_ROUNDS], f50[MAX_ROUNDS], f99[MAX_ROUNDS];
-
-		/* per round: each round's lookup against that round's floor */
-		for (unsigned r = 0; r < rounds; r++) {
-			r50[r] = p50[M_LOOKUP][r] / p50[M_ECHO][r];
-			r99[r] = p99[M_LOOKUP][r] / p99[M_ECHO][r];
-			f50[r] = p50[M_FIELDS][r] / p50[M_ECHO][r];
-			f99[r] = p99[M_FIELDS][r] / p99[M_ECHO][r];
-		}
-		printf(" ratios to the echo floor, same round\n");
-		summary("lookup p50 / echo p50", r50, rounds);
-		summary("lookup p99 / echo p99", r99, rounds);
-		summary("fields p50 / echo p50", f50, rounds);
-		summary("fields p99 / echo p99", f99, rounds);
-	}
+	print_summary(&f, seq_n, pipe_ms);
 	return 0;
 }
 

@@ -3,13 +3,19 @@
 """Lookup round trip and queryd footprint with a full index (issue 15).
 
     lookup-bench.py [--rounds N] [--seq N] [--pipe-ms MS] [--flows N] [--profile DIR]
+                    [--placements one,two,free] [--cpu-ms MS]
 
 Loads connpid into a private child cgroup and pin dir, starts queryd
 (--no-store), and has `lookup-bench workload` (in that cgroup) make FLOWS
 UDP flows and then one TCP connection, the flow looked up. Then:
 queryd VmRSS / RssAnon with the full index, and `lookup-bench measure`:
 interleaved rounds of an echo server of ours, ping, lookup, lookup with
-"fields". With --profile DIR: perf record -g and strace -c of queryd
+"fields", once per placement: "one" (client, echo server and queryd
+pinned to one CPU), "two" (client on one CPU, echo server and queryd on
+another), "free" (wherever the scheduler puts them: queryd, a process of
+long standing, may sit on the other CPU than the client while the echo
+server, just forked by the client, shares its CPU, so this one compares
+unlike placements). With --profile DIR: perf record -g and strace -c of queryd
 during pipelined lookups, into DIR. Binaries from CONNPID_LOADER,
 CONNPID_QUERYD and LOOKUP_BENCH. Reports; asserts no timing.
 """
@@ -78,6 +84,65 @@ def profile(env, bench, qpid, wl, outdir):
     log("profile in %s (%d requests under strace)" % (outdir, after - before))
 
 
+def set_affinity(pid, cpus):
+    """All threads of pid onto cpus."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), cpus)
+
+
+# placement: (client CPU, server CPU); None = not pinned
+PLACEMENTS = {"one": (0, 0), "two": (0, 1), "free": (None, None)}
+
+
+def measure(env, bench, qpid, info, a, placement):
+    client, server = PLACEMENTS[placement]
+    allcpus = os.sched_getaffinity(0)
+    if server is not None and server not in allcpus or client is not None and client not in allcpus:
+        log("placement %s skipped: CPUs %r are not all available (have %r)" % (placement, (client, server),
+                                                                                sorted(allcpus)))
+        return
+    set_affinity(qpid, allcpus if server is None else {server})
+    envv = dict(os.environ, LOOKUP_BENCH_CLIENT_CPU="" if client is None else str(client),
+                LOOKUP_BENCH_SERVER_CPU="" if server is None else str(server), LOOKUP_BENCH_SERVER_PID=str(qpid))
+    print("\n=== placement %s: client CPU %s, echo server and queryd CPU %s" % (placement, client, server))
+    sys.stdout.flush()
+    try:
+        r = subprocess.run([bench, "measure", env.sock, str(info["sport"]), str(info["dport"]), str(a.rounds),
+                            str(a.seq), str(a.pipe_ms)], timeout=3600, env=envv)
+    finally:
+        set_affinity(qpid, allcpus)
+    check(r.returncode == 0, "lookup-bench measure failed (rc %d)" % r.returncode)
+
+
+def cpu_seconds(pid):
+    """utime + stime of all of pid's threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(env, bench, qpid, info, a):
+    """queryd's own CPU time per request, client apart: pipelined
+    requests of one mode for a few seconds, queryd's utime+stime over the
+    requests it counted. On one CPU with the client, as placement one."""
+    allcpus = os.sched_getaffinity(0)
+    set_affinity(qpid, {0})
+    envv = dict(os.environ, LOOKUP_BENCH_CLIENT_CPU="0", LOOKUP_BENCH_SERVER_CPU="0")
+    try:
+        for mode in ("ping", "lookup", "lookup_fields"):
+            n0, c0 = stats(env.sock)["requests"], cpu_seconds(qpid)
+            r = subprocess.run([bench, "measure", env.sock, str(info["sport"]), str(info["dport"]), "1", "100",
+                                str(a.cpu_ms)], capture_output=True, timeout=600,
+                               env=dict(envv, LOOKUP_BENCH_ONLY=mode))
+            check(r.returncode == 0, "lookup-bench measure failed (rc %d)" % r.returncode)
+            n1, c1 = stats(env.sock)["requests"], cpu_seconds(qpid)
+            print("queryd CPU per %s: %.2f us (%d requests, %.2f s of CPU)"
+                  % (mode, (c1 - c0) / max(n1 - n0, 1) * 1e6, n1 - n0, c1 - c0))
+            sys.stdout.flush()
+    finally:
+        set_affinity(qpid, allcpus)
+
+
 def run(env, a):
     bench = binary("LOOKUP_BENCH")
     env.load()
@@ -106,9 +171,10 @@ def run(env, a):
     sys.stdout.flush()
     if a.profile:
         profile(env, bench, qpid, info, a.profile)
-    r = subprocess.run([bench, "measure", env.sock, str(info["sport"]), str(info["dport"]), str(a.rounds),
-                        str(a.seq), str(a.pipe_ms)], timeout=3600)
-    check(r.returncode == 0, "lookup-bench measure failed (rc %d)" % r.returncode)
+    if a.cpu_ms:
+        cpu_per_request(env, bench, qpid, info, a)
+    for placement in a.placements:
+        measure(env, bench, qpid, info, a, placement)
     print("queryd VmRSS after the rounds: %d kB" % status_kb(qpid)["VmRSS"])
     wl.stdin.close()
     wl.wait(timeout=30)
@@ -121,7 +187,14 @@ def main():
     p.add_argument("--pipe-ms", type=int, default=1000)
     p.add_argument("--flows", type=int, default=81920)
     p.add_argument("--profile")
+    p.add_argument("--placements", default="one,two,free", help="comma-separated; empty: none")
+    p.add_argument("--cpu-ms", type=int, default=1000,
+                   help="pipelined ms per mode for queryd's CPU per request (0: skip)")
     a = p.parse_args()
+    a.placements = [pl for pl in a.placements.split(",") if pl]
+    for pl in a.placements:
+        if pl not in PLACEMENTS:
+            p.error("--placements: one, two or free, not %r" % pl)
     sys.argv[1:] = []  # harness.main() reads case names from the arguments
     print("2-vCPU VM shared with other engineers: read figures as medians and ranges")
     harness.main(lambda env: run(env, a), harness.CgroupEnv, "lkb",
