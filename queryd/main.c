@@ -28,7 +28,7 @@ enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, A
        ARG_NO_STORE, ARG_MAX_FLOWS, ARG_MAX_CLIENTS, ARG_VERSION, ARG_RETAIN_DAYS,
        ARG_RETAIN_ROWS, ARG_ALLOW_GROUP, ARG_DOCKER_SOCKET, ARG_QUERY_BUDGET,
        ARG_COMMUNITY_ID_SEED, ARG_EXPORT, ARG_JOURNAL_RATE, ARG_JOURNAL_BURST,
-       ARG_NDJSON_MAX_SIZE, ARG_NDJSON_KEEP };
+       ARG_NDJSON_MAX_SIZE, ARG_NDJSON_KEEP, ARG_BUSY_POLL_US };
 
 /* Bounds of the export tuning: a bucket past a million entries is no
  * limit at all; a file below 4 KiB rotates on every flush. */
@@ -36,6 +36,8 @@ enum { ARG_PIN_DIR = 0x100, ARG_SOCKET, ARG_NO_TCP, ARG_NO_DNS, ARG_NO_DOCKER, A
 #define NDJSON_SIZE_MIN 4096ULL
 #define NDJSON_SIZE_MAX (1ULL << 40)
 #define NDJSON_KEEP_MAX 1000ULL
+/* A longer spin is a core given away, not a shorter wait. */
+#define BUSY_POLL_US_MAX 1000ULL
 
 static void help(void)
 {
@@ -57,6 +59,8 @@ static void help(void)
 	       "  --retain-rows N     keep at most N rows of history (default 10000000, 0 = no limit)\n"
 	       "  --query-budget-ms N time budget of one history query (default 2000)\n"
 	       "  --community-id-seed N  Community ID seed, 0-65535 (default 0)\n"
+	       "  --busy-poll-us N    after a request, poll without sleeping for N us, 0-1000\n"
+	       "                      (default 0: off); CPU for latency across CPUs\n"
 	       "  --export SPEC       also write each flow to: journal, or ndjson:PATH (repeatable)\n"
 	       "  --journal-rate N/s  journal export: entries per second sustained (default %d)\n"
 	       "  --journal-burst N   journal export: entries at once (default %d)\n"
@@ -102,6 +106,7 @@ static const struct numeric_option {
 	{ ARG_NDJSON_MAX_SIZE, "--ndjson-max-size", "KMG", "4096 to 1099511627776 bytes, K/M/G suffix",
 	  NDJSON_SIZE_MIN, NDJSON_SIZE_MAX, CFG(ndjson_max_size) },
 	{ ARG_NDJSON_KEEP, "--ndjson-keep", NULL, "1-1000", 1, NDJSON_KEEP_MAX, CFG(ndjson_keep) },
+	{ ARG_BUSY_POLL_US, "--busy-poll-us", NULL, "0-1000", 0, BUSY_POLL_US_MAX, CFG(busy_poll_us) },
 };
 
 static const struct string_option string_options[] = {
@@ -228,6 +233,7 @@ static int parse_argv(int argc, char **argv)
 		{ "journal-burst", required_argument, NULL, ARG_JOURNAL_BURST },
 		{ "ndjson-max-size", required_argument, NULL, ARG_NDJSON_MAX_SIZE },
 		{ "ndjson-keep", required_argument, NULL, ARG_NDJSON_KEEP },
+		{ "busy-poll-us", required_argument, NULL, ARG_BUSY_POLL_US },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },

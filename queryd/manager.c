@@ -223,10 +223,36 @@ int manager_startup(struct manager *m)
 	return 0;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* With --busy-poll-us, the loop polls without sleeping for that long
+ * after the last request: a client on another CPU then wakes nobody (on
+ * a VM, waking a halted vCPU is most of a cross-CPU round trip,
+ * tests/bench/RESULTS.md). Only requests of callers that may query start
+ * it: ring events, timers and pings of anyone never keep the loop awake. */
 int manager_run(struct manager *m)
 {
-	int r = sd_event_loop(m->event);
+	uint64_t last_request = 0, seen = m->requests_may_query;
+	int r;
 
+	if (!m->cfg.busy_poll_us)
+		r = sd_event_loop(m->event);
+	else
+		for (r = 0; r >= 0 && sd_event_get_state(m->event) != SD_EVENT_FINISHED;) {
+			bool spin = now_us() - last_request < m->cfg.busy_poll_us;
+
+			r = sd_event_run(m->event, spin ? 0 : UINT64_MAX);
+			if (m->requests_may_query != seen) {
+				seen = m->requests_may_query;
+				last_request = now_us();
+			}
+		}
 	if (r < 0)
 		return log_error_errno(r, "Event loop failed: %m");
 	return 0;

@@ -44,6 +44,7 @@ struct manager_config {
 	unsigned journal_burst;     /* --journal-burst; 0: EXPORT_JOURNAL_BURST */
 	uint64_t ndjson_max_size;   /* --ndjson-max-size, bytes; 0: EXPORT_NDJSON_MAX_SIZE */
 	unsigned ndjson_keep;       /* --ndjson-keep; 0: EXPORT_NDJSON_KEEP */
+	unsigned busy_poll_us;      /* --busy-poll-us; 0: sleep as soon as idle */
 };
 
 /* The manager holds the modules and wires them: each satellite owns its
@@ -73,6 +74,10 @@ struct manager {
 
 	/* request counters for `stats` (protocol.c, history-ops.c) */
 	__u64 requests;
+	/* of them, from callers that may query: only these start the spin
+	 * of --busy-poll-us (manager_run), so a caller who may only ping
+	 * cannot keep a CPU busy with a ping a millisecond */
+	__u64 requests_may_query;
 	__u64 request_errors;
 	__u64 lookups;
 	__u64 lookups_found;

@@ -1305,6 +1305,7 @@ void protocol_handle_line(struct manager *m, struct client *c, char *line, size_
 	if (len == 0)
 		return;
 	m->requests++;
+	m->requests_may_query += c->may_query;
 	c->answer_fields = FLOW_FIELDS_ALL;
 	if (fast_request(m, c, line, len))
 		return;

@@ -3,7 +3,7 @@
 """Lookup round trip and queryd footprint with a full index (issue 15).
 
     lookup-bench.py [--rounds N] [--seq N] [--pipe-ms MS] [--flows N] [--profile DIR]
-                    [--placements one,two,free] [--cpu-ms MS]
+                    [--placements one,two,free] [--cpu-ms MS] [--queryd-arg ARG ...]
 
 Loads connpid into a private child cgroup and pin dir, starts queryd
 (--no-store), and has `lookup-bench workload` (in that cgroup) make FLOWS
@@ -146,7 +146,7 @@ def cpu_per_request(env, bench, qpid, info, a):
 def run(env, a):
     bench = binary("LOOKUP_BENCH")
     env.load()
-    env.no_store_daemon()
+    env.no_store_daemon(extra=a.queryd_arg)
     qpid = env.daemon_proc.pid
     idle = status_kb(qpid)
     wl = subprocess.Popen([bench, "workload", str(a.flows)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -188,6 +188,8 @@ def main():
     p.add_argument("--flows", type=int, default=81920)
     p.add_argument("--profile")
     p.add_argument("--placements", default="one,two,free", help="comma-separated; empty: none")
+    p.add_argument("--queryd-arg", action="append", default=[],
+                   help="one more argument for connpid-queryd (e.g. --busy-poll-us=200)")
     p.add_argument("--cpu-ms", type=int, default=1000,
                    help="pipelined ms per mode for queryd's CPU per request (0: skip)")
     a = p.parse_args()

@@ -547,15 +547,15 @@ class CgroupEnv:
             kw["preexec_fn"] = enter_cgroup_fn(cgroup_dir)
         return self.track(subprocess.Popen(args, **kw))
 
-    def no_store_daemon(self, timeout=15):
-        """Start connpid-queryd --pin-dir D --socket S --no-store (output in
-        TMP/queryd.log) and wait until it answers ping."""
+    def no_store_daemon(self, timeout=15, extra=()):
+        """Start connpid-queryd --pin-dir D --socket S --no-store [extra]
+        (output in TMP/queryd.log) and wait until it answers ping."""
         check(self.daemon_proc is None, "one daemon per env")
         self.daemon_log = os.path.join(self.tmp, "queryd.log")
         logf = open(self.daemon_log, "w")
         self.daemon_proc = subprocess.Popen(
             [binary("CONNPID_QUERYD"), "--pin-dir", self.pin_dir, "--socket", self.sock,
-             "--no-store"], stdout=logf, stderr=subprocess.STDOUT)
+             "--no-store"] + list(extra), stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
         self.procs.append(self.daemon_proc)
         wait_queryd_ready(self.daemon_proc, self.sock, timeout,

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Issue 15: --busy-poll-us. After a request the loop polls without
+sleeping for that long, so a client on another CPU wakes nobody; only
+requests start it, so an idle daemon sleeps. Shown by queryd's own CPU
+time (utime+stime): lookups 0.2 ms apart keep it busy all along with the
+option (the next request always comes within the 1 ms spin) and cost a
+few percent of the time without it; idle it uses nothing either way. Bad
+values are refused at start. Pings of a caller who may not query never
+start it (else a ping a millisecond would keep a CPU busy). (CPU time says whether the loop slept, not
+how fast anything was: the thresholds are far apart.)"""
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import CgroupEnv, Client, binary, case, check, check_eq, log, run_cases  # noqa: E402
+
+SPIN_US = 1000        # the most allowed: the requests below come well within it
+BURST_S = 1.0
+GAP_S = 0.0002       # waited for on the clock: a sleep may overshoot the spin
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def udp_flow(env):
+    """A UDP flow made from inside the env's cgroup: its source port."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with open(os.path.join(env.cgroup, "cgroup.procs"), "w") as f:
+                f.write("0")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"x", ("127.0.0.1", 9))
+            os.write(w, str(s.getsockname()[1]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    port = int(os.read(r, 16))
+    os.close(r)
+    os.waitpid(pid, 0)
+    return port
+
+
+def burst(cl, sport):
+    """Lookups every GAP_S for BURST_S: queryd's CPU time per lookup (a
+    ratio, so a loaded machine that runs fewer of them reads the same)."""
+    pid = cl.daemon_pid
+    c0, t0, n = cpu_seconds(pid), time.monotonic(), 0
+    while time.monotonic() - t0 < BURST_S:
+        ans = cl.lookup_raw("udp", "127.0.0.1", sport, 9)
+        check(ans.get("found"), "lookup answered during the burst", ans)
+        n += 1
+        until = time.monotonic() + GAP_S
+        while time.monotonic() < until:
+            pass
+    used = cpu_seconds(pid) - c0
+    log("%d lookups in %.1f s: queryd used %.2f s of CPU, %.0f us per lookup" % (n, BURST_S, used, used / n * 1e6))
+    return used / n
+
+
+def idle(pid, seconds=2.0):
+    c0 = cpu_seconds(pid)
+    time.sleep(seconds)
+    used = cpu_seconds(pid) - c0
+    log("idle %.1f s: queryd used %.2f s of CPU" % (seconds, used))
+    return used
+
+
+@case
+def spins_after_requests_only(env):
+    env.load()
+    env.no_store_daemon(extra=["--busy-poll-us=%d" % SPIN_US])
+    sport = udp_flow(env)
+    with Client(env.sock, 30) as cl:
+        cl.daemon_pid = env.daemon_proc.pid
+        check_eq(cl.request({"op": "ping"}).get("pong"), True, "ping")
+        check(idle(cl.daemon_pid) < 0.2, "an idle daemon sleeps, spin or not")
+        check(burst(cl, sport) > 150e-6, "with --busy-poll-us the loop polls between requests")
+        check(idle(cl.daemon_pid) < 0.2, "after the last request the spin ends")
+
+
+@case
+def sleeps_without_it(env):
+    env.load()
+    env.no_store_daemon()
+    sport = udp_flow(env)
+    with Client(env.sock, 30) as cl:
+        cl.daemon_pid = env.daemon_proc.pid
+        check(burst(cl, sport) < 100e-6, "without --busy-poll-us the loop sleeps between requests")
+
+
+# pings every GAP_S for BURST_S from a caller who may only ping
+PINGER = r'''
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+t0, n = time.monotonic(), 0
+while time.monotonic() - t0 < float(sys.argv[2]):
+    s.sendall(b'{"op":"ping"}\n')
+    if b"pong" not in s.recv(4096):
+        sys.exit("no pong")
+    n += 1
+    until = time.monotonic() + float(sys.argv[3])
+    while time.monotonic() < until:
+        pass
+print(n)
+'''
+
+
+@case
+def pings_of_others_never_spin(env):
+    env.load()
+    env.no_store_daemon(extra=["--busy-poll-us=%d" % SPIN_US])
+    os.chmod(env.tmp, 0o711)     # nobody reaches the socket: may connect, may only ping
+    os.chmod(env.sock, 0o666)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    c0 = cpu_seconds(env.daemon_proc.pid)
+    r = subprocess.run(["setpriv", "--reuid", str(nobody), "--regid", str(nobody), "--clear-groups", "--",
+                        sys.executable, "-c", PINGER, env.sock, str(BURST_S), str(GAP_S)],
+                       capture_output=True, text=True, timeout=60)
+    used = cpu_seconds(env.daemon_proc.pid) - c0
+    check(r.returncode == 0, "pinger as nobody", r.stderr)
+    n = int(r.stdout)
+    log("%d pings of nobody in %.1f s: queryd used %.2f s of CPU, %.0f us per ping" % (n, BURST_S, used,
+                                                                                      used / n * 1e6))
+    check(used / n < 100e-6, "pings of a caller who may not query do not start the spin")
+
+
+@case
+def bad_values_refused(env):
+    for bad in ("1001", "-1", "abc", "1e3", "", "99999999999999999999"):
+        r = subprocess.run([binary("CONNPID_QUERYD"), "--pin-dir", env.pin_dir, "--socket", env.sock,
+                            "--no-store", "--busy-poll-us=" + bad], capture_output=True, text=True, timeout=30)
+        check(r.returncode != 0, "--busy-poll-us=%r refused" % bad, r.stderr)
+        check("--busy-poll-us" in r.stderr and "0-1000" in r.stderr, "the error names the option and its range",
+              r.stderr)
+
+
+if __name__ == "__main__":
+    run_cases(make_env=CgroupEnv, tag="bsp")
