@@ -83,9 +83,45 @@ def spins_after_requests_only(env):
     with Client(env.sock, 30) as cl:
         cl.daemon_pid = env.daemon_proc.pid
         check_eq(cl.request({"op": "ping"}).get("pong"), True, "ping")
-        check(idle(cl.daemon_pid) < 0.2, "an idle daemon sleeps, spin or not")
+        check(idle(cl.daemon_pid) < 0.05, "an idle daemon sleeps, spin or not")
         check(burst(cl, sport) > 150e-6, "with --busy-poll-us the loop polls between requests")
-        check(idle(cl.daemon_pid) < 0.2, "after the last request the spin ends")
+        check(idle(cl.daemon_pid) < 0.05, "after the last request the spin ends")
+
+
+def flows_in_cgroup(env, n, gap):
+    """n UDP flows to new destinations, gap seconds apart, from a child
+    in the env's cgroup: a ring event each, and no request."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with open(os.path.join(env.cgroup, "cgroup.procs"), "w") as f:
+                f.write("0")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for i in range(n):
+                s.sendto(b"x", ("127.9.%d.%d" % (i // 250, 1 + i % 250), 9))
+                time.sleep(gap)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+@case
+def ring_events_never_spin(env):
+    env.load()
+    env.no_store_daemon(extra=["--busy-poll-us=%d" % SPIN_US])
+    with Client(env.sock, 30) as cl:
+        n0 = cl.request({"op": "stats"})["stats"]["events_received"]
+        # the stats request itself may spin for SPIN_US: let it pass
+        time.sleep(0.1)
+        c0 = cpu_seconds(env.daemon_proc.pid)
+        flows_in_cgroup(env, 1000, 0.001)
+        time.sleep(0.2)
+        used = cpu_seconds(env.daemon_proc.pid) - c0
+        events = cl.request({"op": "stats"})["stats"]["events_received"] - n0
+    log("%d ring events over ~1.5 s, no request: queryd used %.2f s of CPU" % (events, used))
+    check(events >= 1000, "the flows reached queryd as events", events)
+    # spinning after each 20 ms ring drain would be 0.05 s a second
+    check(used < 0.04, "ring events do not start the spin")
 
 
 @case
