@@ -210,6 +210,7 @@ static struct store_job *map_hit_job(struct manager *m, struct client *c, const 
 	j->fields = c->answer_fields;
 	job_set_flow(j, q, scope);
 	j->fq = *q;
+	j->map_hit = true;
 	j->map_pid = pid;
 	j->done = map_hit_done;
 	j->userdata = m;

@@ -253,6 +253,8 @@ int manager_run(struct manager *m)
 				last_request = now_us();
 			}
 		}
+	if (r >= 0 && m->cfg.busy_poll_us)
+		(void)sd_event_get_exit_code(m->event, &r); /* as sd_event_loop() returns */
 	if (r < 0)
 		return log_error_errno(r, "Event loop failed: %m");
 	return 0;

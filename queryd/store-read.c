@@ -390,12 +390,12 @@ static bool row_map_hit(__u32 map_pid, struct flow_view *v)
 	bool same;
 	int r;
 
-	/* an unknown pid is 0 in the view: never the map's; an unknown start
-	 * time (0) never matches a process's */
-	if ((__u32)v->pid != map_pid)
+	/* an unknown pid is never the map's; an unknown start time never
+	 * matches a process's */
+	if ((v->null & FF_BIT(FF_PID)) || (__u32)v->pid != map_pid)
 		return false;
 	r = procinfo_start_ticks((pid_t)map_pid, &now_ticks);
-	same = r == 0 && (__u64)v->start_time == now_ticks;
+	same = r == 0 && !(v->null & FF_BIT(FF_START_TIME)) && (__u64)v->start_time == now_ticks;
 	v->alive = same;
 	v->pid_reused = r == 0 && !same;
 	v->in_map = true;
@@ -414,7 +414,7 @@ static int lookup_row(struct store_job *j, sqlite3_stmt *st)
 
 	row_reader_init(&r, st, j->seed, j->fields);
 	row_view(&r, &v);
-	found = !j->map_pid || row_map_hit(j->map_pid, &v);
+	found = !j->map_hit || row_map_hit(j->map_pid, &v);
 	if (found) {
 		flow_view_write(&r.row, &v, r.fields);
 		j->rows = jw_to_object(&r.row);

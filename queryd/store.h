@@ -126,8 +126,10 @@ struct store_job {
 	__u64 want_rows;        /* rows queued when asked: wait (a little) for them */
 	size_t max_bytes;       /* HISTORY: stop before this much JSON, "truncated" */
 	uint64_t fields;        /* the FLOW members each row has (flow-view.h) */
-	/* LOOKUP_AT for a pid the map names (0: none): only a row of that
-	 * pid is found, with alive, pid_reused and in_map as of now */
+	/* LOOKUP_AT for the pid the map names (map_hit; any pid, 0 too):
+	 * only a row of that pid is found, with alive, pid_reused and in_map
+	 * as of now */
+	bool map_hit;
 	__u32 map_pid;
 	/* answer (reader) */
 	int r;                  /* <0 errno; -ETIME: over budget */

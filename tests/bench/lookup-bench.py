@@ -126,6 +126,9 @@ def cpu_per_request(env, bench, qpid, info, a):
     requests of one mode for a few seconds, queryd's utime+stime over the
     requests it counted. On one CPU with the client, as placement one."""
     allcpus = os.sched_getaffinity(0)
+    if 0 not in allcpus:
+        log("queryd CPU per request skipped: CPU 0 is not available (have %r)" % sorted(allcpus))
+        return
     set_affinity(qpid, {0})
     envv = dict(os.environ, LOOKUP_BENCH_CLIENT_CPU="0", LOOKUP_BENCH_SERVER_CPU="0")
     try:

@@ -11,13 +11,15 @@ start it (else a ping a millisecond would keep a CPU busy). (CPU time says wheth
 how fast anything was: the thresholds are far apart.)"""
 import os
 import pwd
+import signal
 import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import CgroupEnv, Client, binary, case, check, check_eq, log, run_cases  # noqa: E402
+from harness import (CgroupEnv, Client, binary, case, check, check_eq, log, run_cases,  # noqa: E402
+                     wait_queryd_ready)
 
 SPIN_US = 1000        # the most allowed: the requests below come well within it
 BURST_S = 1.0
@@ -169,6 +171,40 @@ def pings_of_others_never_spin(env):
     log("%d pings of nobody in %.1f s: queryd used %.2f s of CPU, %.0f us per ping" % (n, BURST_S, used,
                                                                                       used / n * 1e6))
     check(used / n < 100e-6, "pings of a caller who may not query do not start the spin")
+
+
+@case
+def sigterm_while_spinning(env):
+    """Stopped mid-spin, it exits at once with status 0, as the loop
+    that sleeps does."""
+    env.load()
+    env.no_store_daemon(extra=["--busy-poll-us=%d" % SPIN_US])
+    proc = env.daemon_proc
+    with Client(env.sock, 30) as cl:
+        for _ in range(50):
+            cl.request({"op": "ping"})
+        cl.request({"op": "ping"})   # and at once, inside its spin:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("queryd still running 5 s after SIGTERM during a spin")
+    log("exited %d after SIGTERM" % rc)
+    check_eq(rc, 0, "exit status after SIGTERM during a spin")
+
+
+@case
+def bounds_accepted(env):
+    for good in ("0", "1", "1000"):
+        sock = os.path.join(env.tmp, "b%s.sock" % good)
+        p = env.track(subprocess.Popen([binary("CONNPID_QUERYD"), "--pin-dir", env.pin_dir, "--socket", sock,
+                                        "--no-store", "--no-docker", "--busy-poll-us=" + good],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_queryd_ready(p, sock, 15)
+        with Client(sock, 10) as cl:
+            check_eq(cl.request({"op": "ping"}).get("pong"), True, "--busy-poll-us=%s: ping" % good)
+        p.send_signal(signal.SIGTERM)
+        check_eq(p.wait(timeout=10), 0, "--busy-poll-us=%s: exit status" % good)
 
 
 @case

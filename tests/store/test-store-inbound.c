@@ -285,6 +285,9 @@ static bool member_bool(json_object *o, const char *k, bool *ret)
 	return true;
 }
 
+/* Not a map hit: "lookup ... at", the row as stored. */
+#define LOOKUP_AT UINT32_MAX
+
 /* A plain lookup the map names pid for (sport -> 192.0.2.50:443): its
  * history row as the reader writes it (answer), 1; 0: no row of pid. */
 static int map_hit(struct store *s, __u16 sport, __u32 pid, uint64_t fields)
@@ -297,6 +300,7 @@ static int map_hit(struct store *s, __u16 sport, __u32 pid, uint64_t fields)
 	j->dport = 443;
 	j->at = now_s();
 	j->direction = FLOW_OUTBOUND;
+	j->map_hit = pid != LOOKUP_AT;
 	j->map_pid = pid;
 	j->fields = fields;
 	return run(s, j);
@@ -354,11 +358,13 @@ static void check_map_hits(struct store *s, double t0)
 	check_map_hit_marks(s, 41003, gone, false, false);
 	/* the map names another pid than the row: no answer (/proc's then) */
 	CHECK(map_hit(s, 41003, me, FLOW_FIELDS_ALL) == 0 && !answer, "map hit of another pid: %d", answer_r);
+	/* pid 0 in the map is a pid like another: not this row's */
+	CHECK(map_hit(s, 41001, 0, FLOW_FIELDS_ALL) == 0 && !answer, "map hit of pid 0: %d", answer_r);
 	/* "fields" narrows it on the reader; row_id stays */
 	CHECK(map_hit(s, 41001, me, FF_BIT(FF_IN_MAP) | FF_BIT(FF_PID) | FF_BIT(FF_ALIVE)) == 1 && answer &&
 	      streq(keys_of(answer, keys, sizeof(keys)), "pid,alive,in_map,row_id"), "narrowed map hit: %s", keys);
 	/* lookup at: the row as stored, none of the three */
-	CHECK(map_hit(s, 41001, 0, FLOW_FIELDS_ALL) == 1 && answer &&
+	CHECK(map_hit(s, 41001, LOOKUP_AT, FLOW_FIELDS_ALL) == 1 && answer &&
 	      !json_object_object_get_ex(answer, "alive", NULL) &&
 	      !json_object_object_get_ex(answer, "pid_reused", NULL) &&
 	      !json_object_object_get_ex(answer, "in_map", NULL), "lookup at has no alive/pid_reused/in_map");
