@@ -28,7 +28,10 @@
  *       (and its threads) and the echo server: lookup-bench.py pins queryd
  *       the same way, so floor and queryd are placed alike. With
  *       LOOKUP_BENCH_SERVER_PID (queryd's), each sequential run also says
- *       how often the server was preempted per request.
+ *       how often the server was preempted per request. With
+ *       LOOKUP_BENCH_CLIENT_SPIN_US=N the poll() wait first checks the
+ *       socket without sleeping for up to N us (libconnpid's
+ *       connpid_set_busy_poll()), for every server alike.
  *
  * It reports; nothing here asserts a timing.
  */
@@ -233,6 +236,24 @@ static const char *path_of(enum mode m)
 	return m == M_ECHO ? g_echo_path : g_sock_path;
 }
 
+/* Up to LOOKUP_BENCH_CLIENT_SPIN_US us of checking fd without sleeping:
+ * an answer that comes meanwhile wakes nobody. */
+static void spin_for_answer(int fd)
+{
+	static int spin_us = -1;
+	uint64_t until;
+	char c;
+
+	if (spin_us < 0)
+		spin_us = getenv("LOOKUP_BENCH_CLIENT_SPIN_US") ? atoi(getenv("LOOKUP_BENCH_CLIENT_SPIN_US")) : 0;
+	if (spin_us <= 0)
+		return;
+	until = now_ns() + 1000ULL * (uint64_t)spin_us;
+	/* yielding: a server on this CPU runs at once (libconnpid does so) */
+	while (now_ns() < until && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0)
+		sched_yield();
+}
+
 /* Read until k newlines came; returns bytes of the last answer seen. */
 static size_t read_lines(int fd, unsigned k, char *last, size_t lastsz, enum wait_kind wait)
 {
@@ -243,6 +264,8 @@ static size_t read_lines(int fd, unsigned k, char *last, size_t lastsz, enum wai
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
 
+		if (wait == W_POLL)
+			spin_for_answer(fd);
 		if (wait == W_POLL && poll(&p, 1, -1) < 0) {
 			perror("poll");
 			exit(1);

@@ -4,6 +4,7 @@
 
     lookup-bench.py [--rounds N] [--seq N] [--pipe-ms MS] [--flows N] [--profile DIR]
                     [--placements one,two,free] [--cpu-ms MS] [--queryd-arg ARG ...]
+                    [--client-spin-us N]
 
 Loads connpid into a private child cgroup and pin dir, starts queryd
 (--no-store), and has `lookup-bench workload` (in that cgroup) make FLOWS
@@ -103,7 +104,8 @@ def measure(env, bench, qpid, info, a, placement):
         return
     set_affinity(qpid, allcpus if server is None else {server})
     envv = dict(os.environ, LOOKUP_BENCH_CLIENT_CPU="" if client is None else str(client),
-                LOOKUP_BENCH_SERVER_CPU="" if server is None else str(server), LOOKUP_BENCH_SERVER_PID=str(qpid))
+                LOOKUP_BENCH_SERVER_CPU="" if server is None else str(server), LOOKUP_BENCH_SERVER_PID=str(qpid),
+                LOOKUP_BENCH_CLIENT_SPIN_US=str(a.client_spin_us))
     print("\n=== placement %s: client CPU %s, echo server and queryd CPU %s" % (placement, client, server))
     sys.stdout.flush()
     try:
@@ -193,6 +195,8 @@ def main():
     p.add_argument("--placements", default="one,two,free", help="comma-separated; empty: none")
     p.add_argument("--queryd-arg", action="append", default=[],
                    help="one more argument for connpid-queryd (e.g. --busy-poll-us=200)")
+    p.add_argument("--client-spin-us", type=int, default=0,
+                   help="the client checks for its answer without sleeping this long first")
     p.add_argument("--cpu-ms", type=int, default=1000,
                    help="pipelined ms per mode for queryd's CPU per request (0: skip)")
     a = p.parse_args()
