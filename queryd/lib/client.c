@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "../../common/pins.h"
 
 #define DEFAULT_TIMEOUT_USEC 1000000ull
+#define BUSY_POLL_MAX_USEC 1000u   /* connpid-queryd's --busy-poll-us bound too */
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LINE_MAX_BYTES (64u << 20) /* a long `recent` answer may be megabytes */
 /* "fields": a FLOW has some 40 members; the daemon reads at most 64 names
@@ -62,6 +64,7 @@ struct connpid {
 	char *pin_dir;
 	unsigned flags;
 	uint64_t timeout_usec;
+	uint64_t busy_poll_usec;  /* 0: sleep in poll() at once */
 	uint64_t next_id;
 	int fd;
 	bool connected_fresh;     /* no answer read on this connection yet */
@@ -208,6 +211,16 @@ int connpid_set_timeout(connpid *h, uint64_t usec)
 		return -EINVAL;
 	pthread_mutex_lock(&h->lock);
 	h->timeout_usec = usec;
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+int connpid_set_busy_poll(connpid *h, uint64_t usec)
+{
+	if (!h || usec > BUSY_POLL_MAX_USEC)
+		return -EINVAL;
+	pthread_mutex_lock(&h->lock);
+	h->busy_poll_usec = usec;
 	pthread_mutex_unlock(&h->lock);
 	return 0;
 }
@@ -839,15 +852,31 @@ short connpid_get_events(connpid *h)
 	return ev;
 }
 
+/* Is an answer owed to a request nobody gave up on? *ret_first: the
+ * earliest deadline among them, 0 when none has one. */
+static bool answer_due(connpid *h, uint64_t *ret_first)
+{
+	uint64_t first = 0;
+	bool due = false;
+
+	for (struct request *q = h->sent; q; q = q->next) {
+		if (q->expired)
+			continue;
+		due = true;
+		if (q->deadline && (!first || q->deadline < first))
+			first = q->deadline;
+	}
+	*ret_first = first;
+	return due;
+}
+
 static int timeout_ms_locked(connpid *h)
 {
-	uint64_t first = 0, now = now_usec();
+	uint64_t first, now = now_usec();
 
 	if (h->queued)
 		return 0;
-	for (struct request *q = h->sent; q; q = q->next)
-		if (!q->expired && q->deadline && (!first || q->deadline < first))
-			first = q->deadline;
+	(void)answer_due(h, &first);
 	if (!first)
 		return -1;
 	return first <= now ? 0 : (int)MIN((first - now + 999) / 1000, (uint64_t)INT32_MAX);
@@ -898,14 +927,66 @@ size_t connpid_pending(connpid *h)
 
 /* ---- waiting (synchronous use) */
 
+/* How long connpid_set_busy_poll() lets this wait spin: only while an
+ * answer is due and nothing is left to send, never past the wait's own
+ * timeout nor the first request's deadline. */
+static uint64_t spin_usec(connpid *h, int timeout_ms)
+{
+	uint64_t first, now, usec = h->busy_poll_usec;
+
+	if (usec == 0 || timeout_ms == 0 || h->out_off < h->out_len || !answer_due(h, &first))
+		return 0;
+	if (timeout_ms > 0)
+		usec = MIN(usec, (uint64_t)timeout_ms * 1000u);
+	if (first) {
+		now = now_usec();
+		usec = first <= now ? 0 : MIN(usec, first - now);
+	}
+	return usec;
+}
+
+/* Look at the socket without sleeping for up to usec: a peer on another
+ * CPU then answers a thread that is running, not one to be woken. True
+ * when there is something to read (or EOF, or an error to read). The
+ * usec spent are added to *spent. */
+static bool busy_poll(connpid *h, uint64_t usec, uint64_t *spent)
+{
+	uint64_t start = now_usec(), now = start;
+	bool ready = false;
+	char c;
+
+	do {
+		ssize_t n = recv(h->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+		if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+			ready = true;
+			break;
+		}
+		/* a daemon on this CPU runs at once: two spinners that do not
+		 * yield wait out each other (tests/bench/RESULTS.md) */
+		(void)sched_yield();
+		now = now_usec();
+	} while (now - start < usec);
+	*spent = now - start;
+	return ready;
+}
+
 static void wait_io(connpid *h, int timeout_ms)
 {
 	struct pollfd p = { .fd = h->fd, .events = POLLIN };
+	uint64_t usec, spent = 0;
 
 	if (h->fd < 0)
 		return;
 	if (h->out_off < h->out_len)
 		p.events |= POLLOUT;
+	usec = spin_usec(h, timeout_ms);
+	if (usec > 0) {
+		if (busy_poll(h, usec, &spent))
+			return;
+		if (timeout_ms > 0)
+			timeout_ms -= (int)MIN(spent / 1000u, (uint64_t)timeout_ms);
+	}
 	(void)poll(&p, 1, timeout_ms);
 }
 

@@ -40,6 +40,14 @@ void connpid_close(connpid *h);
 
 /* Per-request timeout for connect + send + answer (default 1 s, 0 = wait forever). */
 int connpid_set_timeout(connpid *h, uint64_t usec);
+/* Busy polling (LIBCONNPID_0.2): while a synchronous call (connpid_lookup,
+ * connpid_call, ...) waits for an answer with nothing left to send, look
+ * at the socket without sleeping for up to usec (0-1000; default 0 = off;
+ * more: -EINVAL) before sleeping in poll(). Saves the wake-up of the
+ * calling thread when the daemon runs on another CPU (best with
+ * connpid-queryd --busy-poll-us); costs that thread's CPU, at most usec
+ * per wait, never past the request's timeout. */
+int connpid_set_busy_poll(connpid *h, uint64_t usec);
 /* Pin dir read by the direct fallback (default /sys/fs/bpf/connpid). */
 int connpid_set_pin_dir(connpid *h, const char *pin_dir);
 
