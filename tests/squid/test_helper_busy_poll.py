@@ -67,6 +67,11 @@ class Helper:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def cpu_ns(self):
+        """Time on a CPU, in ns (schedstat: finer than stat's ticks)."""
+        with open("/proc/%d/schedstat" % self.p.pid) as f:
+            return int(f.read().split()[0])
+
     def close(self):
         self.p.stdin.close()
         try:
@@ -144,5 +149,43 @@ def test_bounded(env):
     d.wait_ready()
 
 
+def stopped_wait_ns(env, d, busy):
+    """CPU ns of a helper (--busy-poll-us busy) over one lookup the
+    stopped daemon never answers (--timeout 200)."""
+    h = Helper(env, ["--busy-poll-us=%d" % busy, "--timeout", "200"])
+    try:
+        h.ask(["0 127.0.0.1 40000 127.0.0.1 3128"])   # connected
+        ns0 = h.cpu_ns()
+        os.kill(d.pid, signal.SIGSTOP)
+        try:
+            out = h.ask(["1 127.0.0.1 40001 127.0.0.1 3128"])
+            ns = h.cpu_ns() - ns0
+        finally:
+            os.kill(d.pid, signal.SIGCONT)
+        check(len(out) == 1 and out[0].startswith("1 BH"), "BH when the daemon does not answer", out)
+        return ns
+    finally:
+        check_eq(h.close(), 0, "helper exit")
+
+
+def test_spins(env):
+    """The option is not merely parsed: waiting on a stopped daemon, a
+    helper with --busy-poll-us=1000 spends about 1 ms more CPU than one
+    without (the spin, then the sleep). Three tries: a try may lose its
+    spin to preemption."""
+    d = env.daemon()
+    d.wait_ready()
+    extra = []
+    for _ in range(3):
+        without, spun = stopped_wait_ns(env, d, 0), stopped_wait_ns(env, d, 1000)
+        extra.append((spun - without) / 1e3)
+        if extra[-1] >= 400:
+            break
+        d.wait_ready()
+    harness.log("CPU us with a 1000 us spin over without, per try: %s" % ", ".join("%.0f" % x for x in extra))
+    check(max(extra) >= 400, "the helper spins while an answer is due", extra)
+
+
 if __name__ == "__main__":
-    harness.run_cases([test_args, test_answers, test_bounded], qdharness.TestEnv, "squid-busy-poll", require)
+    harness.run_cases([test_args, test_answers, test_bounded, test_spins], qdharness.TestEnv, "squid-busy-poll",
+                      require)
