@@ -51,20 +51,8 @@ def lookup_fields(env, key, *fields):
 
 
 def answer_bytes(env, req):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    try:
-        s.connect(env.sock)
-        s.sendall(json.dumps(req).encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return len(buf.split(b"\n", 1)[0])
-    finally:
-        s.close()
+    with harness.Client(env.sock) as c:
+        return len(c.request_raw(req))
 
 
 def check_fields(env, w, t, lport):

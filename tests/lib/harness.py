@@ -247,6 +247,16 @@ class Client:
 
     def read_line(self):
         """One answer line as a dict; None on EOF (ECONNRESET counts as EOF)."""
+        line = self.read_raw_line()
+        return None if line is None else json.loads(line)
+
+    def request_raw(self, obj):
+        """obj sent; its answer line as the bytes that came (no newline)."""
+        self.send(obj)
+        return self.read_raw_line()
+
+    def read_raw_line(self):
+        """One answer line as bytes, without its newline; None on EOF."""
         while b"\n" not in self.buf:
             try:
                 chunk = self.sock.recv(1 << 20)
@@ -258,7 +268,7 @@ class Client:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        return line
 
     def request(self, obj):
         self.send(obj)

@@ -57,6 +57,14 @@ def inbound(env, what, port, peer, **extra):
                         **extra)["flow"]
 
 
+def connect_accepted(cli, acceptor, port, what):
+    """cli connects to HOST:port, acceptor accepts it: the peer it saw."""
+    c = cli.cmd({"cmd": "connect", "host": HOST, "port": port})
+    a = acceptor.cmd({"cmd": "accept", "name": "l"})
+    check_eq(a["peer"], [HOST, c["sport"]], what + " accepted the client")
+    return a["peer"]
+
+
 def check_inbound(f, acceptor_pid, comm, listener, port, peer, what, exe=None, local=HOST):
     check_eq(f.get("direction"), "inbound", what + ": direction")
     check_eq(f.get("pid"), acceptor_pid, what + ": pid (the acceptor)")
@@ -169,11 +177,9 @@ def scm_rights(env):
     lsn.cmd({"cmd": "send_listener", "name": "l", "path": path})
     check_eq(rcv.cmd({"cmd": "recv_listener", "name": "l"})["port"], port, "received the listener")
     cli = env.workload(comm="cpn-cli")
-    c = cli.cmd({"cmd": "connect", "host": HOST, "port": port})
-    a = rcv.cmd({"cmd": "accept", "name": "l"})
-    check_eq(a["peer"], [HOST, c["sport"]], "the receiver accepted the client")
-    f = inbound(env, "scm_rights", port, a["peer"])
-    check_inbound(f, rcv.pid, "cpn-rcv", lsn, port, a["peer"], "scm_rights")
+    peer = connect_accepted(cli, rcv, port, "the receiver")
+    f = inbound(env, "scm_rights", port, peer)
+    check_inbound(f, rcv.pid, "cpn-rcv", lsn, port, peer, "scm_rights")
 
 
 @case
@@ -188,11 +194,9 @@ def listener_per_address(env):
     check_eq(oth.cmd({"cmd": "listen", "name": "l", "host": "127.0.0.2", "port": port})["port"], port,
              "the other listener took the same port on 127.0.0.2, after the service")
     cli = env.workload(comm="cpn-cli")
-    c = cli.cmd({"cmd": "connect", "host": HOST, "port": port})
-    a = srv.cmd({"cmd": "accept", "name": "l"})
-    check_eq(a["peer"], [HOST, c["sport"]], "the service accepted the client")
-    f = inbound(env, "listener per address", port, a["peer"])
-    check_inbound(f, srv.pid, "cpn-srv", srv, port, a["peer"], "listener per address")
+    peer = connect_accepted(cli, srv, port, "the service")
+    f = inbound(env, "listener per address", port, peer)
+    check_inbound(f, srv.pid, "cpn-srv", srv, port, peer, "listener per address")
 
 
 @case

@@ -307,21 +307,10 @@ def test_restart_under_load(env):
 
 
 def answer_bytes(path, req):
-    """The length of the daemon's answer line to req (newline excluded)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        s.connect(path)
-        s.sendall(json.dumps(req).encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return len(buf.split(b"\n", 1)[0]), json.loads(buf.split(b"\n", 1)[0] or b"{}")
-    finally:
-        s.close()
+    """The length of the daemon's answer line to req (newline excluded), and the answer."""
+    with harness.Client(path, 5) as c:
+        line = c.request_raw(req)
+    return len(line), json.loads(line)
 
 
 def bench_round(env, exe, sport, port, pid, n, window=100):
