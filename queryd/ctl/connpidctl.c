@@ -100,7 +100,6 @@ static const struct string_option string_options[] = {
 	{ ARG_SOCKET, &arg_socket_path },
 	{ ARG_PIN_DIR, &arg_pin_dir },
 	{ ARG_COMMUNITY_ID, &arg_community_id },
-	{ ARG_SRC, &arg_src }, /* checked by parse_checked() first */
 };
 
 static const struct flag_option flag_options[] = {
@@ -169,6 +168,7 @@ static int parse_checked(int c, const char *arg)
 	case ARG_SRC:
 		if (parse_ip(arg, &fam, a) < 0)
 			return log_error_errno(-EINVAL, "Invalid --src '%s': expected an IP address", arg);
+		arg_src = arg;
 		return 0;
 	case ARG_INBOUND:
 		arg_direction = CONNPID_DIRECTION_INBOUND;
@@ -202,7 +202,7 @@ static int parse_option(int c, char *arg)
 	if (c >= ARG_FILTER)
 		return filter_option_parse((size_t)(c - ARG_FILTER), arg);
 	r = parse_checked(c, arg);
-	if (r != -ENOENT && (r < 0 || c != ARG_SRC))
+	if (r != -ENOENT)
 		return r;
 	return parse_plain_option(c, arg, string_options, ARRAY_SIZE(string_options), flag_options,
 				  ARRAY_SIZE(flag_options)) ? 0 : -ENOENT;

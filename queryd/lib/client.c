@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "internal.h"
+#include "../../common/flowkey.h"
 #include "../../common/growbuf.h"
 #include "../../common/jsonutil.h"
 #include "../../common/macro.h"
@@ -587,8 +588,7 @@ static int enqueue(connpid *h, struct request *q)
 struct lookup_args {
 	unsigned flags;
 	double at;
-	const char *src;       /* NULL, or src_text */
-	char src_text[INET6_ADDRSTRLEN];
+	char src_text[INET6_ADDRSTRLEN]; /* "": no src */
 	uint32_t netns;
 	bool inbound;
 	const char *const *fields; /* NULL: the whole FLOW */
@@ -600,21 +600,13 @@ struct lookup_args {
  * when ret_text (INET6_ADDRSTRLEN bytes) is given; AF_UNSPEC when s is no IP literal. */
 static int ip_family(const char *s, char *ret_text)
 {
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-	uint8_t a[16];
-	int f = AF_UNSPEC;
+	__u32 a[4];
+	int f;
 
-	if (strnlen(s, INET6_ADDRSTRLEN) >= INET6_ADDRSTRLEN)
+	if (strnlen(s, INET6_ADDRSTRLEN) >= INET6_ADDRSTRLEN || parse_ip(s, &f, a) < 0)
 		return AF_UNSPEC;
-	if (inet_pton(AF_INET, s, a) == 1)
-		f = AF_INET;
-	else if (inet_pton(AF_INET6, s, a) == 1 && memcmp(a, mapped, sizeof(mapped)) == 0) {
-		memmove(a, a + 12, 4);
-		f = AF_INET;
-	} else if (inet_pton(AF_INET6, s, a) == 1)
-		f = AF_INET6;
-	if (f != AF_UNSPEC && ret_text && !inet_ntop(f, a, ret_text, INET6_ADDRSTRLEN))
-		return AF_UNSPEC;
+	if (ret_text)
+		format_ip(f, a, ret_text, INET6_ADDRSTRLEN);
 	return f;
 }
 
@@ -683,7 +675,6 @@ static int lookup_options_check(const struct connpid_lookup_options *o, const ch
 		return r;
 	ret->flags = c.flags;
 	ret->at = c.at;
-	ret->src = c.src ? ret->src_text : NULL;
 	ret->netns = (uint32_t)c.netns;
 	ret->inbound = c.direction == CONNPID_DIRECTION_INBOUND;
 	ret->fields = c.fields;
@@ -693,13 +684,13 @@ static int lookup_options_check(const struct connpid_lookup_options *o, const ch
 
 static bool lookup_args_scoped(const struct lookup_args *a)
 {
-	return a->src || a->netns || a->inbound;
+	return a->src_text[0] || a->netns || a->inbound;
 }
 
 static void add_scope(json_object *o, const struct lookup_args *a)
 {
-	if (a->src)
-		json_object_object_add(o, "src", json_object_new_string(a->src));
+	if (a->src_text[0])
+		json_object_object_add(o, "src", json_object_new_string(a->src_text));
 	if (a->netns)
 		json_object_object_add(o, "netns", json_object_new_int64(a->netns));
 	if (a->inbound)

@@ -18,7 +18,7 @@ struct json_object;
 
 struct connpid_result *result_new(uint64_t id, int error);
 /* Fill r from one answer line of the daemon (ok, found, flow, error); o
- * is the line parsed already (not taken over), or NULL to parse it here. */
+ * is the line parsed already (not taken over), NULL when it is no JSON. */
 int result_from_answer(struct connpid_result *r, const char *line, struct json_object *o);
 /* Answer from the pinned maps under pin_dir; r->direct is set. */
 int result_from_maps(struct connpid_result *r, const char *pin_dir, int proto, const char *dst,

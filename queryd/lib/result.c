@@ -125,14 +125,11 @@ static void result_from_flow(struct connpid_result *r, json_object *f)
 
 int result_from_answer(struct connpid_result *r, const char *line, json_object *o)
 {
-	_cleanup_json_ json_object *own = NULL;
 	json_object *ok, *f, *c;
 
 	r->json = keep_string(r, line);
 	if (!r->json)
 		return -ENOMEM;
-	if (!o)
-		o = own = json_tokener_parse(line);
 	if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean))
 		return r->error = -EBADMSG;
