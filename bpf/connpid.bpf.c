@@ -118,11 +118,9 @@ struct {
 	__type(value, struct listener_owner);
 } listen_owners SEC(".maps");
 
-/* The scope's cgroup id, for sockets and tasks other than current. The
- * loader also sets the depth it counts, relative to its own cgroup
- * namespace: the programs read the kernel's instead (kernel_scope_level). */
+/* The scope's cgroup id, for sockets and tasks other than current. Its
+ * depth the programs read from the kernel (kernel_scope_level). */
 const volatile __u64 scope_cgroup_id = 0;
-const volatile __u32 scope_cgroup_level = 0;
 
 /* Cleared by the loader with --no-creator (cgroup/sock_create not loaded). */
 const volatile bool track_creators = true;
@@ -135,17 +133,6 @@ const volatile bool track_inbound = false;
 const volatile __u64 wakeup_bytes = CONNPID_RINGBUF_BYTES / 16;
 
 #define WAKEUP_CHECK_EVERY 16
-
-/* Count one in a per-CPU stats slot; the new count, 0 if no slot. */
-static __always_inline __u64 stat_inc_ret(__u32 slot)
-{
-	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
-
-	if (!v)
-		return 0;
-	*v += 1;
-	return *v;
-}
 
 /* A flow as seen by one hook, before it is keyed. */
 struct flow {

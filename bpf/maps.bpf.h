@@ -37,12 +37,20 @@ const volatile bool block_loopback6 = false;
  * the tracker must not record what it refuses. */
 const volatile bool honor_ipv6_block = true;
 
-static __always_inline void stat_inc(__u32 slot)
+/* Count one in a per-CPU stats slot; the new count, 0 if no slot. */
+static __always_inline __u64 stat_inc_ret(__u32 slot)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
 
-	if (v)
-		*v += 1;
+	if (!v)
+		return 0;
+	*v += 1;
+	return *v;
+}
+
+static __always_inline void stat_inc(__u32 slot)
+{
+	(void)stat_inc_ret(slot);
 }
 
 static __always_inline bool ip6_is_v4mapped(const __u32 a[4])

@@ -23,11 +23,6 @@ int parse_protocol(const char *s, __u8 *ret)
 	return 0;
 }
 
-int parse_port(const char *s, __u16 *ret)
-{
-	return parse_port_number(s, ret);
-}
-
 int parse_ip(const char *s, int *ret_family, __u32 ret_addr[4])
 {
 	struct in6_addr a6;
@@ -61,10 +56,10 @@ int flow_query_parse(const char *dst, const char *sport, const char *dport,
 	r = parse_ip(dst, &q.family, q.dst_ip);
 	if (r < 0)
 		return r;
-	r = parse_port(sport, &q.src_port);
+	r = parse_port_number(sport, &q.src_port);
 	if (r < 0)
 		return r;
-	r = parse_port(dport, &q.dst_port);
+	r = parse_port_number(dport, &q.dst_port);
 	if (r < 0)
 		return r;
 	r = parse_protocol(proto ? proto : "tcp", &q.protocol);

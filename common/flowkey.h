@@ -19,8 +19,6 @@ struct flow_query {
 
 /* "tcp"/"udp" (any case) or "6"/"17". -EINVAL otherwise. */
 int parse_protocol(const char *s, __u8 *ret);
-/* 1..65535, decimal only. -ERANGE or -EINVAL otherwise. */
-int parse_port(const char *s, __u16 *ret);
 /* An IPv4 or IPv6 literal; ::ffff:a.b.c.d becomes AF_INET. */
 int parse_ip(const char *s, int *ret_family, __u32 ret_addr[4]);
 

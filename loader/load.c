@@ -55,7 +55,6 @@ struct loader {
 	int lock_fd;                        /* flock on the pin dir */
 	char cgroup_path[PATH_MAX];
 	__u64 cgroup_id;
-	__u32 cgroup_level;
 	gid_t pins_gid;                     /* 0: root-only pins */
 	struct connpid_bpf *tracker;
 	struct ipv6_block_bpf *blocker;
@@ -77,13 +76,10 @@ static void loader_done(struct loader *l)
 
 /* ---- Step: check the host ---- */
 
-/* Depth below the cgroup2 root: the index of this cgroup in a
- * descendant's ancestors[] array. */
-static int cgroup_level_of(const char *path, __u32 *ret)
+/* The cgroup must lie under the cgroup2 mount: -EXDEV otherwise. */
+static int cgroup_check_under_mount(const char *path)
 {
 	char mount[PATH_MAX], real[PATH_MAX], rmount[PATH_MAX];
-	const char *rel;
-	__u32 level = 0;
 	int r;
 
 	r = cgroup2_find_mount(mount, sizeof(mount));
@@ -93,11 +89,6 @@ static int cgroup_level_of(const char *path, __u32 *ret)
 		return negative_errno();
 	if (strncmp(real, rmount, strlen(rmount)) != 0)
 		return -EXDEV;
-	rel = real + strlen(rmount);
-	for (const char *p = rel; *p; p++)
-		if (*p == '/' && p[1] && p[1] != '/')
-			level++;
-	*ret = level;
 	return 0;
 }
 
@@ -138,7 +129,7 @@ static int loader_open_cgroup(struct loader *l)
 		return log_error_errno(-EMEDIUMTYPE, "%s is not a cgroup2 directory", path);
 	if (fstat(fd, &st) < 0)
 		return log_error_errno(negative_errno(), "Cannot stat cgroup %s: %m", path);
-	r = cgroup_level_of(path, &l->cgroup_level);
+	r = cgroup_check_under_mount(path);
 	if (r < 0)
 		return log_error_errno(r, "Cannot place %s under the cgroup2 root: %m", path);
 	l->cgroup_id = st.st_ino; /* on cgroup2 the inode is the cgroup id */
@@ -390,7 +381,6 @@ static struct bpf_object *tracker_open(struct loader *l)
 	s->rodata->block_loopback6 = o->block_loopback6;
 	s->rodata->honor_ipv6_block = o->blocker;
 	s->rodata->scope_cgroup_id = l->cgroup_id;
-	s->rodata->scope_cgroup_level = l->cgroup_level;
 	/* Without the creator hook the events skip the lookup too. */
 	s->rodata->track_creators = o->creator;
 	if (!o->creator)
@@ -764,7 +754,7 @@ static void meta_fill(struct connpid_meta *meta, const struct load_opts *o)
 		meta->flags |= CONNPID_META_F_IPV6_BLOCKER;
 	if (o->block_loopback6)
 		meta->flags |= CONNPID_META_F_BLOCK_LOOPBACK6;
-	if (o->inbound && o->tracker)
+	if (o->inbound) /* check_args(): --inbound needs the tracker */
 		meta->flags |= CONNPID_META_F_INBOUND;
 	snprintf(meta->version, sizeof(meta->version), "%s", CONNPID_VERSION);
 }

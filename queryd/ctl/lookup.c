@@ -11,6 +11,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "pins.h"
 #include "procinfo.h"
 #include "commands.h"
@@ -160,9 +161,9 @@ static void explain_bad_flow(char **args, const char *proto_name)
 
 	if (parse_ip(args[0], &fam, a) < 0)
 		log_error("Invalid destination IP '%s'", args[0]);
-	else if (parse_port(args[1], &port) < 0)
+	else if (parse_port_number(args[1], &port) < 0)
 		log_error("Invalid source port '%s': expected 1-65535", args[1]);
-	else if (parse_port(args[2], &port) < 0)
+	else if (parse_port_number(args[2], &port) < 0)
 		log_error("Invalid destination port '%s': expected 1-65535", args[2]);
 	else if (parse_protocol(proto_name, &proto) < 0)
 		log_error("Invalid protocol '%s': expected tcp or udp", proto_name);
