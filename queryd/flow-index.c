@@ -544,6 +544,11 @@ struct flow *flow_index_first(struct flow_index *x, const struct flow_key *k)
 	return variant_from(flow_at(x, x->buckets[h & (x->n_buckets - 1)]), k, h);
 }
 
+struct flow *flow_first_variant_of(struct flow_index *x, const struct flow *f)
+{
+	return variant_from(flow_at(x, x->buckets[f->hash & (x->n_buckets - 1)]), &f->key, f->hash);
+}
+
 struct flow *flow_next_variant(const struct flow *f)
 {
 	return variant_from(flow_link(f, f->hnext), &f->key, f->hash);

@@ -219,6 +219,9 @@ struct flow *flow_index_find(struct flow_index *x, const struct flow_key *k, con
  * for (f = flow_index_first(x, k); f; f = flow_next_variant(f)). */
 struct flow *flow_index_first(struct flow_index *x, const struct flow_key *k);
 struct flow *flow_next_variant(const struct flow *f);
+/* The same walk from a flow of the index: its key's first variant, the
+ * bucket found by the hash the flow keeps (no hashing again). */
+struct flow *flow_first_variant_of(struct flow_index *x, const struct flow *f);
 
 /* Newest first; NULL at the end. */
 struct flow *flow_index_newest(struct flow_index *x);

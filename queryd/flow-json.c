@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -16,6 +15,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "procinfo.h"
+#include "user-name.h"
 
 static void add_str(json_object *o, const char *k, const char *v)
 {
@@ -42,18 +42,9 @@ static json_object *cmdline_array(const char *cmd, size_t len)
 
 static void add_user(json_object *o, uid_t uid)
 {
-	struct passwd pw, *res = NULL;
 	char buf[1024];
 
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
-		add_str(o, "user", res->pw_name);
-	else
-		json_object_object_add(o, "user", NULL);
-}
-
-const char *flow_direction_name(enum flow_direction d)
-{
-	return d == FLOW_INBOUND ? "inbound" : "outbound";
+	add_str(o, "user", user_name(uid, buf, sizeof(buf)));
 }
 
 int flow_direction_parse(const char *s, enum flow_direction *ret)
@@ -90,13 +81,9 @@ static void comm_of(struct flow_view_proc *p, __u32 pid, const char *comm)
 /* The name was looked up once per process, not per answer. */
 static const char *user_of(const struct flow *f, char *buf, size_t size)
 {
-	struct passwd pw, *res = NULL;
-
 	if (flow_proc(f) && flow_proc(f)->user)
 		return flow_proc(f)->user;
-	if (getpwuid_r(f->who ? f->who->k.uid : 0, &pw, buf, size, &res) == 0 && res)
-		return res->pw_name;
-	return NULL;
+	return user_name(f->who ? f->who->k.uid : 0, buf, size);
 }
 
 /* Alive means the pid still runs the process we captured. */

@@ -27,7 +27,6 @@ json_object *flow_to_json(struct manager *m, const struct flow *f, int in_map);
 json_object *flow_to_json_fields(struct manager *m, const struct flow *f, int in_map, uint64_t fields);
 /* The FLOW object written into w, only the members in fields. */
 void flow_write(struct jsonw *w, struct manager *m, const struct flow *f, int in_map, uint64_t fields);
-const char *flow_direction_name(enum flow_direction d);
 /* "outbound" or "inbound" into *ret; -EINVAL for anything else. */
 int flow_direction_parse(const char *s, enum flow_direction *ret);
 

@@ -18,11 +18,6 @@ static const char *const field_names[_FF_MAX] = {
 	[FF_LISTENER] = "listener", [FF_DOMAIN] = "domain", [FF_SEEN] = "seen", [FF_IN_MAP] = "in_map",
 };
 
-const char *flow_field_name(enum flow_field b)
-{
-	return b < _FF_MAX ? field_names[b] : NULL;
-}
-
 int flow_field_of(const char *name)
 {
 	/* the first byte first: a few strcmp() per name instead of 40 */

@@ -36,8 +36,7 @@ enum flow_field {
 #define FLOW_FIELDS_ALL ((UINT64_C(1) << _FF_MAX) - 1)
 #define FF_BIT(b) (UINT64_C(1) << (b))
 
-/* The member's name ("pid"); its bit for a name, -1 for no member. */
-const char *flow_field_name(enum flow_field b);
+/* A member's bit for its name ("pid"), -1 for no member. */
 int flow_field_of(const char *name);
 
 /* A process a FLOW names besides its owner: an ancestor, the creator or

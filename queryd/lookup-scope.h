@@ -15,6 +15,12 @@ enum flow_direction {
 	FLOW_INBOUND = 1,  /* accept() */
 };
 
+/* The FLOW's and the history view's word for it. */
+static inline const char *flow_direction_name(enum flow_direction d)
+{
+	return d == FLOW_INBOUND ? "inbound" : "outbound";
+}
+
 struct lookup_scope {
 	enum flow_direction direction;
 	bool has_src;

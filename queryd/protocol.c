@@ -164,14 +164,14 @@ static int flow_in_map(struct manager *m, const struct flow *f)
  * FLOWs fit many times over, unless each is near its largest. */
 #define CANDIDATES_MAX_BYTES (ANSWER_MAX_BYTES - 128 * 1024)
 
-/* The variants of k in scope but best, newest first, into cand (at most
- * FLOW_VARIANTS_MAX: a key has no more). Returns how many. */
-static size_t candidates_of(struct manager *m, const struct flow_key *k, const struct lookup_scope *scope,
-			    const struct flow *best, const struct flow **cand)
+/* The other variants of best's key in scope, newest first, into cand (at
+ * most FLOW_VARIANTS_MAX: a key has no more). Returns how many. */
+static size_t candidates_of(struct manager *m, const struct lookup_scope *scope, const struct flow *best,
+			    const struct flow **cand)
 {
 	size_t n = 0;
 
-	for (const struct flow *f = flow_index_first(m->flows, k); f && n < FLOW_VARIANTS_MAX;
+	for (const struct flow *f = flow_first_variant_of(m->flows, best); f && n < FLOW_VARIANTS_MAX;
 	     f = flow_next_variant(f)) {
 		size_t i;
 
@@ -187,17 +187,18 @@ static size_t candidates_of(struct manager *m, const struct flow_key *k, const s
 
 /* {"ok":true,"found":true,"flow":FLOW} written straight into the client's
  * output: the hot path of a lookup allocates nothing and builds no tree.
- * With k, the key's other variants in scope follow as "candidates". */
+ * With a scope, the key's other variants in it follow as "candidates". */
 static void answer_flow(struct manager *m, struct client *c, const struct flow *f, int in_map,
-			const struct flow_key *k, const struct lookup_scope *scope, json_object *vid)
+			const struct lookup_scope *scope, json_object *vid)
 {
 	const struct flow *cand[FLOW_VARIANTS_MAX];
-	size_t n = k ? candidates_of(m, k, scope, f, cand) : 0, start;
 	struct jsonw *w = client_answer_begin(c);
+	size_t n, start;
 
 	m->lookups_found++;
 	if (!w)
 		return; /* the client is gone: nobody to answer */
+	n = scope ? candidates_of(m, scope, f, cand) : 0;
 	start = w->len;
 	jw_kbool(w, "ok", true);
 	jw_kbool(w, "found", true);
@@ -249,7 +250,7 @@ static json_object *lookup_community_id(struct manager *m, struct client *c, jso
 	if (f && m->cfg.no_tcp && f->ev.protocol == CONNPID_PROTO_TCP)
 		f = NULL;
 	if (f) {
-		answer_flow(m, c, f, flow_in_map(m, f), NULL, NULL, vid);
+		answer_flow(m, c, f, flow_in_map(m, f), NULL, vid);
 		return NULL;
 	}
 	ans = ok_answer();
@@ -370,7 +371,7 @@ static json_object *lookup_inbound(struct manager *m, struct client *c, const st
 	}
 	if (!f)
 		return not_found();
-	answer_flow(m, c, f, 0, &k, scope, vid);
+	answer_flow(m, c, f, 0, scope, vid);
 	return NULL;
 }
 
@@ -389,8 +390,6 @@ static json_object *lookup_outbound(struct manager *m, struct client *c, const s
 	in_map = flow_query_lookup(q, m->pins.maps.v4_fd, m->pins.maps.v6_fd, &pid);
 	if (in_map < 0)
 		return protocol_error("internal", "map lookup failed: %s", strerror(-in_map));
-	if (!in_map)
-		pid = 0;
 	key_of_query(q, FLOW_OUTBOUND, &k);
 	f = flow_index_find(m->flows, &k, scope, pid);
 	if (in_map && (!f || f->ev.pid != pid)) {
@@ -401,7 +400,7 @@ static json_object *lookup_outbound(struct manager *m, struct client *c, const s
 		/* !in_map: evicted from the LRU map, still described by its
 		 * event; scoped: the map's owner is another namespace's or
 		 * source's, this one is what was asked for */
-		answer_flow(m, c, f, in_map && f->ev.pid == pid, &k, scope, vid);
+		answer_flow(m, c, f, in_map && f->ev.pid == pid, scope, vid);
 		return NULL;
 	}
 	if (in_map && !scoped)
@@ -659,9 +658,11 @@ static json_object *op_status(struct manager *m)
 			       json_object_new_string(m->cfg.allow_group) : NULL);
 	json_object_object_add(q, "allow_group_exists", json_object_new_boolean(m->server.allow_gid_valid));
 	json_object_object_add(q, "pins_in_use", json_object_new_boolean(m->pins.open));
-	/* from the pins, as "blocker_loaded": also when queryd has not opened them */
-	json_object_object_add(st, "inbound", json_object_new_boolean(
-		connpid_meta_read(m->cfg.pin_dir, &meta, NULL) == 0 && (meta.flags & CONNPID_META_F_INBOUND)));
+	/* from the pins as "blocker_loaded" (pins_describe() said it when the
+	 * maps opened), and from the meta pin alone when they did not */
+	if (!json_object_object_get_ex(st, "inbound", NULL))
+		json_object_object_add(st, "inbound", json_object_new_boolean(
+			connpid_meta_read(m->cfg.pin_dir, &meta, NULL) == 0 && (meta.flags & CONNPID_META_F_INBOUND)));
 	if (!m->pins.open)
 		json_object_object_add(q, "problem", json_object_new_string(m->pins.problem));
 	json_object_object_add(q, "docker", docker_status_json(m->docker));

@@ -425,12 +425,6 @@ static int lookup_row(struct store_job *j, sqlite3_stmt *st)
 
 #define DETAILS "SELECT * FROM connection_details "
 
-/* The view's words for a direction (schema 4). */
-static const char *direction_name(enum flow_direction d)
-{
-	return d == FLOW_INBOUND ? "inbound" : "outbound";
-}
-
 /* One statement per order: every filter is in it, and an absent filter is
  * bound to NULL, so each filter is named once, next to its value. The
  * process, cgroup and domain filters go through their small tables'
@@ -514,7 +508,7 @@ static void history_bind(sqlite3_stmt *st, const struct history_query *q)
 	bind_name_text(st, ":exe", q->exe);
 	bind_name_text(st, ":dst", q->dst);
 	bind_name_text(st, ":src", q->src);
-	bind_name_text(st, ":dir", q->has_direction ? direction_name(q->direction) : NULL);
+	bind_name_text(st, ":dir", q->has_direction ? flow_direction_name(q->direction) : NULL);
 	bind_name_int(st, ":netns", q->netns != 0, (int64_t)q->netns);
 	bind_name_int(st, ":dport", q->has_dport, q->dport);
 	bind_name_text(st, ":proto", q->has_proto ? protocol_name(q->proto) : NULL);
@@ -625,7 +619,7 @@ static int run_lookup_at(struct store *s, struct store_job *j)
 		bind_name_int(st, ":dport", true, j->dport);
 		(void)bind_name_text(st, ":dst", j->dst);
 		(void)bind_name_text(st, ":proto", protocol_name(j->proto));
-		(void)bind_name_text(st, ":dir", direction_name(j->direction));
+		(void)bind_name_text(st, ":dir", flow_direction_name(j->direction));
 		(void)bind_name_text(st, ":src", j->src[0] ? j->src : NULL);
 		bind_name_int(st, ":netns", j->netns != 0, (int64_t)j->netns);
 	}
